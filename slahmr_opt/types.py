@@ -1,0 +1,132 @@
+"""Data that crosses module boundaries: what was measured and what was estimated.
+
+Conventions (DESIGN.md section 3): metres, pixels, seconds, radians; OpenCV camera axes (x right,
+y down, z forward); extrinsics are world-to-camera; rotations at this level are axis-angle (``_aa``).
+Dimension letters: P people, T frames, K keypoints, B shape coefficients.
+All tensors are torch tensors on the CPU unless a caller moves them.
+"""
+
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import Tensor
+
+KEYPOINT_FORMATS = ("coco17", "op25")
+
+
+@dataclass
+class Cameras:
+    """Per-frame pinhole cameras of one video.
+
+    Attributes:
+        R_w2c: (T, 3, 3) world-to-camera rotations.
+        t_w2c: (T, 3) world-to-camera translations, in SLAM units (unknown scale) unless
+            ``alpha`` has been applied; the metric translation is ``alpha * t_w2c``.
+        intrins: (T, 4) ``[fx, fy, cx, cy]`` in pixels of the original image.
+        image_size: ``(height, width)`` in pixels.
+        is_static: the camera does not move (world frame = camera frame, alpha is meaningless).
+        alpha: metric scale of the SLAM translation (1.0 until estimated).
+    """
+
+    R_w2c: Tensor
+    t_w2c: Tensor
+    intrins: Tensor
+    image_size: tuple[int, int]
+    is_static: bool = False
+    alpha: float = 1.0
+
+    @property
+    def num_frames(self) -> int:
+        return self.R_w2c.shape[0]
+
+    def slice(self, start: int, end: int) -> "Cameras":
+        return replace(
+            self,
+            R_w2c=self.R_w2c[start:end],
+            t_w2c=self.t_w2c[start:end],
+            intrins=self.intrins[start:end],
+        )
+
+
+@dataclass
+class SMPLGuess:
+    """Per-frame body estimates from a tracker or regressor, in each frame's camera coordinates.
+
+    Attributes:
+        global_orient_c: (P, T, 3) root orientation, camera frame, axis-angle.
+        body_pose: (P, T, 21, 3) body joint rotations, axis-angle (SMPL-H body order).
+        betas: (P, T, B) shape coefficients (B may differ from the model's; pad or cut).
+        transl_c: (P, T, 3) SMPL ``transl`` parameter in camera coordinates, metres
+            (PHALP/SLAHMR ``cam_trans``: the body is placed with ``transl`` applied after posing).
+        valid: (P, T) bool, where a guess exists.
+    """
+
+    global_orient_c: Tensor
+    body_pose: Tensor
+    betas: Tensor
+    transl_c: Tensor
+    valid: Tensor
+
+
+@dataclass
+class Observations:
+    """Everything measured about one video: person tracks and cameras.
+
+    Attributes:
+        kp2d: (P, T, K, 3) detected keypoints ``[u, v, confidence]`` in pixels; confidence 0
+            where a keypoint (or the whole person) was not detected.
+        kp_format: the keypoint layout of ``kp2d``: one of ``KEYPOINT_FORMATS``.
+        track_mask: (P, T) bool, frames between a person's first and last detection.
+        vis_mask: (P, T) bool, frames where the person was detected (subset of ``track_mask``).
+        cameras: the per-frame cameras (SLAM trajectory or static).
+        fps: frames per second of the video (read from the input, never assumed).
+        track_ids: P names of the tracks, as found in the input.
+        bbox: (P, T, 4) ``[x0, y0, w, h]`` boxes in pixels, or None.
+        smpl_guess: per-frame body guesses from the tracker, or None.
+        sources: input files these observations were read from (for messages and provenance).
+    """
+
+    kp2d: Tensor
+    kp_format: str
+    track_mask: Tensor
+    vis_mask: Tensor
+    cameras: Cameras
+    fps: float
+    track_ids: list[str]
+    bbox: Tensor | None = None
+    smpl_guess: SMPLGuess | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def num_people(self) -> int:
+        return self.kp2d.shape[0]
+
+    @property
+    def num_frames(self) -> int:
+        return self.kp2d.shape[1]
+
+
+@dataclass
+class BodyParams:
+    """Body parameters of P people over T frames in the world frame.
+
+    Attributes:
+        root_orient: (P, T, 3) root (pelvis) orientation in the world frame, axis-angle.
+        trans: (P, T, 3) SMPL ``transl`` parameter in the world frame, metres.
+        pose_body: (P, T, 21, 3) body joint rotations relative to their parents, axis-angle.
+        betas: (P, B) shape coefficients, one per person.
+    """
+
+    root_orient: Tensor
+    trans: Tensor
+    pose_body: Tensor
+    betas: Tensor
+
+    def clone(self) -> "BodyParams":
+        return BodyParams(*(t.detach().clone() for t in self.as_tuple()))
+
+    def as_tuple(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return self.root_orient, self.trans, self.pose_body, self.betas
+
+    def to(self, dtype: torch.dtype) -> "BodyParams":
+        return BodyParams(*(t.to(dtype) for t in self.as_tuple()))
