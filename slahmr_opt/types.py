@@ -130,3 +130,32 @@ class BodyParams:
 
     def to(self, dtype: torch.dtype) -> "BodyParams":
         return BodyParams(*(t.to(dtype) for t in self.as_tuple()))
+
+
+@dataclass
+class Result:
+    """Everything a solve estimated for one video.
+
+    Attributes:
+        body: world-frame bodies (P, T, ...); frames outside ``track_mask`` are not estimates.
+        cameras: the cameras with the estimated metric scale in ``cameras.alpha``.
+        track_mask: (P, T) where each person exists.
+        vis_mask: (P, T) where each person was detected.
+        track_ids: P track names.
+        fps: frame rate.
+        history: ``slahmr_opt.history.LossHistory`` of every stage.
+        stages: per-stage summaries (name, status, message, iterations, seconds, losses).
+        config_yaml: the resolved config.
+        joints: (P, T, 24, 3) world joints of the final bodies, metres.
+    """
+
+    body: BodyParams
+    cameras: Cameras
+    track_mask: Tensor
+    vis_mask: Tensor
+    track_ids: list[str]
+    fps: float
+    history: object
+    stages: list[dict]
+    config_yaml: str
+    joints: Tensor | None = None

@@ -1,1 +1,1 @@
-
+"""Initial estimates for the solver."""

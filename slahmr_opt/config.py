@@ -1,0 +1,211 @@
+"""Typed configuration schema, YAML overrides and dotted command-line overrides.
+
+The dataclasses below are the source of truth (field docstrings are the documentation).
+``configs/*.yaml`` files only override them; unknown keys and wrong types fail loudly, because the
+schema is merged in OmegaConf's struct mode. Stages are a named list and can be addressed by
+name on the command line: ``stages.smooth.solver.iterations=20``.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from slahmr_opt.body import BodyConfig
+from slahmr_opt.errors import ConfigError
+
+#: Every variable a stage may optimize. All others are held fixed during that stage.
+VARIABLES = ("root_orient", "trans", "pose_body", "betas", "alpha")
+#: Every energy term a stage may weight (``slahmr_opt.costs``).
+TERMS = ("kp2d", "joints_smooth", "joints_accel", "pose_prior", "shape_prior", "init_pose")
+SOLVERS = ("lm", "lbfgs", "adam")
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass
+class SolverConfig:
+    kind: str = "lm"
+    """Optimizer: ``lm`` (Theseus Levenberg-Marquardt, sparse CHOLMOD), ``lbfgs`` or ``adam``
+    (torch optimizers over the same residuals, SLAHMR's way)."""
+    iterations: int = 30
+    """Outer iterations (LM steps, L-BFGS ``step`` calls, or Adam steps)."""
+    damping: float = 1.0e-2
+    """LM: initial damping (Theseus adds ``damping * I`` to the Gauss-Newton system)."""
+    damping_up: float = 10.0
+    """LM: factor applied to the damping after a rejected step."""
+    damping_down: float = 5.0
+    """LM: divisor applied to the damping after an accepted step."""
+    min_rel_decrease: float = 1.0e-5
+    """Stop when an accepted step lowers the total loss by less than this fraction."""
+    lr: float = 1.0
+    """L-BFGS / Adam learning rate."""
+    lbfgs_inner: int = 20
+    """L-BFGS inner iterations per outer step (SLAHMR: 20, strong Wolfe line search)."""
+
+
+@dataclass
+class StageConfig:
+    name: str = MISSING
+    """Stage name (used for checkpoints, history and overrides)."""
+    optimize: list[str] = field(default_factory=list)
+    """Variables this stage changes; one of ``VARIABLES`` each."""
+    weights: dict[str, float] = field(default_factory=dict)
+    """Loss weight per term (SLAHMR's units: each term is a weighted sum of squares)."""
+    solver: SolverConfig = field(default_factory=SolverConfig)
+
+
+def _root_stage() -> StageConfig:
+    return StageConfig(
+        name="root",
+        optimize=["root_orient", "trans"],
+        weights={"kp2d": 1.0e-3, "joints_smooth": 1.0},
+        solver=SolverConfig(iterations=30),
+    )
+
+
+def _smooth_stage() -> StageConfig:
+    return StageConfig(
+        name="smooth",
+        optimize=["root_orient", "trans", "pose_body", "betas", "alpha"],
+        weights={
+            "kp2d": 1.0e-3,
+            "joints_smooth": 10.0,
+            "joints_accel": 0.0,
+            "pose_prior": 0.04,
+            "shape_prior": 0.05,
+        },
+        solver=SolverConfig(iterations=40),
+    )
+
+
+@dataclass
+class DataConfig:
+    min_conf: float = 0.4
+    """Keypoints with lower detection confidence are ignored (SLAHMR's MIN_KEYP_CONF)."""
+    track_ids: str = "all"
+    """Tracks to fit: ``all``, ``longest-N`` or a comma-separated list of track ids."""
+    min_track_len: int = 20
+    """With ``all``: tracks with fewer detected frames are dropped."""
+    fps: float | None = None
+    """Frame rate, if the track file does not carry one."""
+    image_size: list[int] | None = None
+    """``[height, width]`` in pixels, if the camera file does not carry it."""
+    intrinsics: list[float] | None = None
+    """``[fx, fy, cx, cy]`` overriding the camera file's intrinsics."""
+
+
+@dataclass
+class CostConfig:
+    robust_sigma: float = 100.0
+    """Geman-McClure scale of the 2D reprojection residual, pixels (SLAHMR: 100)."""
+    pose_prior: str = "gmm"
+    """Pose prior model: ``gmm`` (Gaussian mixture fitted to real motion) or ``l2``."""
+    pose_prior_path: str | None = None
+    """Pose prior weights; None uses the shipped file."""
+    smooth_joints: int = 22
+    """Number of leading SMPL joints in the smoothness terms (22 = body without hands)."""
+
+
+@dataclass
+class InitConfig:
+    alpha: float = 1.0
+    """Initial metric scale of the SLAM camera translation."""
+    source: str = "tracks"
+    """Where initial bodies come from: ``tracks`` (per-frame SMPL guesses, else keypoints)."""
+
+
+@dataclass
+class Config:
+    body: BodyConfig = field(default_factory=BodyConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    costs: CostConfig = field(default_factory=CostConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+    stages: list[StageConfig] = field(default_factory=lambda: [_root_stage(), _smooth_stage()])
+    dtype: str = "float32"
+    """Floating point type of the solve: ``float32`` or ``float64``."""
+    num_threads: int = 0
+    """torch intra-op threads; 0 keeps torch's default."""
+
+
+def _resolve_stage_names(cfg: Any, dotlist: list[str]) -> list[str]:
+    """Rewrite ``stages.<name>.x=v`` into ``stages.<index>.x=v``."""
+    names = [s.name for s in cfg.stages]
+    out = []
+    for item in dotlist:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        parts = key.split(".")
+        if len(parts) > 2 and parts[0] == "stages" and not parts[1].isdigit():
+            if parts[1] not in names:
+                raise ConfigError(f"override {item!r}: no stage named {parts[1]!r} in {names}")
+            parts[1] = str(names.index(parts[1]))
+        out.append(".".join(parts) + "=" + value)
+    return out
+
+
+def _validate(cfg: Config) -> None:
+    if cfg.dtype not in ("float32", "float64"):
+        raise ConfigError(f"dtype must be float32 or float64, got {cfg.dtype!r}")
+    if not cfg.stages:
+        raise ConfigError("the stage list is empty")
+    for stage in cfg.stages:
+        for var in stage.optimize:
+            if var not in VARIABLES:
+                raise ConfigError(f"stage {stage.name!r}: unknown variable {var!r}; known {VARIABLES}")
+        if not stage.optimize:
+            raise ConfigError(f"stage {stage.name!r} optimizes nothing")
+        for term, w in stage.weights.items():
+            if term not in TERMS:
+                raise ConfigError(f"stage {stage.name!r}: unknown term {term!r}; known {TERMS}")
+            if w < 0:
+                raise ConfigError(f"stage {stage.name!r}: weight of {term!r} is negative ({w})")
+        if stage.solver.kind not in SOLVERS:
+            raise ConfigError(f"stage {stage.name!r}: unknown solver {stage.solver.kind!r}")
+        if stage.solver.iterations < 0:
+            raise ConfigError(f"stage {stage.name!r}: iterations must be >= 0")
+    if len({s.name for s in cfg.stages}) != len(cfg.stages):
+        raise ConfigError("stage names must be unique")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Build the resolved config: schema defaults <- YAML file <- dotted overrides.
+
+    Args:
+        path: a YAML file of overrides (a bare name like ``stages_1_2`` is looked up in the
+            shipped ``configs/`` folder), or None for the defaults.
+        overrides: ``key=value`` strings, e.g. ``stages.smooth.solver.kind=lbfgs``.
+
+    Returns:
+        The validated config as a ``Config`` object.
+    """
+    schema = OmegaConf.structured(Config)
+    try:
+        if path is not None:
+            p = Path(path)
+            if not p.exists() and (CONFIG_DIR / f"{p}.yaml").exists():
+                p = CONFIG_DIR / f"{p}.yaml"
+            if not p.exists():
+                raise ConfigError(f"{path}: config file not found")
+            file_cfg = OmegaConf.load(p)
+            if "defaults_from" in file_cfg:
+                base = OmegaConf.load(CONFIG_DIR / f"{file_cfg.pop('defaults_from')}.yaml")
+                file_cfg = OmegaConf.merge(base, file_cfg)
+            schema = OmegaConf.merge(schema, file_cfg)
+        if overrides:
+            schema = OmegaConf.merge(
+                schema, OmegaConf.from_dotlist(_resolve_stage_names(schema, overrides))
+            )
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"invalid config: {e}".splitlines()[0]) from None
+    cfg: Config = OmegaConf.to_object(schema)  # type: ignore[assignment]
+    _validate(cfg)
+    return cfg
+
+
+def to_yaml(cfg: Config) -> str:
+    """The resolved config as YAML text (saved next to every result)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))

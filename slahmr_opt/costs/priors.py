@@ -1,0 +1,72 @@
+"""Pose and shape priors.
+
+* Shape prior (SLAHMR's ``shape_prior_loss``): ``T_p ||beta_p||^2`` per person, where ``T_p`` is the
+  number of frames the person exists (SLAHMR multiplies by the sequence length).
+* Pose prior: a model with ``residual(pose (..., 63)) -> (..., D)`` whose squared norm is the pose's
+  negative log-likelihood up to a constant (the Gaussian-mixture prior of ``priors.pose_gmm``), or
+  plain ``||pose||^2`` (``l2``).
+* Initial-pose anchor: ``||pose - pose_init||^2`` keeps the body pose near the tracker's guess.
+"""
+
+from functools import partial
+
+import torch
+from torch import Tensor, nn
+
+from slahmr_opt.costs.term import Input, Term
+
+
+def shape_residual(betas: Tensor, scale: Tensor) -> Tensor:
+    """(N, B) residual ``sqrt(T_p) beta``; ``scale`` (N, 1) holds ``sqrt(T_p)``."""
+    return betas * scale
+
+
+def pose_prior_residual(pose_body: Tensor, *, model: nn.Module | None) -> Tensor:
+    """(N, D) pose prior residual of (N, 63) axis-angle body poses; ``model=None`` is L2."""
+    return pose_body if model is None else model.residual(pose_body)
+
+
+def anchor_residual(pose_body: Tensor, pose_init: Tensor) -> Tensor:
+    """(N, 63) difference from the initial pose."""
+    return pose_body - pose_init
+
+
+def build_shape_term(track_mask: Tensor, num_betas: int) -> Term:
+    person = torch.arange(track_mask.shape[0])
+    scale = track_mask.sum(1, keepdim=True).double().sqrt()
+    return Term(
+        name="shape_prior",
+        fn=shape_residual,
+        inputs=(Input("betas", "betas"),),
+        person=person,
+        frame=torch.zeros_like(person),
+        dim=num_betas,
+        data={"scale": scale},
+    )
+
+
+def build_pose_prior_term(track_mask: Tensor, model: nn.Module | None) -> Term:
+    person, frame = torch.nonzero(track_mask, as_tuple=True)
+    dim = 63 if model is None else int(model.residual(torch.zeros(1, 63)).shape[-1])
+    return Term(
+        name="pose_prior",
+        fn=partial(pose_prior_residual, model=model),
+        inputs=(Input("pose_body", "pose_body"),),
+        person=person,
+        frame=frame,
+        dim=dim,
+    )
+
+
+def build_anchor_term(track_mask: Tensor, pose_init: Tensor) -> Term:
+    """``pose_init``: (P, T, 63) initial body poses."""
+    person, frame = torch.nonzero(track_mask, as_tuple=True)
+    return Term(
+        name="init_pose",
+        fn=anchor_residual,
+        inputs=(Input("pose_body", "pose_body"),),
+        person=person,
+        frame=frame,
+        dim=63,
+        data={"pose_init": pose_init[person, frame]},
+    )

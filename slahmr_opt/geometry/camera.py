@@ -1,0 +1,49 @@
+"""Pinhole projection with OpenCV axes (x right, y down, z forward) and world-to-camera extrinsics."""
+
+import torch
+from torch import Tensor
+
+#: Depths below this (metres) are clamped before the perspective division.
+MIN_DEPTH = 1.0e-3
+
+
+def world_to_camera(points_w: Tensor, R_w2c: Tensor, t_w2c: Tensor, alpha: Tensor | float = 1.0) -> Tensor:
+    """Map world points into camera coordinates: ``x_c = R_w2c X_w + alpha t_w2c``.
+
+    Args:
+        points_w: (..., N, 3) world points, metres.
+        R_w2c: (..., 3, 3) rotations.
+        t_w2c: (..., 3) translations in SLAM units; ``alpha`` turns them into metres.
+        alpha: scalar or broadcastable tensor, the metric scale of ``t_w2c``.
+
+    Returns:
+        (..., N, 3) camera-frame points.
+    """
+    return points_w @ R_w2c.transpose(-1, -2) + (alpha * t_w2c).unsqueeze(-2)
+
+
+def camera_to_world(points_c: Tensor, R_w2c: Tensor, t_w2c: Tensor, alpha: Tensor | float = 1.0) -> Tensor:
+    """Inverse of ``world_to_camera``: ``X_w = R_w2c^T (x_c - alpha t_w2c)``. Shapes as there."""
+    return (points_c - (alpha * t_w2c).unsqueeze(-2)) @ R_w2c
+
+
+def project(points_c: Tensor, intrins: Tensor) -> Tensor:
+    """Perspective projection of camera-frame points to pixels.
+
+    Args:
+        points_c: (..., N, 3) camera-frame points; depths are clamped to ``MIN_DEPTH`` so points
+            behind the camera give large but finite residuals instead of NaNs.
+        intrins: (..., 4) ``[fx, fy, cx, cy]``.
+
+    Returns:
+        (..., N, 2) pixel coordinates.
+    """
+    z = points_c[..., 2:3].clamp(min=MIN_DEPTH)
+    f = intrins[..., None, 0:2]
+    c = intrins[..., None, 2:4]
+    return f * points_c[..., :2] / z + c
+
+
+def camera_centers(R_w2c: Tensor, t_w2c: Tensor, alpha: Tensor | float = 1.0) -> Tensor:
+    """(T, 3) camera centres in the world: ``-R_w2c^T alpha t_w2c``."""
+    return -(torch.as_tensor(alpha) * t_w2c).unsqueeze(-2).matmul(R_w2c).squeeze(-2)

@@ -1,0 +1,142 @@
+"""Loss history: one record per solver iteration with every term's value, for DataFrames and plots."""
+
+import csv
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class IterRecord:
+    """One iteration of one stage.
+
+    Attributes:
+        stage: stage name.
+        iteration: 0 is the state before the first step.
+        total: total weighted loss (SLAHMR's units: a weighted sum of squares).
+        terms: each weighted term's value.
+        wall_time: seconds since the stage started.
+        info: solver extras (LM damping, rejected steps, L-BFGS evaluations).
+    """
+
+    stage: str
+    iteration: int
+    total: float
+    terms: dict[str, float]
+    wall_time: float
+    info: dict[str, float] = field(default_factory=dict)
+
+
+class LossHistory:
+    """Per-iteration, per-term records of every stage of a solve.
+
+    ``to_dataframe()`` gives one row per iteration (columns ``stage, iteration, wall_time, total``,
+    one column per term, solver extras); ``plot()`` draws every term on a log scale with stage
+    boundaries; ``save()`` writes CSV.
+    """
+
+    def __init__(self) -> None:
+        self.records: list[IterRecord] = []
+        self._stage_start = time.perf_counter()
+
+    def start_stage(self) -> None:
+        self._stage_start = time.perf_counter()
+
+    def add(self, stage: str, iteration: int, total: float, terms: dict[str, float], **info) -> None:
+        self.records.append(
+            IterRecord(
+                stage, iteration, total, dict(terms), time.perf_counter() - self._stage_start, info
+            )
+        )
+
+    def extend(self, other: "LossHistory") -> None:
+        self.records.extend(other.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def rows(self) -> list[dict]:
+        rows = []
+        for r in self.records:
+            row = {"stage": r.stage, "iteration": r.iteration, "wall_time": r.wall_time}
+            row["total"] = r.total
+            row.update(r.terms)
+            row.update(r.info)
+            rows.append(row)
+        return rows
+
+    def to_dataframe(self):
+        """A pandas DataFrame, one row per iteration."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
+
+    def final(self, stage: str) -> IterRecord | None:
+        """The last record of ``stage``."""
+        recs = [r for r in self.records if r.stage == stage]
+        return recs[-1] if recs else None
+
+    def save(self, path: str | Path) -> None:
+        """Write the history as CSV (columns as in ``to_dataframe``)."""
+        rows = self.rows()
+        keys: list[str] = []
+        for row in rows:
+            keys += [k for k in row if k not in keys]
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LossHistory":
+        """Read a history written by ``save``."""
+        hist = cls()
+        fixed = {"stage", "iteration", "wall_time", "total"}
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                terms = {k: float(v) for k, v in row.items() if k not in fixed and v != ""}
+                rec = IterRecord(
+                    row["stage"], int(row["iteration"]), float(row["total"]), {}, float(row["wall_time"])
+                )
+                for k, v in terms.items():
+                    (rec.info if k in _INFO_KEYS else rec.terms)[k] = v
+                hist.records.append(rec)
+        return hist
+
+    def plot(self, terms: list[str] | None = None, logy: bool = True, ax=None):
+        """Plot each term (and the total) against the global iteration index.
+
+        Stage boundaries are drawn as vertical lines labelled with the stage name.
+
+        Returns:
+            The matplotlib Axes.
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(8, 4.5))
+        df = self.to_dataframe()
+        if df.empty:
+            return ax
+        names = terms or ["total"] + sorted(
+            {k for r in self.records for k in r.terms if k != "total"}
+        )
+        x = range(len(df))
+        for name in names:
+            if name in df:
+                ax.plot(x, df[name], label=name, lw=1.5 if name == "total" else 1.0)
+        starts = df.index[df["stage"] != df["stage"].shift()].tolist()
+        for start in starts:
+            ax.axvline(start, color="0.6", ls="--", lw=0.8)
+            ax.text(start, 1.0, f" {df['stage'][start]}", transform=ax.get_xaxis_transform(),
+                    va="top", fontsize=8)
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlabel("iteration (all stages)")
+        ax.set_ylabel("weighted loss")
+        ax.legend(fontsize=8)
+        return ax
+
+
+#: Solver extras stored beside the terms in a saved history.
+_INFO_KEYS = {"damping", "rejected", "evaluations", "lr"}

@@ -1,0 +1,160 @@
+"""``results.npz`` (SLAHMR's key names and shapes) and the files written next to it.
+
+Keys (P people, T frames, B betas; world frame = SLAM world, OpenCV axes):
+
+===============  =============  ==========================================================
+key              shape          meaning
+===============  =============  ==========================================================
+trans            (P, T, 3)      SMPL ``transl`` in the world, metres
+root_orient      (P, T, 3)      root orientation in the world, axis-angle
+pose_body        (P, T, 63)     21 body joint rotations, axis-angle
+betas            (P, B)         shape coefficients of the body model used
+cam_R            (P, T, 3, 3)   world-to-camera rotation (repeated per person, as SLAHMR)
+cam_t            (P, T, 3)      world-to-camera translation, metric (alpha applied)
+intrins          (T, 4)         ``[fx, fy, cx, cy]`` per frame (SLAHMR: one (4,) row)
+world_scale      (1, 1)         alpha: metres per SLAM translation unit
+track_mask       (P, T)         frames where the person exists
+vis_mask         (P, T)         frames where the person was detected
+joints           (P, T, 24, 3)  world joints of the fitted bodies, metres
+track_ids        (P,)           track names
+fps, image_size  (), (2,)       frame rate; ``[height, width]``
+is_static        ()             static camera
+===============  =============  ==========================================================
+
+Next to it: ``config.yaml`` (resolved), ``versions.json``, ``history.csv``, ``loss.png``,
+``stages.json``. Files are written to a temporary name and renamed, so a killed job never
+leaves a results file that looks complete.
+"""
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from slahmr_opt import __version__
+from slahmr_opt.errors import InputError
+from slahmr_opt.types import BodyParams, Cameras, Result
+
+RESULT_KEYS = (
+    "trans", "root_orient", "pose_body", "betas", "cam_R", "cam_t", "intrins", "world_scale",
+    "track_mask", "vis_mask", "joints", "track_ids", "fps", "image_size", "is_static",
+)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that shape the result."""
+    import smplx
+    import theseus
+
+    return {
+        "slahmr_opt": __version__,
+        "torch": torch.__version__,
+        "theseus": theseus.__version__,
+        "smplx": getattr(smplx, "__version__", "0.1.28"),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def result_arrays(result: Result) -> dict[str, np.ndarray]:
+    """The ``results.npz`` arrays of a result."""
+    body, cams = result.body, result.cameras
+    P, T = body.trans.shape[:2]
+    cam_t = cams.alpha * cams.t_w2c
+    return {
+        "trans": body.trans.numpy(),
+        "root_orient": body.root_orient.numpy(),
+        "pose_body": body.pose_body.reshape(P, T, 63).numpy(),
+        "betas": body.betas.numpy(),
+        "cam_R": cams.R_w2c[None].expand(P, T, 3, 3).float().numpy(),
+        "cam_t": cam_t[None].expand(P, T, 3).float().numpy(),
+        "intrins": cams.intrins.float().numpy(),
+        "world_scale": np.array([[cams.alpha]], dtype=np.float32),
+        "track_mask": result.track_mask.numpy(),
+        "vis_mask": result.vis_mask.numpy(),
+        "joints": result.joints.numpy(),
+        "track_ids": np.array(result.track_ids),
+        "fps": np.array(result.fps, dtype=np.float64),
+        "image_size": np.array(cams.image_size, dtype=np.int64),
+        "is_static": np.array(cams.is_static),
+    }
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_result(result: Result, out_dir: str | Path) -> Path:
+    """Write ``results.npz`` and its companions into ``out_dir``; returns the npz path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(result.config_yaml)
+    (out / "versions.json").write_text(json.dumps(versions(), indent=2))
+    (out / "stages.json").write_text(json.dumps(result.stages, indent=2))
+    result.history.save(out / "history.csv")
+    _plot_history(result, out / "loss.png")
+    path = out / "results.npz"
+
+    def write_npz(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **result_arrays(result))
+
+    _atomic_write(path, write_npz)
+    return path
+
+
+def _plot_history(result: Result, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ax = result.history.plot()
+    ax.set_title("loss per term (weighted)")
+    ax.figure.tight_layout()
+    ax.figure.savefig(path, dpi=100)
+    plt.close(ax.figure)
+
+
+def read_result(path: str | Path) -> dict[str, np.ndarray]:
+    """Load a ``results.npz`` written by ``write_result`` as a dict of arrays."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "results file not found")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as e:
+        raise InputError(path, f"not a readable npz file ({e})") from None
+    missing = [k for k in ("trans", "root_orient", "pose_body", "betas") if k not in data]
+    if missing:
+        raise InputError(path, f"missing keys {missing}")
+    return data
+
+
+def body_params_from_arrays(data: dict[str, np.ndarray]) -> BodyParams:
+    """``BodyParams`` from ``results.npz`` arrays."""
+    P, T = data["trans"].shape[:2]
+    return BodyParams(
+        root_orient=torch.from_numpy(data["root_orient"]).float(),
+        trans=torch.from_numpy(data["trans"]).float(),
+        pose_body=torch.from_numpy(data["pose_body"]).float().reshape(P, T, 21, 3),
+        betas=torch.from_numpy(data["betas"]).float(),
+    )
+
+
+def cameras_from_arrays(data: dict[str, np.ndarray]) -> Cameras:
+    """Metric cameras (alpha already applied) from ``results.npz`` arrays."""
+    return Cameras(
+        R_w2c=torch.from_numpy(data["cam_R"][0]).float(),
+        t_w2c=torch.from_numpy(data["cam_t"][0]).float(),
+        intrins=torch.from_numpy(data["intrins"]).float(),
+        image_size=tuple(int(v) for v in data["image_size"]),
+        is_static=bool(data["is_static"]),
+        alpha=1.0,
+    )

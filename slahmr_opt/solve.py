@@ -1,0 +1,150 @@
+"""Run the configured stage list over observations; checkpoint each stage; return a ``Result``."""
+
+import hashlib
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from slahmr_opt import __version__
+from slahmr_opt.body import BodyModel, load_body_model
+from slahmr_opt.config import Config, to_yaml
+from slahmr_opt.errors import SlahmrOptError
+from slahmr_opt.history import IterRecord, LossHistory
+from slahmr_opt.init.from_tracks import initialize_bodies
+from slahmr_opt.stages.problem import body_from_params, build_problem, params_from_body
+from slahmr_opt.stages.runner import run_stage
+from slahmr_opt.types import Observations, Result
+
+logger = logging.getLogger(__name__)
+
+
+class SolveError(SlahmrOptError):
+    """A stage failed (for example the loss became NaN)."""
+
+
+def load_pose_prior(kind: str, path: str | None):
+    """The pose prior module for the ``pose_prior`` term (None for plain L2)."""
+    if kind == "l2":
+        return None
+    if kind == "gmm":
+        from priors.pose_gmm.model import PoseGMM
+
+        return PoseGMM.load(path)
+    raise SlahmrOptError(f"unknown pose prior {kind!r} (known: gmm, l2)")
+
+
+def _observation_hash(obs: Observations) -> str:
+    h = hashlib.sha1()
+    for t in (obs.kp2d, obs.track_mask, obs.cameras.R_w2c, obs.cameras.t_w2c, obs.cameras.intrins):
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _stage_key(obs_hash: str, cfg: Config, index: int) -> str:
+    """Cache key of the state after stage ``index``: inputs, config up to it, code version."""
+    partial = replace(cfg, stages=cfg.stages[: index + 1])
+    text = f"{__version__}\n{obs_hash}\n{to_yaml(partial)}"
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _load_checkpoint(path: Path, key: str):
+    if not path.exists():
+        return None
+    ckpt = torch.load(path, weights_only=True)
+    if ckpt.get("key") != key:
+        logger.info("checkpoint %s is for other inputs or settings; recomputing", path)
+        return None
+    return ckpt
+
+
+def _cast_observations(obs: Observations, dtype: torch.dtype) -> Observations:
+    cams = replace(
+        obs.cameras,
+        R_w2c=obs.cameras.R_w2c.to(dtype),
+        t_w2c=obs.cameras.t_w2c.to(dtype),
+        intrins=obs.cameras.intrins.to(dtype),
+    )
+    return replace(obs, kp2d=obs.kp2d.to(dtype), cameras=cams)
+
+
+def solve(
+    obs: Observations,
+    cfg: Config,
+    body_model: BodyModel | None = None,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = True,
+) -> Result:
+    """Fit every person of ``obs`` with the stages of ``cfg``.
+
+    Args:
+        obs: observations (tracks and cameras).
+        cfg: resolved config.
+        body_model: overrides ``cfg.body`` (tests pass small synthetic models).
+        checkpoint_dir: where per-stage checkpoints are written; a rerun with the same inputs,
+            config and code version resumes after the last finished stage.
+        progress: show tqdm progress bars.
+
+    Returns:
+        The ``Result``, world frame = SLAM world (first camera).
+    """
+    dtype = getattr(torch, cfg.dtype)
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    body_model = (body_model or load_body_model(cfg.body)).to(dtype)
+    obs_d = _cast_observations(obs, dtype)
+    init = initialize_bodies(obs_d, body_model, cfg.init.alpha)
+    params = params_from_body(init, cfg.init.alpha, dtype)
+    pose_prior = load_pose_prior(cfg.costs.pose_prior, cfg.costs.pose_prior_path)
+    if pose_prior is not None:
+        pose_prior = pose_prior.to(dtype)
+    problem = build_problem(obs_d, body_model, cfg.costs, pose_prior, params["pose_body"], dtype)
+    history = LossHistory()
+    summaries = []
+    obs_hash = _observation_hash(obs)
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else None
+    for index, stage in enumerate(cfg.stages):
+        key = _stage_key(obs_hash, cfg, index)
+        path = ckpt_dir / f"stage_{index:02d}_{stage.name}.pt" if ckpt_dir else None
+        ckpt = _load_checkpoint(path, key) if path else None
+        if ckpt is not None:
+            logger.info("stage %s: resumed from %s", stage.name, path)
+            params = {k: v.to(dtype) for k, v in ckpt["params"].items()}
+            history.records.extend(IterRecord(**r) for r in ckpt["history"])
+            summaries.append(ckpt["summary"])
+            continue
+        result = run_stage(stage, problem, params, history, progress=progress)
+        if result.status == "failed":
+            raise SolveError(f"stage {stage.name!r} failed: {result.message}")
+        params = result.params
+        summary = {
+            "name": stage.name, "solver": stage.solver.kind, "status": result.status,
+            "message": result.message, "iterations": result.iterations,
+            "seconds": result.seconds, "initial_loss": result.initial_loss,
+            "final_loss": result.final_loss,
+        }
+        summaries.append(summary)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            records = [vars(r) for r in history.records if r.stage == stage.name]
+            torch.save({"key": key, "params": params, "history": records, "summary": summary},
+                       path)
+    body, alpha = body_from_params(params)
+    with torch.no_grad():
+        P, T = body.trans.shape[:2]
+        out = body_model(body.betas[:, None].expand(P, T, -1), body.root_orient, body.pose_body,
+                         body.trans)
+    cameras = replace(obs.cameras, alpha=1.0 if obs.cameras.is_static else alpha)
+    return Result(
+        body=body.to(torch.float32),
+        cameras=cameras,
+        track_mask=obs.track_mask,
+        vis_mask=obs.vis_mask,
+        track_ids=list(obs.track_ids),
+        fps=obs.fps,
+        history=history,
+        stages=summaries,
+        config_yaml=to_yaml(cfg),
+        joints=out.joints.float(),
+    )

@@ -1,0 +1,159 @@
+"""The one stage runner: executes any ``StageConfig`` with Theseus LM, torch L-BFGS or Adam.
+
+All three solvers minimise the same objective, ``sum_terms weight * sum ||r||^2`` over the same
+pure residual functions (``slahmr_opt.costs``); only the variables named in ``stage.optimize``
+change. Every iteration's per-term losses go to the ``LossHistory``.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+
+import theseus as th
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from slahmr_opt.config import StageConfig
+from slahmr_opt.history import LossHistory
+from slahmr_opt.stages.problem import Problem
+from slahmr_opt.stages.theseus_problem import StepControlledLM, TheseusVariables, term_cost_functions
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StageResult:
+    """Outcome of one stage.
+
+    Attributes:
+        name: stage name.
+        params: parameters after the stage (stacked tensors, see ``stages.problem``).
+        status: ``converged``, ``max_iterations`` or ``failed``.
+        message: human-readable detail.
+        iterations: iterations performed.
+        seconds: wall time.
+        initial_loss, final_loss: total weighted loss before and after.
+    """
+
+    name: str
+    params: dict[str, Tensor]
+    status: str
+    message: str
+    iterations: int
+    seconds: float
+    initial_loss: float
+    final_loss: float
+
+
+def _record(history, stage, problem, params, weights, iteration, **info) -> float:
+    with torch.no_grad():
+        total, parts = problem.loss(params, weights)
+    history.add(stage, iteration, float(total), {k: float(v) for k, v in parts.items()}, **info)
+    return float(total)
+
+
+def run_stage(
+    stage: StageConfig,
+    problem: Problem,
+    params: dict[str, Tensor],
+    history: LossHistory,
+    progress: bool = True,
+) -> StageResult:
+    """Run one stage from ``params`` (not modified) and return the new parameters."""
+    optimize = problem.optimized_keys(stage.optimize)
+    weights = {k: float(v) for k, v in stage.weights.items() if v > 0}
+    history.start_stage()
+    start = time.perf_counter()
+    initial = _record(history, stage.name, problem, params, weights, 0)
+    runner = _run_lm if stage.solver.kind == "lm" else _run_torch
+    bar = tqdm(total=stage.solver.iterations, desc=f"stage {stage.name}", disable=not progress,
+               leave=False)
+    try:
+        new_params, iters, status, message = runner(
+            stage, problem, params, optimize, weights, history, bar
+        )
+    finally:
+        bar.close()
+    final = history.final(stage.name).total
+    seconds = time.perf_counter() - start
+    logger.info(
+        "stage %s (%s): %d iterations, %.1f s, loss %.4g -> %.4g (%s)",
+        stage.name, stage.solver.kind, iters, seconds, initial, final, status,
+    )
+    return StageResult(stage.name, new_params, status, message, iters, seconds, initial, final)
+
+
+def _run_lm(stage, problem, params, optimize, weights, history, bar):
+    variables = TheseusVariables(params, problem.track_mask)
+    objective = th.Objective(dtype=params["trans"].dtype)
+    for name, weight in weights.items():
+        for cost in term_cost_functions(problem.terms[name], weight, variables, optimize):
+            objective.add(cost)
+    if not objective.cost_functions:
+        return params, 0, "converged", "no term touches the optimized variables"
+    solver = stage.solver
+    lm = StepControlledLM(
+        objective,
+        linear_solver_cls=th.CholmodSparseSolver,
+        vectorize=True,
+        max_iterations=solver.iterations,
+        rel_err_tolerance=solver.min_rel_decrease,
+        abs_err_tolerance=1e-12,
+        damping_up=solver.damping_up,
+        damping_down=solver.damping_down,
+    )
+
+    def on_iter(optimizer, info, delta, it):
+        _record(history, stage.name, problem, variables.unpack(params), weights, it + 1,
+                damping=optimizer._damping, rejected=optimizer.num_rejected)
+        bar.update(1)
+
+    with torch.no_grad():
+        info = lm.optimize(damping=solver.damping, end_iter_callback=on_iter)
+    new_params = variables.unpack(params)
+    status = str(info.status[0]).split(".")[-1].lower()
+    if status == "converged":  # Theseus stops before the callback of the converging step
+        _record(history, stage.name, problem, new_params, weights,
+                history.final(stage.name).iteration + 1, damping=lm._damping,
+                rejected=lm.num_rejected)
+    iters = history.final(stage.name).iteration
+    if status == "fail":
+        return new_params, iters, "failed", "the linear solver failed (system not positive definite)"
+    return new_params, iters, status, f"LM, final damping {lm._damping:.2g}"
+
+
+def _run_torch(stage, problem, params, optimize, weights, history, bar):
+    solver = stage.solver
+    work = {k: v.detach().clone() for k, v in params.items()}
+    leaves = [work[k].requires_grad_(True) for k in sorted(optimize)]
+    if solver.kind == "lbfgs":
+        opt = torch.optim.LBFGS(
+            leaves, lr=solver.lr, max_iter=solver.lbfgs_inner, line_search_fn="strong_wolfe"
+        )
+    else:
+        opt = torch.optim.Adam(leaves, lr=solver.lr)
+    evaluations = 0
+
+    def closure():
+        nonlocal evaluations
+        evaluations += 1
+        opt.zero_grad()
+        total, _ = problem.loss(work, weights)
+        total.backward()
+        return total
+
+    prev = history.final(stage.name).total
+    status, message, it = "max_iterations", "", 0
+    for it in range(1, solver.iterations + 1):
+        opt.step(closure)
+        current = _record(history, stage.name, problem, work, weights, it, evaluations=evaluations)
+        bar.update(1)
+        if not torch.isfinite(torch.tensor(current)):
+            return params, it, "failed", "the loss became NaN or infinite"
+        if solver.kind == "lbfgs" and abs(prev - current) <= solver.min_rel_decrease * abs(prev):
+            status, message = "converged", "relative decrease below threshold"
+            break
+        prev = current
+    new_params = {k: v.detach() for k, v in work.items()}
+    return new_params, it, status, message or f"{solver.kind}, {evaluations} loss evaluations"

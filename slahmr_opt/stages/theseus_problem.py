@@ -1,0 +1,128 @@
+"""The one place where stacked parameter tensors meet Theseus variables and cost functions.
+
+Packing: every per-frame variable of every person-frame inside a track is its own ``th.Vector``
+(``root_orient``, ``trans``: 3; ``pose_body``: 63), ``betas`` is one vector per person and
+``log_alpha`` one for the sequence. The objective has batch size 1: all people share one world and
+one camera scale. Each term element becomes one ``th.AutoDiffCostFunction`` on exactly the
+variables it touches, so the Gauss-Newton system is block-banded in time plus the small per-person
+and global blocks, and Theseus' vectorization evaluates all elements of a term in one batch.
+"""
+
+import math
+
+import theseus as th
+import torch
+from torch import Tensor
+
+from slahmr_opt.costs.term import PER_FRAME, Term
+
+
+class TheseusVariables:
+    """Theseus vectors for the parameters of the person-frames in ``track_mask``."""
+
+    def __init__(self, params: dict[str, Tensor], track_mask: Tensor):
+        self.person, self.frame = torch.nonzero(track_mask, as_tuple=True)
+        self._index = {(int(p), int(t)): i for i, (p, t) in enumerate(zip(self.person, self.frame))}
+        self.per_frame = {
+            var: [
+                th.Vector(tensor=params[var][p, t][None].clone(), name=f"{var}_{p}_{t}")
+                for p, t in self._index
+            ]
+            for var in PER_FRAME
+        }
+        self.betas = [
+            th.Vector(tensor=b[None].clone(), name=f"betas_{p}") for p, b in enumerate(params["betas"])
+        ]
+        self.log_alpha = th.Vector(tensor=params["log_alpha"].clone(), name="log_alpha")
+
+    def get(self, var: str, person: int, frame: int) -> th.Vector:
+        if var in PER_FRAME:
+            return self.per_frame[var][self._index[(person, frame)]]
+        if var == "betas":
+            return self.betas[person]
+        return self.log_alpha
+
+    def unpack(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A copy of ``params`` with the variables' current values written in (detached)."""
+        out = {k: v.detach().clone() for k, v in params.items()}
+        with torch.no_grad():
+            for var, vectors in self.per_frame.items():
+                out[var][self.person, self.frame] = torch.cat([v.tensor for v in vectors])
+            out["betas"] = torch.cat([v.tensor for v in self.betas])
+            out["log_alpha"] = self.log_alpha.tensor.clone()
+        return out
+
+
+def _make_err_fn(term: Term, optim_args: list[str], aux_args: list[str], shapes: dict):
+    def err_fn(optim_vars, aux_vars):
+        kwargs = {arg: v.tensor for arg, v in zip(optim_args, optim_vars)}
+        for arg, v in zip(aux_args, aux_vars):
+            kwargs[arg] = v.tensor.reshape(-1, *shapes[arg]) if arg in shapes else v.tensor
+        return term.fn(**kwargs)
+
+    return err_fn
+
+
+def term_cost_functions(
+    term: Term, weight: float, variables: TheseusVariables, optimize: set[str]
+) -> list[th.CostFunction]:
+    """One cost function per element of ``term``; none if the term touches no optimized variable."""
+    optim_inputs = [i for i in term.inputs if i.var in optimize]
+    if not optim_inputs or term.num_elements == 0 or weight <= 0:
+        return []
+    fixed_inputs = [i for i in term.inputs if i.var not in optimize]
+    shapes = {k: tuple(v.shape[1:]) for k, v in term.data.items()}
+    err_fn = _make_err_fn(
+        term, [i.arg for i in optim_inputs], [i.arg for i in fixed_inputs] + list(term.data), shapes
+    )
+    cost_weight = th.ScaleCostWeight(
+        torch.tensor(math.sqrt(weight), dtype=variables.log_alpha.dtype), name=f"w_{term.name}"
+    )
+    costs = []
+    for m in range(term.num_elements):
+        p, t = int(term.person[m]), int(term.frame[m])
+        aux = [variables.get(i.var, p, t + i.offset) for i in fixed_inputs]
+        aux += [
+            th.Variable(value[m].reshape(1, -1), name=f"{term.name}_{m}_{key}")
+            for key, value in term.data.items()
+        ]
+        costs.append(
+            th.AutoDiffCostFunction(
+                [variables.get(i.var, p, t + i.offset) for i in optim_inputs],
+                err_fn,
+                term.dim,
+                cost_weight=cost_weight,
+                aux_vars=aux,
+                name=f"{term.name}_{m}",
+            )
+        )
+    return costs
+
+
+class StepControlledLM(th.LevenbergMarquardt):
+    """Theseus LM with accept/reject step control and adaptive scalar damping.
+
+    Theseus 0.2.3 only adapts damping with batched (tensor) damping, which the CHOLMOD solver does
+    not accept. With batch size 1 a scalar suffices: a step that does not lower the error is
+    rejected and the damping grows by ``damping_up``; an accepted step divides it by
+    ``damping_down``. The CHOLMOD symbolic analysis is reused for every solve.
+    """
+
+    def __init__(self, *args, damping_up: float = 10.0, damping_down: float = 5.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.damping_up = damping_up
+        self.damping_down = damping_down
+        self.num_rejected = 0
+
+    def reset(self, damping: float = 1e-2, **kwargs) -> None:
+        th.NonlinearLeastSquares.reset(self, **kwargs)
+        self._damping = float(damping)
+
+    def _complete_step(self, delta, new_err, previous_err, **kwargs):
+        reject = ~(new_err < previous_err)  # also rejects NaN errors
+        if bool(reject.all()):
+            self.num_rejected += 1
+            self._damping = min(self._damping * self.damping_up, self._MAX_DAMPING)
+        else:
+            self._damping = max(self._damping / self.damping_down, self._MIN_DAMPING)
+        return reject
