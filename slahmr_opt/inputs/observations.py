@@ -1,0 +1,152 @@
+"""``load_observations``: person tracks + cameras -> one validated ``Observations``.
+
+Frame alignment: frame ``t`` of the tracks is frame ``t`` of the camera file (see
+``TrackData.absolute_frames``). The camera file may cover more frames than the tracks; the result
+is cropped to the tracked window ``[first detection, last detection]`` over the selected tracks, as
+SLAHMR does, and ``sources["frame_offset"]`` records the video frame index of the window's first
+frame (so output frame ``i`` is video frame ``frame_offset + i``). ``sources`` also holds
+``"tracks"`` and ``"cameras"`` (a path, or ``"static"``).
+"""
+
+import logging
+import math
+from pathlib import Path
+
+import torch
+
+from slahmr_opt.errors import ConfigError, InputError
+from slahmr_opt.inputs.cameras import read_cameras, static_cameras
+from slahmr_opt.inputs.intrinsics import IntrinsicsSource
+from slahmr_opt.inputs.track_data import (
+    MAX_NUM_TRACKS,
+    MIN_KEYP_CONF,
+    MIN_TRACK_LEN,
+    TrackData,
+    TrackSelection,
+)
+from slahmr_opt.inputs.tracks import read_tracks
+from slahmr_opt.types import Cameras, Observations
+
+log = logging.getLogger(__name__)
+
+
+def load_observations(
+    tracks_path: str | Path,
+    cameras_path: str | Path | None = None,
+    static: bool = False,
+    image_size: tuple[int, int] | None = None,
+    intrinsics: IntrinsicsSource | None = None,
+    fps: float | None = None,
+    track_selection: TrackSelection = "all",
+    min_conf: float = MIN_KEYP_CONF,
+    min_track_len: int = MIN_TRACK_LEN,
+    max_tracks: int = MAX_NUM_TRACKS,
+) -> Observations:
+    """Read tracks and cameras, check that they agree, and crop to the tracked window.
+
+    Args:
+        tracks_path: SLAHMR track folder or tracks ``.npz``.
+        cameras_path: DROID-SLAM trajectory, ``cameras.npz`` (or its folder) or TUM trajectory;
+            None together with ``static=True`` for a static camera.
+        static: use a static camera (identity rotation, zero translation).
+        image_size: ``(height, width)`` in pixels; else taken from the tracks or camera file.
+        intrinsics: ``intrinsics.txt`` path or ``[fx, fy, cx, cy]`` values (4,) / (T, 4) over the
+            camera file's frames; overrides the camera file's intrinsics.
+        fps: frames per second, used when the tracks file records none.
+        track_selection: ``"all"``, ``"longest-N"`` or a list of track ids.
+        min_conf: keypoint confidences below this become 0.
+        min_track_len: tracks need more detected frames than this (``"all"``, ``"longest-N"``).
+        max_tracks: most tracks kept by ``"all"``.
+
+    Returns:
+        Observations over the tracked window, with P selected tracks and T frames.
+
+    Raises:
+        InputError: a file is missing or malformed, the files disagree (the camera file has fewer
+            frames than the tracks), or fps / image size are unknown.
+        ConfigError: both or neither of ``cameras_path`` and ``static`` are given.
+    """
+    if static == (cameras_path is not None):
+        raise ConfigError("give exactly one camera source: cameras_path=... or static=True")
+    tracks = read_tracks(tracks_path, track_selection, min_track_len, max_tracks, min_conf)
+    fps = _resolve_fps(tracks, fps)
+    if image_size is None:
+        image_size = tracks.image_size
+    if static:
+        if image_size is None:
+            raise InputError(
+                tracks.source,
+                "a static camera needs the image size: pass image_size=(H, W) or "
+                "store 'image_size' in the tracks .npz",
+            )
+        cameras = static_cameras(tracks.num_frames, image_size, intrinsics)
+    else:
+        cameras = read_cameras(cameras_path, image_size=image_size, intrinsics=intrinsics)
+        _check_frames(tracks, cameras, Path(cameras_path))
+    start, stop = _tracked_window(tracks)
+    tracks, cameras = tracks.crop(start, stop), cameras.slice(start, stop)
+    log.info(
+        "observations: %d people, frames %d..%d (%d frames) at %g fps",
+        tracks.num_people,
+        start,
+        stop - 1,
+        stop - start,
+        fps,
+    )
+    return Observations(
+        kp2d=tracks.kp2d,
+        kp_format=tracks.kp_format,
+        track_mask=tracks.track_mask,
+        vis_mask=tracks.vis_mask,
+        cameras=cameras,
+        fps=fps,
+        track_ids=list(tracks.track_ids),
+        bbox=tracks.bbox,
+        smpl_guess=tracks.smpl_guess,
+        sources={
+            "tracks": str(tracks.source),
+            "cameras": "static" if static else str(cameras_path),
+            "frame_offset": str(start),
+        },
+    )
+
+
+def _resolve_fps(tracks: TrackData, fps: float | None) -> float:
+    """fps from the tracks file, else the argument; never a silent default."""
+    if fps is not None:
+        try:
+            ok = math.isfinite(float(fps)) and float(fps) > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigError(f"fps must be a positive number, got {fps!r}")
+    if tracks.fps is not None:
+        if fps is not None and abs(fps - tracks.fps) > 1e-6:
+            log.warning("%s records fps=%g; ignoring fps=%g", tracks.source, tracks.fps, fps)
+        return tracks.fps
+    if fps is None:
+        raise InputError(tracks.source, "no fps recorded in the tracks input; pass fps=...")
+    return float(fps)
+
+
+def _check_frames(tracks: TrackData, cameras: Cameras, cameras_path: Path) -> None:
+    """The camera file must cover every track frame, and frame indices must be unambiguous."""
+    if cameras.num_frames < tracks.num_frames:
+        raise InputError(
+            cameras_path,
+            f"has {cameras.num_frames} camera frames but the tracks in "
+            f"{tracks.source} span {tracks.num_frames} frames",
+        )
+    if not tracks.absolute_frames and cameras.num_frames != tracks.num_frames:
+        raise InputError(
+            cameras_path,
+            f"has {cameras.num_frames} camera frames but the tracks in "
+            f"{tracks.source} have {tracks.num_frames} non-integer frame names, which cannot be "
+            "placed among them; name frames by their integer index (000012)",
+        )
+
+
+def _tracked_window(tracks: TrackData) -> tuple[int, int]:
+    """[earliest first detection, latest last detection + 1) over all tracks."""
+    seen = torch.nonzero(tracks.vis_mask.any(dim=0)).flatten()
+    return int(seen[0]), int(seen[-1]) + 1
