@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -22,6 +23,7 @@ VARIABLES = ("root_orient", "trans", "pose_body", "betas", "alpha")
 TERMS = ("kp2d", "joints_smooth", "joints_accel", "pose_prior", "shape_prior", "init_pose")
 SOLVERS = ("lm", "lbfgs", "adam")
 
+_MISSING_KEY = object()
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
@@ -112,7 +114,12 @@ class CostConfig:
 @dataclass
 class InitConfig:
     alpha: float = 1.0
-    """Initial metric scale of the SLAM camera translation."""
+    """Initial metric scale of the SLAM camera translation (and the fallback of ``scale``)."""
+    scale: str = "feet"
+    """Scale before the stages that optimize it: ``feet`` (1D search that keeps planted feet
+    still, run after stage ``scale_after``) or ``fixed`` (``alpha``)."""
+    scale_after: str = "root"
+    """Stage after which the ``feet`` scale search runs."""
     source: str = "tracks"
     """Where initial bodies come from: ``tracks`` (per-frame SMPL guesses, else keypoints)."""
 
@@ -148,6 +155,8 @@ def _resolve_stage_names(cfg: Any, dotlist: list[str]) -> list[str]:
 
 
 def _validate(cfg: Config) -> None:
+    if cfg.init.scale not in ("feet", "fixed"):
+        raise ConfigError(f"init.scale must be feet or fixed, got {cfg.init.scale!r}")
     if cfg.dtype not in ("float32", "float64"):
         raise ConfigError(f"dtype must be float32 or float64, got {cfg.dtype!r}")
     if not cfg.stages:
@@ -195,11 +204,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                 base = OmegaConf.load(CONFIG_DIR / f"{file_cfg.pop('defaults_from')}.yaml")
                 file_cfg = OmegaConf.merge(base, file_cfg)
             schema = OmegaConf.merge(schema, file_cfg)
-        if overrides:
-            schema = OmegaConf.merge(
-                schema, OmegaConf.from_dotlist(_resolve_stage_names(schema, overrides))
-            )
-    except OmegaConfBaseException as e:
+        for item in _resolve_stage_names(schema, overrides or []):
+            key, _, value = item.partition("=")
+            missing = OmegaConf.select(schema, key, default=_MISSING_KEY) is _MISSING_KEY
+            if missing and not key.rpartition(".")[0].endswith(".weights"):
+                raise ConfigError(f"override {item!r}: unknown key {key!r}")
+            OmegaConf.update(schema, key, yaml.safe_load(value), merge=True)
+    except (OmegaConfBaseException, TypeError, ValueError) as e:
+        if isinstance(e, ConfigError):
+            raise
         raise ConfigError(f"invalid config: {e}".splitlines()[0]) from None
     cfg: Config = OmegaConf.to_object(schema)  # type: ignore[assignment]
     _validate(cfg)

@@ -13,6 +13,7 @@ from slahmr_opt.config import Config, to_yaml
 from slahmr_opt.errors import SlahmrOptError
 from slahmr_opt.history import IterRecord, LossHistory
 from slahmr_opt.init.from_tracks import initialize_bodies
+from slahmr_opt.init.scale import estimate_alpha
 from slahmr_opt.stages.problem import body_from_params, build_problem, params_from_body
 from slahmr_opt.stages.runner import run_stage
 from slahmr_opt.types import Observations, Result
@@ -57,6 +58,25 @@ def _load_checkpoint(path: Path, key: str):
         logger.info("checkpoint %s is for other inputs or settings; recomputing", path)
         return None
     return ckpt
+
+
+def rescale_from_feet(obs: Observations, body_model: BodyModel, params: dict) -> dict:
+    """Re-estimate the camera scale from foot contacts, keeping every body where the cameras
+    see it: ``trans`` moves by ``(alpha_old - alpha_new) R_w2c^T t_w2c`` (``init.scale``)."""
+    body, alpha = body_from_params(params)
+    P, T = body.trans.shape[:2]
+    cams = obs.cameras
+    with torch.no_grad():
+        joints_w = body_model(body.betas[:, None].expand(P, T, -1), body.root_orient,
+                              body.pose_body, body.trans).joints
+        joints_c = torch.einsum("tij,ptkj->ptki", cams.R_w2c, joints_w)
+        joints_c = joints_c + alpha * cams.t_w2c[None, :, None]
+    new_alpha = estimate_alpha(joints_c, obs.vis_mask, cams.R_w2c, cams.t_w2c, alpha)
+    shift = (alpha - new_alpha) * torch.einsum("tji,tj->ti", cams.R_w2c, cams.t_w2c)
+    out = dict(params)
+    out["trans"] = params["trans"] + shift[None].to(params["trans"])
+    out["log_alpha"] = torch.full_like(params["log_alpha"], new_alpha).log()
+    return out
 
 
 def _cast_observations(obs: Observations, dtype: torch.dtype) -> Observations:
@@ -118,6 +138,8 @@ def solve(
         if result.status == "failed":
             raise SolveError(f"stage {stage.name!r} failed: {result.message}")
         params = result.params
+        if stage.name == cfg.init.scale_after and cfg.init.scale == "feet" and not obs.cameras.is_static:
+            params = rescale_from_feet(obs_d, body_model, params)
         summary = {
             "name": stage.name, "solver": stage.solver.kind, "status": result.status,
             "message": result.message, "iterations": result.iterations,
@@ -147,4 +169,5 @@ def solve(
         stages=summaries,
         config_yaml=to_yaml(cfg),
         joints=out.joints.float(),
+        frame_offset=int(obs.sources.get("frame_offset", 0)),
     )

@@ -147,6 +147,7 @@ class Result:
         stages: per-stage summaries (name, status, message, iterations, seconds, losses).
         config_yaml: the resolved config.
         joints: (P, T, 24, 3) world joints of the final bodies, metres.
+        frame_offset: video frame index of frame 0 (inputs are cropped to the tracked window).
     """
 
     body: BodyParams
@@ -159,3 +160,4 @@ class Result:
     stages: list[dict]
     config_yaml: str
     joints: Tensor | None = None
+    frame_offset: int = 0

@@ -113,7 +113,7 @@ def initialize_bodies(obs: Observations, body_model: BodyModel, alpha: float) ->
         nearest track frame.
     """
     P, T = obs.kp2d.shape[:2]
-    dtype = torch.float64
+    dtype = obs.kp2d.dtype  # the body model's dtype
     cams = obs.cameras
     guess = obs.smpl_guess
     have = (guess.valid & obs.track_mask) if guess is not None else torch.zeros(P, T, dtype=bool)

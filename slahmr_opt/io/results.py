@@ -19,6 +19,7 @@ joints           (P, T, 24, 3)  world joints of the fitted bodies, metres
 track_ids        (P,)           track names
 fps, image_size  (), (2,)       frame rate; ``[height, width]``
 is_static        ()             static camera
+frame_offset     ()             video frame index of frame 0 (inputs are cropped to the tracks)
 ===============  =============  ==========================================================
 
 Next to it: ``config.yaml`` (resolved), ``versions.json``, ``history.csv``, ``loss.png``,
@@ -41,6 +42,7 @@ from slahmr_opt.types import BodyParams, Cameras, Result
 RESULT_KEYS = (
     "trans", "root_orient", "pose_body", "betas", "cam_R", "cam_t", "intrins", "world_scale",
     "track_mask", "vis_mask", "joints", "track_ids", "fps", "image_size", "is_static",
+    "frame_offset",
 )
 
 
@@ -80,6 +82,7 @@ def result_arrays(result: Result) -> dict[str, np.ndarray]:
         "fps": np.array(result.fps, dtype=np.float64),
         "image_size": np.array(cams.image_size, dtype=np.int64),
         "is_static": np.array(cams.is_static),
+        "frame_offset": np.array(result.frame_offset, dtype=np.int64),
     }
 
 

@@ -1,0 +1,182 @@
+"""Synthetic observations of known bodies: moving cameras, detector-like 2D keypoints, SLAM-like
+camera trajectories and regressor-like per-frame SMPL guesses.
+
+The ground-truth world is y-up (as motion capture); cameras use OpenCV axes. The SLAM world is the
+first camera's frame and its translations are divided by the true scale ``alpha_true``, so that
+``alpha_true * t_slam`` is metric, as the solver assumes.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
+from scipy.ndimage import gaussian_filter1d
+from torch import Tensor
+
+from slahmr_opt.geometry.camera import project, world_to_camera
+from slahmr_opt.types import Cameras, SMPLGuess
+
+UP = np.array([0.0, 1.0, 0.0])
+
+
+@dataclass
+class SynthSettings:
+    """Knobs of the synthetic observations (defaults: a hand-held phone and a good detector)."""
+
+    camera: str = "tracking"
+    """``static``, ``pan``, ``tracking`` (follows the person) or ``orbit`` (circles them)."""
+    image_size: tuple[int, int] = (720, 1280)
+    distance: float = 4.5
+    """Camera-to-person distance, metres."""
+    camera_height: float = 0.4
+    """Camera height above the pelvis, metres."""
+    shake_deg: float = 0.4
+    """Hand-held rotation jitter, degrees (std)."""
+    kp_noise: float = 0.01
+    """Keypoint pixel noise as a fraction of the person's height in pixels (std)."""
+    outlier_prob: float = 0.02
+    drop_prob: float = 0.05
+    swap_prob: float = 0.01
+    """Probability per frame that left and right keypoints are swapped."""
+    alpha_true: float = 0.37
+    """Metres per SLAM translation unit."""
+    slam_rot_drift_deg: float = 1.0
+    """Rotation drift accumulated over the sequence, degrees."""
+    slam_trans_noise: float = 0.005
+    """SLAM translation jitter, metres."""
+    guess_rot_deg: float = 8.0
+    guess_pose_std: float = 0.08
+    guess_depth_std: float = 0.08
+
+
+def look_at(eye: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World-to-camera ``(R (T,3,3), t (T,3))`` of OpenCV cameras at ``eye`` looking at ``target``."""
+    fwd = target - eye
+    fwd /= np.linalg.norm(fwd, axis=-1, keepdims=True)
+    right = np.cross(fwd, UP)
+    right /= np.linalg.norm(right, axis=-1, keepdims=True)
+    down = np.cross(fwd, right)
+    R = np.stack([right, down, fwd], axis=-2)
+    t = -np.einsum("tij,tj->ti", R, eye)
+    return R, t
+
+
+def camera_path(kind: str, pelvis: np.ndarray, s: SynthSettings, rng: np.random.Generator):
+    """Ground-truth world-to-camera ``(R, t)`` following ``pelvis (T, 3)``."""
+    T = len(pelvis)
+    smooth = gaussian_filter1d(pelvis, sigma=15, axis=0, mode="nearest")
+    start = pelvis[0] + np.array([0.0, s.camera_height, 0.0])
+    heading = rng.uniform(0, 2 * np.pi)
+    offset0 = s.distance * np.array([math.sin(heading), 0.0, math.cos(heading)])
+    if kind == "static":
+        eye = np.repeat((pelvis.mean(0) + offset0 + [0, s.camera_height, 0])[None], T, 0)
+        target = np.repeat(pelvis.mean(0)[None], T, 0)
+    elif kind == "pan":
+        eye = np.repeat((start + offset0)[None], T, 0)
+        target = smooth
+    elif kind == "tracking":
+        eye = smooth + offset0 + [0, s.camera_height, 0]
+        target = smooth
+    elif kind == "orbit":
+        ang = heading + np.linspace(0, np.pi / 2, T)
+        ring = s.distance * np.stack([np.sin(ang), np.zeros(T), np.cos(ang)], -1)
+        eye = smooth + ring + [0, s.camera_height, 0]
+        target = smooth
+    else:
+        raise ValueError(f"unknown camera path {kind!r}")
+    R, t = look_at(eye, target)
+    if kind != "static" and s.shake_deg > 0:
+        shake = gaussian_filter1d(rng.normal(size=(T, 3)), sigma=2, axis=0)
+        shake *= np.deg2rad(s.shake_deg) / max(shake.std(), 1e-9)
+        dR = axis_angle_to_matrix(torch.from_numpy(shake)).numpy()
+        R = dR @ R
+        t = -np.einsum("tij,tj->ti", R, eye)
+    return R, t
+
+
+def slam_like(R: np.ndarray, t: np.ndarray, s: SynthSettings, rng: np.random.Generator):
+    """Re-express true cameras as a SLAM system would: world = first camera, translation in
+    units of ``1 / alpha_true`` metres, with rotation drift and translation jitter."""
+    T = len(R)
+    R_rel = R @ R[0].T
+    t_rel = t - np.einsum("tij,j->ti", R_rel, t[0])
+    drift_axis = rng.normal(size=3)
+    drift_axis /= np.linalg.norm(drift_axis)
+    drift = np.linspace(0, np.deg2rad(s.slam_rot_drift_deg), T)[:, None] * drift_axis
+    R_slam = axis_angle_to_matrix(torch.from_numpy(drift)).numpy() @ R_rel
+    centres = -np.einsum("tji,tj->ti", R_rel, t_rel)  # true centres in the first camera's frame
+    centres += gaussian_filter1d(rng.normal(size=(T, 3)), 1.5, axis=0) * s.slam_trans_noise * 3
+    t_slam = -np.einsum("tij,tj->ti", R_slam, centres) / s.alpha_true
+    return R_slam, t_slam
+
+
+def detect_keypoints(
+    kp_w: Tensor, R: Tensor, t: Tensor, intrins: Tensor, image_size, s: SynthSettings,
+    rng: np.random.Generator, flip_pairs: list[tuple[int, int]],
+) -> tuple[Tensor, Tensor]:
+    """Detector-like 2D keypoints of true world keypoints ``kp_w (P, T, K, 3)``.
+
+    Returns:
+        ``kp2d (P, T, K, 3)`` with confidences and ``vis (P, T)`` (person detected).
+    """
+    uv = project(world_to_camera(kp_w, R, t), intrins).numpy()
+    P, T, K, _ = uv.shape
+    height_px = np.ptp(uv[..., 1], axis=-1, keepdims=True).clip(20, None)
+    uv = uv + rng.normal(size=uv.shape) * s.kp_noise * height_px[..., None]
+    conf = rng.uniform(0.55, 1.0, size=(P, T, K))
+    outlier = rng.random((P, T, K)) < s.outlier_prob
+    uv[outlier] += rng.uniform(-1, 1, size=(outlier.sum(), 2)) * 0.25 * height_px.repeat(K, -1)[outlier][:, None]
+    conf[outlier] = rng.uniform(0.4, 0.7, size=outlier.sum())
+    conf[rng.random((P, T, K)) < s.drop_prob] = 0.0
+    swap = rng.random((P, T)) < s.swap_prob
+    for a, b in flip_pairs:
+        uv[swap, a], uv[swap, b] = uv[swap, b].copy(), uv[swap, a].copy()
+    H, W = image_size
+    inside = (uv[..., 0] >= 0) & (uv[..., 0] < W) & (uv[..., 1] >= 0) & (uv[..., 1] < H)
+    conf[~inside] = 0.0
+    vis = (conf > 0).sum(-1) >= 4
+    conf[~vis] = 0.0
+    kp2d = np.concatenate([uv, conf[..., None]], -1).astype(np.float32)
+    return torch.from_numpy(kp2d), torch.from_numpy(vis)
+
+
+def regressor_guess(
+    root_orient_w: Tensor, pose_body: Tensor, pelvis_w: Tensor, pelvis0: Tensor,
+    R: Tensor, t: Tensor, vis: Tensor, s: SynthSettings, rng: np.random.Generator,
+) -> SMPLGuess:
+    """Per-frame camera-frame SMPL guesses with regressor-like errors (rotation, pose, depth).
+
+    Args:
+        root_orient_w: (P, T, 3); pose_body: (P, T, 21, 3); pelvis_w: (P, T, 3) true pelvis;
+        pelvis0: (3,) pelvis of the mean shape at zero translation (the guesses assume the mean
+        shape); R, t: (T, 3, 3), (T, 3) true metric cameras; vis: (P, T) detections.
+    """
+    P, T = pelvis_w.shape[:2]
+    dt = torch.float64
+    rot_noise = torch.from_numpy(rng.normal(size=(P, T, 3)) * np.deg2rad(s.guess_rot_deg) / 1.7)
+    orient_c = matrix_to_axis_angle(
+        axis_angle_to_matrix(rot_noise) @ R.to(dt) @ axis_angle_to_matrix(root_orient_w.to(dt))
+    )
+    pose = pose_body.to(dt) + torch.from_numpy(rng.normal(size=pose_body.shape) * s.guess_pose_std)
+    pelvis_c = torch.einsum("tij,ptj->pti", R.to(dt), pelvis_w.to(dt)) + t.to(dt)
+    depth_err = gaussian_filter1d(rng.normal(size=(P, T)), 3, axis=1) * s.guess_depth_std * 2.5
+    pelvis_c = pelvis_c * torch.from_numpy(1.0 + depth_err)[..., None]
+    return SMPLGuess(
+        global_orient_c=orient_c.float(),
+        body_pose=pose.float(),
+        betas=torch.zeros(P, T, 10),
+        transl_c=(pelvis_c - pelvis0.to(dt)).float(),
+        valid=vis.clone(),
+    )
+
+
+def cameras_from_arrays(R, t, image_size, focal: float | None = None) -> Cameras:
+    """Cameras with SLAHMR's default intrinsics (focal = (H + W) / 2) unless ``focal`` is given."""
+    H, W = image_size
+    f = focal or 0.5 * (H + W)
+    T = len(R)
+    intrins = torch.tensor([f, f, W / 2, H / 2], dtype=torch.float32).expand(T, 4).clone()
+    return Cameras(torch.as_tensor(R).float(), torch.as_tensor(t).float(), intrins,
+                   (int(H), int(W)))

@@ -1,0 +1,63 @@
+"""Initial metric scale ``alpha`` of a SLAM camera trajectory from foot contacts.
+
+Stages 1-2 barely constrain ``alpha``: 2D reprojection is blind to it and smoothness terms prefer
+a person who moves with the camera. People, however, walk on planted feet. With camera-frame foot
+positions ``f_c`` (from the initial per-frame bodies, whose depth comes from body size), the world
+feet are ``f_w(alpha) = R_w2c^T (f_c - alpha t_w2c)``; in every frame at least one foot is nearly
+still. A 1D search picks the ``alpha`` that makes the slower foot slowest over the sequence.
+"""
+
+import logging
+
+import numpy as np
+import torch
+from torch import Tensor
+
+logger = logging.getLogger(__name__)
+
+#: SMPL joints of each foot: (ankle, toe) for left and right.
+FEET = ((7, 10), (8, 11))
+#: Per-frame foot displacement (metres) above which a frame counts as an outlier.
+MAX_STEP = 0.15
+
+
+def stance_cost(alpha: float, feet_c: Tensor, R_w2c: Tensor, t_w2c: Tensor, pairs: Tensor) -> float:
+    """Mean over frame pairs of the slower foot's displacement (clipped), metres.
+
+    Args:
+        feet_c: (P, T, 2, 3) camera-frame positions of each foot.
+        R_w2c, t_w2c: (T, 3, 3), (T, 3) cameras (SLAM units).
+        pairs: (P, T - 1) bool, consecutive frames both observed.
+    """
+    feet_w = torch.einsum("tji,ptfj->ptfi", R_w2c, feet_c - alpha * t_w2c[None, :, None])
+    step = (feet_w[:, 1:] - feet_w[:, :-1]).norm(dim=-1).min(-1).values
+    return float(step.clamp(max=MAX_STEP)[pairs].mean())
+
+
+def estimate_alpha(
+    joints_c: Tensor, vis_mask: Tensor, R_w2c: Tensor, t_w2c: Tensor, default: float
+) -> float:
+    """Scale of ``t_w2c`` that keeps planted feet still; ``default`` if the data cannot tell.
+
+    Args:
+        joints_c: (P, T, 24, 3) camera-frame SMPL joints of the initial bodies, metres.
+        vis_mask: (P, T) frames where each person was detected.
+        R_w2c, t_w2c: (T, 3, 3), (T, 3) SLAM cameras.
+        default: returned when the camera barely translates or too few frames are observed.
+    """
+    feet_c = torch.stack([joints_c[..., list(f), :].mean(-2) for f in FEET], dim=-2).double()
+    pairs = vis_mask[:, 1:] & vis_mask[:, :-1]
+    travel = float((t_w2c[1:] - t_w2c[:-1]).norm(dim=-1).sum())
+    if int(pairs.sum()) < 10 or travel < 1e-6:
+        return default
+    # alpha * travel should be between 1 cm and 1 km of camera path.
+    grid = np.exp(np.linspace(np.log(0.01 / travel), np.log(1000.0 / travel), 400))
+    R, t = R_w2c.double(), t_w2c.double()
+    costs = np.array([stance_cost(a, feet_c, R, t, pairs) for a in grid])
+    best = int(np.argmin(costs))
+    lo, hi = max(best - 1, 0), min(best + 1, len(grid) - 1)
+    fine = np.exp(np.linspace(np.log(grid[lo]), np.log(grid[hi]), 41))
+    alpha = float(fine[np.argmin([stance_cost(a, feet_c, R, t, pairs) for a in fine])])
+    logger.info("initial camera scale from foot contacts: alpha = %.4g (stance cost %.3g m)",
+                alpha, costs[best])
+    return alpha
