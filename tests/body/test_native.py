@@ -9,7 +9,7 @@ import torch
 from pytorch3d.transforms import axis_angle_to_matrix
 
 from body.synthetic_model import synthetic_smpl_dict, write_synthetic_smpl_pkl
-from slahmr_opt.body import BodyConfig, load_body_model
+from slahmr_opt.body import BodyConfig, default_body_path, load_body_model
 from slahmr_opt.body.keypoints import SMPLX_VERTEX_ID_KEYS
 from slahmr_opt.body.native import NativeBodyModel
 
@@ -50,7 +50,7 @@ def test_native_matches_smplx(which, synthetic_body_path, zero_posedirs_path):
             "default": None}[which]  # fmt: skip
     cfg = BodyConfig(model_path=None if path is None else str(path))
     model = load_body_model(cfg, dtype=torch.float64)
-    path = path or __import__("slahmr_opt.body", fromlist=["x"]).default_body_path()
+    path = path or default_body_path()
     inputs = random_inputs((4,))
     out = model(*inputs, return_vertices=True)
     ref_v, ref_j = smplx_reference(path, model.keypoint_vertex_ids, *inputs)
