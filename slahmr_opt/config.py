@@ -69,17 +69,20 @@ def _root_stage() -> StageConfig:
 
 
 def _smooth_stage() -> StageConfig:
+    # Unlike SLAHMR, alpha is not optimized here: 2D reprojection is blind to it and the
+    # smoothness terms pull it towards zero (a person who moves with the camera is smoothest).
+    # It comes from the foot-contact search after the root stage (``init.scale``).
     return StageConfig(
         name="smooth",
-        optimize=["root_orient", "trans", "pose_body", "betas", "alpha"],
+        optimize=["root_orient", "trans", "pose_body", "betas"],
         weights={
             "kp2d": 1.0e-3,
             "joints_smooth": 10.0,
-            "joints_accel": 0.0,
             "pose_prior": 0.04,
             "shape_prior": 0.05,
+            "init_pose": 1.0,
         },
-        solver=SolverConfig(iterations=40),
+        solver=SolverConfig(iterations=30),
     )
 
 

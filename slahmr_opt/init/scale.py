@@ -11,6 +11,7 @@ import logging
 
 import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter1d
 from torch import Tensor
 
 logger = logging.getLogger(__name__)
@@ -19,6 +20,15 @@ logger = logging.getLogger(__name__)
 FEET = ((7, 10), (8, 11))
 #: Per-frame foot displacement (metres) above which a frame counts as an outlier.
 MAX_STEP = 0.15
+#: Temporal smoothing of the camera-frame pelvis (frames).
+PELVIS_SIGMA = 4.0
+#: Temporal smoothing of the feet relative to the pelvis (frames).
+FEET_SIGMA = 2.0
+
+
+def _smooth(x: Tensor, sigma: float) -> Tensor:
+    """Gaussian smoothing along the frame axis (dim 1)."""
+    return torch.from_numpy(gaussian_filter1d(x.numpy(), sigma, axis=1, mode="nearest"))
 
 
 def stance_cost(alpha: float, feet_c: Tensor, R_w2c: Tensor, t_w2c: Tensor, pairs: Tensor) -> float:
@@ -45,7 +55,12 @@ def estimate_alpha(
         R_w2c, t_w2c: (T, 3, 3), (T, 3) SLAM cameras.
         default: returned when the camera barely translates or too few frames are observed.
     """
-    feet_c = torch.stack([joints_c[..., list(f), :].mean(-2) for f in FEET], dim=-2).double()
+    # Per-frame depth errors move the whole body along the viewing ray and per-frame pose errors
+    # jitter the feet; both dwarf the motion we look for. A planted foot stays still for ~0.5 s,
+    # so the pelvis is smoothed strongly and the feet (relative to it) lightly.
+    pelvis = joints_c[..., :1, :].double()
+    feet = torch.stack([joints_c[..., list(f), :].mean(-2) for f in FEET], dim=-2).double()
+    feet_c = _smooth(pelvis, PELVIS_SIGMA) + _smooth(feet - pelvis, FEET_SIGMA)
     pairs = vis_mask[:, 1:] & vis_mask[:, :-1]
     travel = float((t_w2c[1:] - t_w2c[:-1]).norm(dim=-1).sum())
     if int(pairs.sum()) < 10 or travel < 1e-6:
