@@ -123,8 +123,6 @@ class InitConfig:
     still, run after stage ``scale_after``) or ``fixed`` (``alpha``)."""
     scale_after: str = "root"
     """Stage after which the ``feet`` scale search runs."""
-    source: str = "tracks"
-    """Where initial bodies come from: ``tracks`` (per-frame SMPL guesses, else keypoints)."""
 
 
 @dataclass
@@ -225,3 +223,23 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def to_yaml(cfg: Config) -> str:
     """The resolved config as YAML text (saved next to every result)."""
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+DEFAULTS_HEADER = (
+    "# The resolved defaults of slahmr_opt.config.Config (generated: python -m slahmr_opt.config"
+    " --regen).\n# Every other YAML here holds only overrides of these.\n"
+)
+
+
+def defaults_yaml() -> str:
+    """Text of ``configs/default.yaml``: the schema defaults."""
+    return DEFAULTS_HEADER + to_yaml(Config())
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--regen" in sys.argv:
+        (CONFIG_DIR / "default.yaml").write_text(defaults_yaml())
+    else:
+        sys.stdout.write(defaults_yaml())

@@ -82,7 +82,7 @@ def test_lm_and_lbfgs_reach_comparable_loss(setup):
     _, _, problem, params, cfg = setup
     smooth = cfg.stages[1]
     finals = {}
-    for kind, iters in (("lm", 30), ("lbfgs", 30)):
+    for kind, iters in (("lm", 20), ("lbfgs", 10)):
         stage = dataclasses.replace(smooth, solver=dataclasses.replace(
             smooth.solver, kind=kind, iterations=iters))
         finals[kind] = run_stage(stage, problem, params, LossHistory(), progress=False).final_loss

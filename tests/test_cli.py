@@ -1,0 +1,92 @@
+"""The ``slahmr-opt`` command: fit end to end, resume, refuse to overwrite, clear input errors."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from slahmr_opt.cli import main
+from slahmr_opt.inputs.cameras import write_cameras_npz
+from slahmr_opt.inputs.track_data import TrackData
+from slahmr_opt.inputs.tracks import write_tracks_npz
+from slahmr_opt.io.results import RESULT_KEYS
+
+from stages.scene import make_scene
+
+FAST = ["stages.root.solver.iterations=2", "stages.smooth.solver.iterations=2",
+        "costs.pose_prior=l2"]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("inputs")
+    scene = make_scene(num_people=1, num_frames=25, camera="orbit", seed=2)
+    obs = scene.obs
+    tracks = TrackData(kp2d=obs.kp2d, kp_format=obs.kp_format, vis_mask=obs.vis_mask,
+                       track_ids=obs.track_ids, fps=obs.fps, smpl_guess=obs.smpl_guess,
+                       image_size=obs.cameras.image_size)
+    write_tracks_npz(d / "tracks.npz", tracks)
+    write_cameras_npz(d / "cameras.npz", obs.cameras)
+    write_cameras_npz(d / "short_cameras.npz", obs.cameras.slice(0, 10))
+    return d
+
+
+def test_fit_writes_results_and_resumes(inputs, tmp_path, caplog):
+    out = tmp_path / "run"
+    args = ["fit", "--tracks", str(inputs / "tracks.npz"), "--cameras",
+            str(inputs / "cameras.npz"), "--out", str(out), "--quiet", *FAST]
+    assert main(args) == 0
+    with np.load(out / "results.npz") as f:
+        assert set(RESULT_KEYS) <= set(f.files)
+        P, T = f["trans"].shape[:2]
+        assert (P, T) == (1, 25)
+        assert f["pose_body"].shape == (1, 25, 63)
+        assert f["cam_R"].shape == (1, 25, 3, 3)
+        assert np.isfinite(f["joints"]).all()
+        assert float(f["world_scale"][0, 0]) > 0
+    for name in ("config.yaml", "versions.json", "history.csv", "loss.png", "stages.json"):
+        assert (out / name).exists(), name
+    assert main(args) == 2  # refuses to overwrite
+    caplog.set_level("INFO")
+    assert main([*args[:-len(FAST)], "--overwrite", *FAST]) == 0
+    assert sum("resumed from" in r.getMessage() for r in caplog.records) == 2
+
+
+@pytest.mark.parametrize(
+    "case, expect",
+    [
+        ("missing", "not found"),
+        ("garbage", "tracks.npz"),
+        ("short_cameras", "short_cameras.npz"),
+        ("nan", "tracks.npz"),
+    ],
+)
+def test_bad_inputs_exit_with_message(inputs, tmp_path, capsys, case, expect):
+    tracks, cameras = inputs / "tracks.npz", inputs / "cameras.npz"
+    if case == "missing":
+        tracks = tmp_path / "tracks.npz"
+    elif case == "garbage":
+        tracks = tmp_path / "tracks.npz"
+        tracks.write_bytes(b"not an npz")
+    elif case == "short_cameras":
+        cameras = inputs / "short_cameras.npz"
+    elif case == "nan":
+        with np.load(inputs / "tracks.npz") as f:
+            data = dict(f)
+        data["kp2d"][0, 3, 2, 0] = np.nan
+        tracks = tmp_path / "tracks.npz"
+        np.savez(tracks, **data)
+    out = tmp_path / "out"
+    code = main(["fit", "--tracks", str(tracks), "--cameras", str(cameras), "--out", str(out),
+                 "--quiet", *FAST])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert expect in err and "Traceback" not in err
+    assert not (out / "results.npz").exists()
+
+
+def test_bad_override_exits_cleanly(inputs, tmp_path, capsys):
+    code = main(["fit", "--tracks", str(inputs / "tracks.npz"), "--static", "--out",
+                 str(tmp_path), "stages.root.solver.kind=newton"])
+    assert code == 2
+    assert "newton" in capsys.readouterr().err

@@ -1,0 +1,62 @@
+"""Config schema, YAML files and dotted overrides."""
+
+import pytest
+
+from slahmr_opt.config import CONFIG_DIR, defaults_yaml, load_config
+from slahmr_opt.errors import ConfigError
+
+
+def test_defaults_file_matches_schema():
+    # Regenerate with: python -m slahmr_opt.config --regen
+    assert (CONFIG_DIR / "default.yaml").read_text() == defaults_yaml()
+
+
+def test_default_schedule():
+    cfg = load_config()
+    assert [s.name for s in cfg.stages] == ["root", "smooth"]
+    assert cfg.stages[0].optimize == ["root_orient", "trans"]
+    assert all(s.solver.kind == "lm" for s in cfg.stages)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")))
+def test_every_shipped_config_loads(path):
+    cfg = load_config(path)
+    assert cfg.stages
+
+
+def test_override_stage_by_name_and_index():
+    cfg = load_config(None, ["stages.smooth.solver.kind=lbfgs", "stages.0.solver.iterations=7",
+                             "stages.smooth.weights.joints_accel=3", "dtype=float64"])
+    assert cfg.stages[1].solver.kind == "lbfgs"
+    assert cfg.stages[0].solver.iterations == 7
+    assert cfg.stages[1].weights["joints_accel"] == 3
+    assert cfg.dtype == "float64"
+
+
+def test_named_config_file():
+    cfg = load_config("slahmr_lbfgs")
+    assert [s.solver.kind for s in cfg.stages] == ["lbfgs", "lbfgs"]
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "stages.nosuch.solver.iterations=3",
+        "solver.iterations=3",
+        "stages.root.solver.kind=newton",
+        "stages.root.weights.nosuch=1",
+        "stages.root.optimize=[cameras]",
+        "stages.root.weights.kp2d=-1",
+        "dtype=float16",
+        "costs.robust_sigma=abc",
+        "noequals",
+    ],
+)
+def test_bad_overrides_raise_config_error(override):
+    with pytest.raises(ConfigError):
+        load_config(None, [override])
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
