@@ -40,10 +40,13 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO)
     rng = np.random.default_rng(args.seed)
-    motion = next(m for m in iter_bandai_archive(args.mocap, split="eval")
-                  if args.name in Path(str(m.source)).name)
+    motion = next(
+        m
+        for m in iter_bandai_archive(args.mocap, split="eval")
+        if args.name in Path(str(m.source)).name
+    )
     targets, weights = smpl_targets(motion)
-    targets = targets[args.start:args.start + args.frames]
+    targets = targets[args.start : args.start + args.frames]
     body = load_body_model(BodyConfig(), dtype=torch.float64)
     fit = fit_body_to_joints(body, targets, weights)
     logger.info("fitted %s: mean joint residual %.1f mm", motion.source, fit.residual_mm.mean())
@@ -59,26 +62,59 @@ def main() -> None:
         kp_w[None], f64(R), f64(t), cams_true.intrins.double(), s.image_size, s, rng, COCO_FLIPS
     )
     zeros = torch.zeros(1, 3, dtype=torch.float64)
-    pelvis0 = body(torch.zeros(1, 10, dtype=torch.float64), zeros,
-                   torch.zeros(1, 21, 3, dtype=torch.float64), zeros).joints[0, 0]
-    guess = synth.regressor_guess(f64(fit.root_orient)[None], f64(fit.pose_body)[None],
-                                  out.joints[None, :, 0], pelvis0, f64(R), f64(t), vis, s, rng)
+    pelvis0 = body(
+        torch.zeros(1, 10, dtype=torch.float64),
+        zeros,
+        torch.zeros(1, 21, 3, dtype=torch.float64),
+        zeros,
+    ).joints[0, 0]
+    guess = synth.regressor_guess(
+        f64(fit.root_orient)[None],
+        f64(fit.pose_body)[None],
+        out.joints[None, :, 0],
+        pelvis0,
+        f64(R),
+        f64(t),
+        vis,
+        s,
+        rng,
+    )
     R_slam, t_slam = synth.slam_like(R, t, s, rng)
     cams_slam = synth.cameras_from_arrays(R_slam, t_slam, s.image_size)
     dest = Path(args.out)
     dest.mkdir(parents=True, exist_ok=True)
-    tracks = TrackData(kp2d=kp2d, kp_format="coco17", vis_mask=vis, track_ids=["001"],
-                       fps=float(motion.fps), smpl_guess=guess, image_size=s.image_size)
+    tracks = TrackData(
+        kp2d=kp2d,
+        kp_format="coco17",
+        vis_mask=vis,
+        track_ids=["001"],
+        fps=float(motion.fps),
+        smpl_guess=guess,
+        image_size=s.image_size,
+    )
     write_tracks_npz(dest / "tracks.npz", tracks, overwrite=True)
     write_cameras_npz(dest / "cameras.npz", cams_slam, overwrite=True)
-    np.savez(dest / "gt.npz", joints=out.joints[None].float().numpy(), valid=np.ones((1, T), bool),
-             track_ids=np.array(["001"]), alpha=np.array(s.alpha_true),
-             trans=fit.trans[None], root_orient=fit.root_orient[None],
-             pose_body=fit.pose_body[None].reshape(1, T, 63), betas=fit.betas[None],
-             cam_R=R.astype(np.float32), cam_t=t.astype(np.float32))
-    meta = {"source": str(motion.source), "frames": [args.start, args.start + T],
-            "fit_residual_mm": float(fit.residual_mm.mean()), "seed": args.seed,
-            "camera": s.camera, "alpha_true": s.alpha_true}
+    np.savez(
+        dest / "gt.npz",
+        joints=out.joints[None].float().numpy(),
+        valid=np.ones((1, T), bool),
+        track_ids=np.array(["001"]),
+        alpha=np.array(s.alpha_true),
+        trans=fit.trans[None],
+        root_orient=fit.root_orient[None],
+        pose_body=fit.pose_body[None].reshape(1, T, 63),
+        betas=fit.betas[None],
+        cam_R=R.astype(np.float32),
+        cam_t=t.astype(np.float32),
+    )
+    meta = {
+        "source": str(motion.source),
+        "frames": [args.start, args.start + T],
+        "fit_residual_mm": float(fit.residual_mm.mean()),
+        "seed": args.seed,
+        "camera": s.camera,
+        "alpha_true": s.alpha_true,
+    }
     (dest / "meta.json").write_text(json.dumps(meta, indent=2))
     logger.info("wrote %s (%d frames, %d detected)", dest, T, int(vis.sum()))
 

@@ -31,7 +31,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML of overrides (or a name in configs/, e.g. stages_1_2)")
     p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
-    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. stages.smooth.solver.kind=lbfgs")
+    p.add_argument(
+        "overrides", nargs="*", help="dotted overrides, e.g. stages.smooth.solver.kind=lbfgs"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,17 +56,29 @@ def _fit(tracks: Path, cameras: Path | None, static: bool, cfg: Config, out: Pat
 
     data = cfg.data
     track_ids = data.track_ids
-    selection = track_ids if track_ids == "all" or track_ids.startswith("longest") else [
-        s.strip() for s in track_ids.split(",")
-    ]
-    obs = load_observations(
-        tracks, cameras, static=static,
-        image_size=tuple(data.image_size) if data.image_size else None,
-        intrinsics=data.intrinsics, fps=data.fps, track_selection=selection,
-        min_conf=data.min_conf, min_track_len=data.min_track_len,
+    selection = (
+        track_ids
+        if track_ids == "all" or track_ids.startswith("longest")
+        else [s.strip() for s in track_ids.split(",")]
     )
-    logger.info("%d people, %d frames at %.3g fps, %s camera", obs.num_people, obs.num_frames,
-                obs.fps, "static" if obs.cameras.is_static else "moving")
+    obs = load_observations(
+        tracks,
+        cameras,
+        static=static,
+        image_size=tuple(data.image_size) if data.image_size else None,
+        intrinsics=data.intrinsics,
+        fps=data.fps,
+        track_selection=selection,
+        min_conf=data.min_conf,
+        min_track_len=data.min_track_len,
+    )
+    logger.info(
+        "%d people, %d frames at %.3g fps, %s camera",
+        obs.num_people,
+        obs.num_frames,
+        obs.fps,
+        "static" if obs.cameras.is_static else "moving",
+    )
     result = solve(obs, cfg, checkpoint_dir=out / "checkpoints", progress=not quiet)
     path = write_result(result, out)
     return result, path
@@ -74,18 +88,23 @@ def _demo(args, cfg: Config) -> None:
     from slahmr_opt.eval.evaluate import evaluate_result
 
     out = Path(args.out)
-    result, path = _fit(EXAMPLE_DIR / "tracks.npz", EXAMPLE_DIR / "cameras.npz", False, cfg, out,
-                        args.quiet)
+    result, path = _fit(
+        EXAMPLE_DIR / "tracks.npz", EXAMPLE_DIR / "cameras.npz", False, cfg, out, args.quiet
+    )
     metrics = evaluate_result(path, EXAMPLE_DIR / "gt.npz")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     seconds = sum(s["seconds"] for s in result.stages)
     frames = int(result.track_mask.shape[1])
-    print(f"bundled example: {frames} frames, fitted in {seconds:.1f} s "
-          f"({frames / max(seconds, 1e-9):.1f} frames/s)")
+    print(
+        f"bundled example: {frames} frames, fitted in {seconds:.1f} s "
+        f"({frames / max(seconds, 1e-9):.1f} frames/s)"
+    )
     for stage in result.stages:
-        print(f"  stage {stage['name']:>8s} ({stage['solver']}): {stage['iterations']:3d} it, "
-              f"{stage['seconds']:6.1f} s, loss {stage['initial_loss']:.4g} -> "
-              f"{stage['final_loss']:.4g}")
+        print(
+            f"  stage {stage['name']:>8s} ({stage['solver']}): {stage['iterations']:3d} it, "
+            f"{stage['seconds']:6.1f} s, loss {stage['initial_loss']:.4g} -> "
+            f"{stage['final_loss']:.4g}"
+        )
     for key in ("w_mpjpe100", "wa_mpjpe100", "pa_mpjpe"):
         print(f"  {key:12s} {metrics[key]:8.1f} mm")
     print(f"  camera scale alpha {result.cameras.alpha:.4f} (true {metrics['alpha_true']:.4f})")
@@ -104,8 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         _check_out(out, args.overwrite)
         if args.command == "fit":
-            _, path = _fit(Path(args.tracks), Path(args.cameras) if args.cameras else None,
-                           args.static, cfg, out, args.quiet)
+            _, path = _fit(
+                Path(args.tracks),
+                Path(args.cameras) if args.cameras else None,
+                args.static,
+                cfg,
+                out,
+                args.quiet,
+            )
             print(f"results written to {path}")
         else:
             _demo(args, cfg)

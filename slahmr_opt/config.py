@@ -165,7 +165,9 @@ def _validate(cfg: Config) -> None:
     for stage in cfg.stages:
         for var in stage.optimize:
             if var not in VARIABLES:
-                raise ConfigError(f"stage {stage.name!r}: unknown variable {var!r}; known {VARIABLES}")
+                raise ConfigError(
+                    f"stage {stage.name!r}: unknown variable {var!r}; known {VARIABLES}"
+                )
         if not stage.optimize:
             raise ConfigError(f"stage {stage.name!r} optimizes nothing")
         for term, w in stage.weights.items():

@@ -1,4 +1,4 @@
-"""Loss history: one record per solver iteration with every term's value, for DataFrames and plots."""
+"""Loss history: one record per solver iteration with every term's value (DataFrames, plots)."""
 
 import csv
 import time
@@ -42,7 +42,9 @@ class LossHistory:
     def start_stage(self) -> None:
         self._stage_start = time.perf_counter()
 
-    def add(self, stage: str, iteration: int, total: float, terms: dict[str, float], **info) -> None:
+    def add(
+        self, stage: str, iteration: int, total: float, terms: dict[str, float], **info
+    ) -> None:
         self.records.append(
             IterRecord(
                 stage, iteration, total, dict(terms), time.perf_counter() - self._stage_start, info
@@ -96,7 +98,11 @@ class LossHistory:
             for row in csv.DictReader(f):
                 terms = {k: float(v) for k, v in row.items() if k not in fixed and v != ""}
                 rec = IterRecord(
-                    row["stage"], int(row["iteration"]), float(row["total"]), {}, float(row["wall_time"])
+                    row["stage"],
+                    int(row["iteration"]),
+                    float(row["total"]),
+                    {},
+                    float(row["wall_time"]),
                 )
                 for k, v in terms.items():
                     (rec.info if k in _INFO_KEYS else rec.terms)[k] = v
@@ -128,8 +134,14 @@ class LossHistory:
         starts = df.index[df["stage"] != df["stage"].shift()].tolist()
         for start in starts:
             ax.axvline(start, color="0.6", ls="--", lw=0.8)
-            ax.text(start, 1.0, f" {df['stage'][start]}", transform=ax.get_xaxis_transform(),
-                    va="top", fontsize=8)
+            ax.text(
+                start,
+                1.0,
+                f" {df['stage'][start]}",
+                transform=ax.get_xaxis_transform(),
+                va="top",
+                fontsize=8,
+            )
         if logy:
             ax.set_yscale("log")
         ax.set_xlabel("iteration (all stages)")

@@ -67,8 +67,9 @@ def rescale_from_feet(obs: Observations, body_model: BodyModel, params: dict) ->
     P, T = body.trans.shape[:2]
     cams = obs.cameras
     with torch.no_grad():
-        joints_w = body_model(body.betas[:, None].expand(P, T, -1), body.root_orient,
-                              body.pose_body, body.trans).joints
+        joints_w = body_model(
+            body.betas[:, None].expand(P, T, -1), body.root_orient, body.pose_body, body.trans
+        ).joints
         joints_c = torch.einsum("tij,ptkj->ptki", cams.R_w2c, joints_w)
         joints_c = joints_c + alpha * cams.t_w2c[None, :, None]
     new_alpha = estimate_alpha(joints_c, obs.vis_mask, cams.R_w2c, cams.t_w2c, alpha)
@@ -138,25 +139,33 @@ def solve(
         if result.status == "failed":
             raise SolveError(f"stage {stage.name!r} failed: {result.message}")
         params = result.params
-        if stage.name == cfg.init.scale_after and cfg.init.scale == "feet" and not obs.cameras.is_static:
+        if (
+            stage.name == cfg.init.scale_after
+            and cfg.init.scale == "feet"
+            and not obs.cameras.is_static
+        ):
             params = rescale_from_feet(obs_d, body_model, params)
         summary = {
-            "name": stage.name, "solver": stage.solver.kind, "status": result.status,
-            "message": result.message, "iterations": result.iterations,
-            "seconds": result.seconds, "initial_loss": result.initial_loss,
+            "name": stage.name,
+            "solver": stage.solver.kind,
+            "status": result.status,
+            "message": result.message,
+            "iterations": result.iterations,
+            "seconds": result.seconds,
+            "initial_loss": result.initial_loss,
             "final_loss": result.final_loss,
         }
         summaries.append(summary)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             records = [vars(r) for r in history.records if r.stage == stage.name]
-            torch.save({"key": key, "params": params, "history": records, "summary": summary},
-                       path)
+            torch.save({"key": key, "params": params, "history": records, "summary": summary}, path)
     body, alpha = body_from_params(params)
     with torch.no_grad():
         P, T = body.trans.shape[:2]
-        out = body_model(body.betas[:, None].expand(P, T, -1), body.root_orient, body.pose_body,
-                         body.trans)
+        out = body_model(
+            body.betas[:, None].expand(P, T, -1), body.root_orient, body.pose_body, body.trans
+        )
     cameras = replace(obs.cameras, alpha=1.0 if obs.cameras.is_static else alpha)
     return Result(
         body=body.to(torch.float32),

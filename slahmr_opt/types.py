@@ -1,7 +1,7 @@
 """Data that crosses module boundaries: what was measured and what was estimated.
 
 Conventions (DESIGN.md section 3): metres, pixels, seconds, radians; OpenCV camera axes (x right,
-y down, z forward); extrinsics are world-to-camera; rotations at this level are axis-angle (``_aa``).
+y down, z forward); extrinsics are world-to-camera; rotations here are axis-angle (``_aa``).
 Dimension letters: P people, T frames, K keypoints, B shape coefficients.
 All tensors are torch tensors on the CPU unless a caller moves them.
 """

@@ -1,9 +1,8 @@
 """The ``slahmr-opt`` command: fit end to end, resume, refuse to overwrite, clear input errors."""
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
+from stages.scene import make_scene
 
 from slahmr_opt.cli import main
 from slahmr_opt.inputs.cameras import write_cameras_npz
@@ -11,10 +10,11 @@ from slahmr_opt.inputs.track_data import TrackData
 from slahmr_opt.inputs.tracks import write_tracks_npz
 from slahmr_opt.io.results import RESULT_KEYS
 
-from stages.scene import make_scene
-
-FAST = ["stages.root.solver.iterations=2", "stages.smooth.solver.iterations=2",
-        "costs.pose_prior=l2"]
+FAST = [
+    "stages.root.solver.iterations=2",
+    "stages.smooth.solver.iterations=2",
+    "costs.pose_prior=l2",
+]
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,15 @@ def inputs(tmp_path_factory):
     d = tmp_path_factory.mktemp("inputs")
     scene = make_scene(num_people=1, num_frames=25, camera="orbit", seed=2)
     obs = scene.obs
-    tracks = TrackData(kp2d=obs.kp2d, kp_format=obs.kp_format, vis_mask=obs.vis_mask,
-                       track_ids=obs.track_ids, fps=obs.fps, smpl_guess=obs.smpl_guess,
-                       image_size=obs.cameras.image_size)
+    tracks = TrackData(
+        kp2d=obs.kp2d,
+        kp_format=obs.kp_format,
+        vis_mask=obs.vis_mask,
+        track_ids=obs.track_ids,
+        fps=obs.fps,
+        smpl_guess=obs.smpl_guess,
+        image_size=obs.cameras.image_size,
+    )
     write_tracks_npz(d / "tracks.npz", tracks)
     write_cameras_npz(d / "cameras.npz", obs.cameras)
     write_cameras_npz(d / "short_cameras.npz", obs.cameras.slice(0, 10))
@@ -33,8 +39,17 @@ def inputs(tmp_path_factory):
 
 def test_fit_writes_results_and_resumes(inputs, tmp_path, caplog):
     out = tmp_path / "run"
-    args = ["fit", "--tracks", str(inputs / "tracks.npz"), "--cameras",
-            str(inputs / "cameras.npz"), "--out", str(out), "--quiet", *FAST]
+    args = [
+        "fit",
+        "--tracks",
+        str(inputs / "tracks.npz"),
+        "--cameras",
+        str(inputs / "cameras.npz"),
+        "--out",
+        str(out),
+        "--quiet",
+        *FAST,
+    ]
     assert main(args) == 0
     with np.load(out / "results.npz") as f:
         assert set(RESULT_KEYS) <= set(f.files)
@@ -48,7 +63,7 @@ def test_fit_writes_results_and_resumes(inputs, tmp_path, caplog):
         assert (out / name).exists(), name
     assert main(args) == 2  # refuses to overwrite
     caplog.set_level("INFO")
-    assert main([*args[:-len(FAST)], "--overwrite", *FAST]) == 0
+    assert main([*args[: -len(FAST)], "--overwrite", *FAST]) == 0
     assert sum("resumed from" in r.getMessage() for r in caplog.records) == 2
 
 
@@ -77,8 +92,19 @@ def test_bad_inputs_exit_with_message(inputs, tmp_path, capsys, case, expect):
         tracks = tmp_path / "tracks.npz"
         np.savez(tracks, **data)
     out = tmp_path / "out"
-    code = main(["fit", "--tracks", str(tracks), "--cameras", str(cameras), "--out", str(out),
-                 "--quiet", *FAST])
+    code = main(
+        [
+            "fit",
+            "--tracks",
+            str(tracks),
+            "--cameras",
+            str(cameras),
+            "--out",
+            str(out),
+            "--quiet",
+            *FAST,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert expect in err and "Traceback" not in err
@@ -86,7 +112,16 @@ def test_bad_inputs_exit_with_message(inputs, tmp_path, capsys, case, expect):
 
 
 def test_bad_override_exits_cleanly(inputs, tmp_path, capsys):
-    code = main(["fit", "--tracks", str(inputs / "tracks.npz"), "--static", "--out",
-                 str(tmp_path), "stages.root.solver.kind=newton"])
+    code = main(
+        [
+            "fit",
+            "--tracks",
+            str(inputs / "tracks.npz"),
+            "--static",
+            "--out",
+            str(tmp_path),
+            "stages.root.solver.kind=newton",
+        ]
+    )
     assert code == 2
     assert "newton" in capsys.readouterr().err

@@ -15,7 +15,12 @@ def _forward(body: BodyModel, root_orient: Tensor, trans: Tensor, pose_body: Ten
 
 
 def world_keypoints(
-    body: BodyModel, kp_format: str, root_orient: Tensor, trans: Tensor, pose_body: Tensor, betas: Tensor
+    body: BodyModel,
+    kp_format: str,
+    root_orient: Tensor,
+    trans: Tensor,
+    pose_body: Tensor,
+    betas: Tensor,
 ) -> Tensor:
     """(N, K, 3) keypoints in the world frame.
 
@@ -27,7 +32,12 @@ def world_keypoints(
 
 
 def world_joints(
-    body: BodyModel, num_joints: int, root_orient: Tensor, trans: Tensor, pose_body: Tensor, betas: Tensor
+    body: BodyModel,
+    num_joints: int,
+    root_orient: Tensor,
+    trans: Tensor,
+    pose_body: Tensor,
+    betas: Tensor,
 ) -> Tensor:
     """(N, J, 3) the first ``num_joints`` SMPL joints in the world frame. Args as above."""
     return _forward(body, root_orient, trans, pose_body, betas).joints[..., :num_joints, :]

@@ -62,18 +62,24 @@ def evaluate_result(pred_path: str | Path, gt_path: str | Path) -> dict[str, flo
         g = gt_ids.index(tid)
         T = pred["joints"].shape[1]
         if offset + T > gt["joints"].shape[1]:
-            raise InputError(gt_path, f"ground truth has {gt['joints'].shape[1]} frames, the "
-                             f"result covers frames {offset}..{offset + T - 1}")
-        valid = pred["track_mask"][p] & gt["valid"][g, offset:offset + T]
+            raise InputError(
+                gt_path,
+                f"ground truth has {gt['joints'].shape[1]} frames, the "
+                f"result covers frames {offset}..{offset + T - 1}",
+            )
+        valid = pred["track_mask"][p] & gt["valid"][g, offset : offset + T]
         if not valid.any():
             continue
-        per_person.append(sequence_errors(pred["joints"][p][valid],
-                                          gt["joints"][g, offset:offset + T][valid]))
+        per_person.append(
+            sequence_errors(pred["joints"][p][valid], gt["joints"][g, offset : offset + T][valid])
+        )
         frames += int(valid.sum())
     if not per_person:
         raise InputError(gt_path, "no frame has both a prediction and ground truth")
     metrics = summarize(per_person)
     metrics["frames"] = frames
-    metrics["alpha"] = float(pred["world_scale"].reshape(-1)[0]) if "world_scale" in pred else np.nan
+    metrics["alpha"] = (
+        float(pred["world_scale"].reshape(-1)[0]) if "world_scale" in pred else np.nan
+    )
     metrics["alpha_true"] = float(gt["alpha"]) if "alpha" in gt else float("nan")
     return metrics

@@ -71,6 +71,7 @@ def pa_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 def mpjpe_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Per-frame MPJPE (mm) after aligning the hip mid-points. (T, J, 3) inputs."""
+
     def centre(x):
         return x - x[:, list(HIPS)].mean(1, keepdims=True)
 

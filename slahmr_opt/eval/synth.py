@@ -52,7 +52,7 @@ class SynthSettings:
 
 
 def look_at(eye: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """World-to-camera ``(R (T,3,3), t (T,3))`` of OpenCV cameras at ``eye`` looking at ``target``."""
+    """World-to-camera ``(R (T,3,3), t (T,3))`` of OpenCV cameras at ``eye`` facing ``target``."""
     fwd = target - eye
     fwd /= np.linalg.norm(fwd, axis=-1, keepdims=True)
     right = np.cross(fwd, UP)
@@ -113,8 +113,14 @@ def slam_like(R: np.ndarray, t: np.ndarray, s: SynthSettings, rng: np.random.Gen
 
 
 def detect_keypoints(
-    kp_w: Tensor, R: Tensor, t: Tensor, intrins: Tensor, image_size, s: SynthSettings,
-    rng: np.random.Generator, flip_pairs: list[tuple[int, int]],
+    kp_w: Tensor,
+    R: Tensor,
+    t: Tensor,
+    intrins: Tensor,
+    image_size,
+    s: SynthSettings,
+    rng: np.random.Generator,
+    flip_pairs: list[tuple[int, int]],
 ) -> tuple[Tensor, Tensor]:
     """Detector-like 2D keypoints of true world keypoints ``kp_w (P, T, K, 3)``.
 
@@ -127,7 +133,11 @@ def detect_keypoints(
     uv = uv + rng.normal(size=uv.shape) * s.kp_noise * height_px[..., None]
     conf = rng.uniform(0.55, 1.0, size=(P, T, K))
     outlier = rng.random((P, T, K)) < s.outlier_prob
-    uv[outlier] += rng.uniform(-1, 1, size=(outlier.sum(), 2)) * 0.25 * height_px.repeat(K, -1)[outlier][:, None]
+    uv[outlier] += (
+        rng.uniform(-1, 1, size=(outlier.sum(), 2))
+        * 0.25
+        * height_px.repeat(K, -1)[outlier][:, None]
+    )
     conf[outlier] = rng.uniform(0.4, 0.7, size=outlier.sum())
     conf[rng.random((P, T, K)) < s.drop_prob] = 0.0
     swap = rng.random((P, T)) < s.swap_prob
@@ -143,8 +153,15 @@ def detect_keypoints(
 
 
 def regressor_guess(
-    root_orient_w: Tensor, pose_body: Tensor, pelvis_w: Tensor, pelvis0: Tensor,
-    R: Tensor, t: Tensor, vis: Tensor, s: SynthSettings, rng: np.random.Generator,
+    root_orient_w: Tensor,
+    pose_body: Tensor,
+    pelvis_w: Tensor,
+    pelvis0: Tensor,
+    R: Tensor,
+    t: Tensor,
+    vis: Tensor,
+    s: SynthSettings,
+    rng: np.random.Generator,
 ) -> SMPLGuess:
     """Per-frame camera-frame SMPL guesses with regressor-like errors (rotation, pose, depth).
 
@@ -178,5 +195,6 @@ def cameras_from_arrays(R, t, image_size, focal: float | None = None) -> Cameras
     f = focal or 0.5 * (H + W)
     T = len(R)
     intrins = torch.tensor([f, f, W / 2, H / 2], dtype=torch.float32).expand(T, 4).clone()
-    return Cameras(torch.as_tensor(R).float(), torch.as_tensor(t).float(), intrins,
-                   (int(H), int(W)))
+    return Cameras(
+        torch.as_tensor(R).float(), torch.as_tensor(t).float(), intrins, (int(H), int(W))
+    )

@@ -1,4 +1,4 @@
-"""Pinhole projection with OpenCV axes (x right, y down, z forward) and world-to-camera extrinsics."""
+"""Pinhole projection, OpenCV axes (x right, y down, z forward), world-to-camera extrinsics."""
 
 import torch
 from torch import Tensor
@@ -7,7 +7,9 @@ from torch import Tensor
 MIN_DEPTH = 1.0e-3
 
 
-def world_to_camera(points_w: Tensor, R_w2c: Tensor, t_w2c: Tensor, alpha: Tensor | float = 1.0) -> Tensor:
+def world_to_camera(
+    points_w: Tensor, R_w2c: Tensor, t_w2c: Tensor, alpha: Tensor | float = 1.0
+) -> Tensor:
     """Map world points into camera coordinates: ``x_c = R_w2c X_w + alpha t_w2c``.
 
     Args:
@@ -22,7 +24,9 @@ def world_to_camera(points_w: Tensor, R_w2c: Tensor, t_w2c: Tensor, alpha: Tenso
     return points_w @ R_w2c.transpose(-1, -2) + (alpha * t_w2c).unsqueeze(-2)
 
 
-def camera_to_world(points_c: Tensor, R_w2c: Tensor, t_w2c: Tensor, alpha: Tensor | float = 1.0) -> Tensor:
+def camera_to_world(
+    points_c: Tensor, R_w2c: Tensor, t_w2c: Tensor, alpha: Tensor | float = 1.0
+) -> Tensor:
     """Inverse of ``world_to_camera``: ``X_w = R_w2c^T (x_c - alpha t_w2c)``. Shapes as there."""
     return (points_c - (alpha * t_w2c).unsqueeze(-2)) @ R_w2c
 

@@ -1,7 +1,8 @@
 """Initial world-frame bodies from the tracker's per-frame guesses (or from keypoints alone).
 
 A guess in camera coordinates ``(R_root_c, transl_c)`` becomes a world-frame body with
-``R_root_w = R_w2c^T R_root_c`` and ``trans_w = R_w2c^T (pelvis0 + transl_c - alpha t_w2c) - pelvis0``,
+``R_root_w = R_w2c^T R_root_c`` and
+``trans_w = R_w2c^T (pelvis0 + transl_c - alpha t_w2c) - pelvis0``,
 where ``pelvis0`` is the pelvis of the posed body at zero translation (rotations turn about it).
 Frames inside a track without a guess are filled by spherical (rotations) and linear
 (translations) interpolation in the world frame.
@@ -130,12 +131,15 @@ def initialize_bodies(obs: Observations, body_model: BodyModel, alpha: float) ->
     kp_ok = ~torch.isnan(pelvis_c).any(-1) & obs.track_mask
     for p in range(P):
         if not bool(have[p].any()):
-            logger.info("track %s: no SMPL guesses, initializing from 2D torso size",
-                        obs.track_ids[p])
+            logger.info(
+                "track %s: no SMPL guesses, initializing from 2D torso size", obs.track_ids[p]
+            )
             have[p] = kp_ok[p]
     missing = [obs.track_ids[p] for p in range(P) if not bool(have[p].any())]
     if missing:
-        raise ValueError(f"cannot initialize tracks {missing}: no SMPL guess and no torso keypoints")
+        raise ValueError(
+            f"cannot initialize tracks {missing}: no SMPL guess and no torso keypoints"
+        )
     R_w2c = cams.R_w2c.to(dtype)
     orient_w = matrix_to_axis_angle(R_w2c.transpose(-1, -2) @ axis_angle_to_matrix(orient_c))
     pelvis_w = ((pelvis_c - alpha * cams.t_w2c.to(dtype))[..., None, :] @ R_w2c)[..., 0, :]

@@ -73,6 +73,9 @@ def estimate_alpha(
     lo, hi = max(best - 1, 0), min(best + 1, len(grid) - 1)
     fine = np.exp(np.linspace(np.log(grid[lo]), np.log(grid[hi]), 41))
     alpha = float(fine[np.argmin([stance_cost(a, feet_c, R, t, pairs) for a in fine])])
-    logger.info("initial camera scale from foot contacts: alpha = %.4g (stance cost %.3g m)",
-                alpha, costs[best])
+    logger.info(
+        "initial camera scale from foot contacts: alpha = %.4g (stance cost %.3g m)",
+        alpha,
+        costs[best],
+    )
     return alpha

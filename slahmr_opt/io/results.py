@@ -40,8 +40,21 @@ from slahmr_opt.errors import InputError
 from slahmr_opt.types import BodyParams, Cameras, Result
 
 RESULT_KEYS = (
-    "trans", "root_orient", "pose_body", "betas", "cam_R", "cam_t", "intrins", "world_scale",
-    "track_mask", "vis_mask", "joints", "track_ids", "fps", "image_size", "is_static",
+    "trans",
+    "root_orient",
+    "pose_body",
+    "betas",
+    "cam_R",
+    "cam_t",
+    "intrins",
+    "world_scale",
+    "track_mask",
+    "vis_mask",
+    "joints",
+    "track_ids",
+    "fps",
+    "image_size",
+    "is_static",
     "frame_offset",
 )
 

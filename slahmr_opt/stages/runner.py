@@ -17,7 +17,11 @@ from tqdm.auto import tqdm
 from slahmr_opt.config import StageConfig
 from slahmr_opt.history import LossHistory
 from slahmr_opt.stages.problem import Problem
-from slahmr_opt.stages.theseus_problem import StepControlledLM, TheseusVariables, term_cost_functions
+from slahmr_opt.stages.theseus_problem import (
+    StepControlledLM,
+    TheseusVariables,
+    term_cost_functions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +71,9 @@ def run_stage(
     start = time.perf_counter()
     initial = _record(history, stage.name, problem, params, weights, 0)
     runner = _run_lm if stage.solver.kind == "lm" else _run_torch
-    bar = tqdm(total=stage.solver.iterations, desc=f"stage {stage.name}", disable=not progress,
-               leave=False)
+    bar = tqdm(
+        total=stage.solver.iterations, desc=f"stage {stage.name}", disable=not progress, leave=False
+    )
     try:
         new_params, iters, status, message = runner(
             stage, problem, params, optimize, weights, history, bar
@@ -79,7 +84,13 @@ def run_stage(
     seconds = time.perf_counter() - start
     logger.info(
         "stage %s (%s): %d iterations, %.1f s, loss %.4g -> %.4g (%s)",
-        stage.name, stage.solver.kind, iters, seconds, initial, final, status,
+        stage.name,
+        stage.solver.kind,
+        iters,
+        seconds,
+        initial,
+        final,
+        status,
     )
     return StageResult(stage.name, new_params, status, message, iters, seconds, initial, final)
 
@@ -105,8 +116,16 @@ def _run_lm(stage, problem, params, optimize, weights, history, bar):
     )
 
     def on_iter(optimizer, info, delta, it):
-        _record(history, stage.name, problem, variables.unpack(params), weights, it + 1,
-                damping=optimizer._damping, rejected=optimizer.num_rejected)
+        _record(
+            history,
+            stage.name,
+            problem,
+            variables.unpack(params),
+            weights,
+            it + 1,
+            damping=optimizer._damping,
+            rejected=optimizer.num_rejected,
+        )
         bar.update(1)
 
     with torch.no_grad():
@@ -114,12 +133,24 @@ def _run_lm(stage, problem, params, optimize, weights, history, bar):
     new_params = variables.unpack(params)
     status = str(info.status[0]).split(".")[-1].lower()
     if status == "converged":  # Theseus stops before the callback of the converging step
-        _record(history, stage.name, problem, new_params, weights,
-                history.final(stage.name).iteration + 1, damping=lm._damping,
-                rejected=lm.num_rejected)
+        _record(
+            history,
+            stage.name,
+            problem,
+            new_params,
+            weights,
+            history.final(stage.name).iteration + 1,
+            damping=lm._damping,
+            rejected=lm.num_rejected,
+        )
     iters = history.final(stage.name).iteration
     if status == "fail":
-        return new_params, iters, "failed", "the linear solver failed (system not positive definite)"
+        return (
+            new_params,
+            iters,
+            "failed",
+            "the linear solver failed (system not positive definite)",
+        )
     return new_params, iters, status, f"LM, final damping {lm._damping:.2g}"
 
 

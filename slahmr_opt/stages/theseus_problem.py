@@ -31,7 +31,8 @@ class TheseusVariables:
             for var in PER_FRAME
         }
         self.betas = [
-            th.Vector(tensor=b[None].clone(), name=f"betas_{p}") for p, b in enumerate(params["betas"])
+            th.Vector(tensor=b[None].clone(), name=f"betas_{p}")
+            for p, b in enumerate(params["betas"])
         ]
         self.log_alpha = th.Vector(tensor=params["log_alpha"].clone(), name="log_alpha")
 

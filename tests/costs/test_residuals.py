@@ -20,8 +20,11 @@ def _inputs(n: int, gen: torch.Generator):
     d = dict(dtype=torch.float64, generator=gen)
     R = torch.linalg.qr(torch.randn(n, 3, 3, **d)).Q
     R = R * torch.linalg.det(R)[:, None, None]  # proper rotations
-    cam = pack_cameras(R, torch.tensor([0.0, 0.0, 4.0], dtype=torch.float64).expand(n, 3),
-                       torch.tensor([1000.0, 1000.0, 640.0, 360.0], dtype=torch.float64).expand(n, 4))
+    cam = pack_cameras(
+        R,
+        torch.tensor([0.0, 0.0, 4.0], dtype=torch.float64).expand(n, 3),
+        torch.tensor([1000.0, 1000.0, 640.0, 360.0], dtype=torch.float64).expand(n, 4),
+    )
     kp_obs = torch.cat([torch.rand(n, 17, 2, **d) * 600 + 300, torch.rand(n, 17, 1, **d)], -1)
     return {
         "root_orient": torch.randn(n, 3, **d) * 0.3,
@@ -72,8 +75,14 @@ def test_reprojection_gradcheck(body):
     names = ["root_orient", "trans", "pose_body", "betas", "log_alpha"]
 
     def fn(*args):
-        return reprojection_residual(**dict(zip(names, args)), kp_obs=x["kp_obs"], cam=x["cam"],
-                                     body=body, kp_format="coco17", sigma=100.0)
+        return reprojection_residual(
+            **dict(zip(names, args)),
+            kp_obs=x["kp_obs"],
+            cam=x["cam"],
+            body=body,
+            kp_format="coco17",
+            sigma=100.0,
+        )
 
     args = tuple(x[k].clone().requires_grad_(True) for k in names)
     assert torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-5)
@@ -96,8 +105,10 @@ def test_prior_residuals():
     betas = torch.randn(3, 10, dtype=torch.float64, requires_grad=True)
     scale = torch.tensor([[4.0], [9.0], [1.0]], dtype=torch.float64).sqrt()
     r = shape_residual(betas, scale)
-    torch.testing.assert_close(r.square().sum(1), torch.tensor([4.0, 9.0, 1.0], dtype=torch.float64)
-                               * betas.detach().square().sum(1))
+    torch.testing.assert_close(
+        r.square().sum(1),
+        torch.tensor([4.0, 9.0, 1.0], dtype=torch.float64) * betas.detach().square().sum(1),
+    )
     assert torch.autograd.gradcheck(lambda b: shape_residual(b, scale), (betas,))
     pose = torch.randn(2, 63, dtype=torch.float64)
     assert anchor_residual(pose, pose).abs().max() == 0

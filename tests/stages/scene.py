@@ -62,18 +62,26 @@ def make_scene(
         kp_w, R64, t64, cams_true.intrins.double(), s.image_size, s, rng, COCO_FLIPS
     )
     zeros = torch.zeros(1, 3, dtype=torch.float64)
-    pelvis0 = body(torch.zeros(1, 10, dtype=torch.float64), zeros,
-                   torch.zeros(1, 21, 3, dtype=torch.float64), zeros).joints[0, 0]
-    guess = synth.regressor_guess(root, pose, out.joints[..., 0, :], pelvis0, R64, t64, vis, s,
-                                  rng)
+    pelvis0 = body(
+        torch.zeros(1, 10, dtype=torch.float64),
+        zeros,
+        torch.zeros(1, 21, 3, dtype=torch.float64),
+        zeros,
+    ).joints[0, 0]
+    guess = synth.regressor_guess(root, pose, out.joints[..., 0, :], pelvis0, R64, t64, vis, s, rng)
     if camera == "static":
         cams = replace(cams_true, is_static=True)  # metric, world = ground-truth world
     else:
         R_s, t_s = synth.slam_like(R, t, s, rng)
         cams = synth.cameras_from_arrays(R_s, t_s, s.image_size)
     obs = Observations(
-        kp2d=kp2d, kp_format="coco17", track_mask=track_mask_from_vis(vis), vis_mask=vis,
-        cameras=cams, fps=30.0, track_ids=[f"{p:03d}" for p in range(num_people)],
+        kp2d=kp2d,
+        kp_format="coco17",
+        track_mask=track_mask_from_vis(vis),
+        vis_mask=vis,
+        cameras=cams,
+        fps=30.0,
+        track_ids=[f"{p:03d}" for p in range(num_people)],
         smpl_guess=guess,
     )
     return Scene(obs, out.joints.float(), s)

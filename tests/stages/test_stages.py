@@ -27,9 +27,16 @@ def setup():
     scene = make_scene(num_people=2, num_frames=12, camera="orbit", seed=3)
     body = load_body_model(BodyConfig(), dtype=DT)
     obs = scene.obs
-    obs = dataclasses.replace(obs, kp2d=obs.kp2d.to(DT), cameras=dataclasses.replace(
-        obs.cameras, R_w2c=obs.cameras.R_w2c.to(DT), t_w2c=obs.cameras.t_w2c.to(DT),
-        intrins=obs.cameras.intrins.to(DT)))
+    obs = dataclasses.replace(
+        obs,
+        kp2d=obs.kp2d.to(DT),
+        cameras=dataclasses.replace(
+            obs.cameras,
+            R_w2c=obs.cameras.R_w2c.to(DT),
+            t_w2c=obs.cameras.t_w2c.to(DT),
+            intrins=obs.cameras.intrins.to(DT),
+        ),
+    )
     init = initialize_bodies(obs, body, 0.4)
     params = params_from_body(init, 0.4, DT)
     cfg = load_config(None, ["costs.pose_prior=l2"])
@@ -38,8 +45,14 @@ def setup():
 
 
 ALL = {"root_orient", "trans", "pose_body", "betas", "log_alpha"}
-WEIGHTS = {"kp2d": 1e-3, "joints_smooth": 10.0, "joints_accel": 5.0, "pose_prior": 0.04,
-           "shape_prior": 0.05, "init_pose": 1.0}
+WEIGHTS = {
+    "kp2d": 1e-3,
+    "joints_smooth": 10.0,
+    "joints_accel": 5.0,
+    "pose_prior": 0.04,
+    "shape_prior": 0.05,
+    "init_pose": 1.0,
+}
 
 
 def test_theseus_objective_equals_stacked_loss(setup):
@@ -65,8 +78,9 @@ def test_pack_unpack_round_trip(setup):
 @pytest.mark.parametrize("kind", ["lm", "lbfgs"])
 def test_stage_changes_only_what_it_optimizes(setup, kind):
     _, _, problem, params, cfg = setup
-    stage = dataclasses.replace(cfg.stages[0], solver=dataclasses.replace(
-        cfg.stages[0].solver, kind=kind, iterations=3))
+    stage = dataclasses.replace(
+        cfg.stages[0], solver=dataclasses.replace(cfg.stages[0].solver, kind=kind, iterations=3)
+    )
     before = {k: v.clone() for k, v in params.items()}
     result = run_stage(stage, problem, params, LossHistory(), progress=False)
     for k in params:  # input not mutated
@@ -83,8 +97,9 @@ def test_lm_and_lbfgs_reach_comparable_loss(setup):
     smooth = cfg.stages[1]
     finals = {}
     for kind, iters in (("lm", 20), ("lbfgs", 10)):
-        stage = dataclasses.replace(smooth, solver=dataclasses.replace(
-            smooth.solver, kind=kind, iterations=iters))
+        stage = dataclasses.replace(
+            smooth, solver=dataclasses.replace(smooth.solver, kind=kind, iterations=iters)
+        )
         finals[kind] = run_stage(stage, problem, params, LossHistory(), progress=False).final_loss
     assert finals["lm"] < 1.1 * finals["lbfgs"]
     assert finals["lbfgs"] < 1.1 * finals["lm"]
@@ -97,8 +112,9 @@ def test_history_records_every_iteration(setup):
     df = history.to_dataframe()
     assert len(df) == result.iterations + 1
     assert {"kp2d", "joints_smooth", "total"} <= set(df.columns)
-    torch.testing.assert_close(torch.tensor(df["total"].values),
-                               torch.tensor((df["kp2d"] + df["joints_smooth"]).values))
+    torch.testing.assert_close(
+        torch.tensor(df["total"].values), torch.tensor((df["kp2d"] + df["joints_smooth"]).values)
+    )
 
 
 @pytest.mark.parametrize("camera", ["static", "orbit"])
