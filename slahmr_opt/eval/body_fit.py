@@ -99,16 +99,19 @@ def _body_frames(joints: Tensor, known: Tensor) -> Tensor:
     """(..., 3, 3) body frames, columns (left, up, forward), from the hips and the spine.
 
     Args:
-        joints: (..., 24, 3) joints or targets. known: (24,) bool, hips must be known.
+        joints: (..., 24, 3) joints or targets. known: (24,) bool; the hips must be known.
     """
-    top = next(j for j in (12, 9, 6, 15) if known[j])
+    top = next((j for j in (12, 9, 6, 15) if known[j]), None)
     left = _unit(joints[..., 1, :] - joints[..., 2, :])
-    up = joints[..., top, :] - 0.5 * (joints[..., 1, :] + joints[..., 2, :])
+    if top is None:  # no spine target: assume an upright body (y up)
+        up = torch.zeros_like(left) + torch.tensor([0.0, 1.0, 0.0], dtype=left.dtype)
+    else:
+        up = joints[..., top, :] - 0.5 * (joints[..., 1, :] + joints[..., 2, :])
     up = _unit(up - (up * left).sum(-1, keepdim=True) * left)
     return torch.stack([left, up, torch.linalg.cross(left, up)], -1)
 
 
-# Joint -> the descendant whose target sets the joint's initial swing (spine1 is left straight).
+# Joint -> the descendant whose target sets its initial swing (the head and toes start straight).
 _AIM = {1: 4, 2: 5, 3: 6, 4: 7, 5: 8, 6: 9, 7: 10, 8: 11, 9: 12, 12: 15, 13: 16, 14: 17,
         16: 18, 17: 19, 18: 20, 19: 21, 20: 22, 21: 23}  # fmt: skip
 
