@@ -78,7 +78,7 @@ def _smooth_stage() -> StageConfig:
         weights={
             "kp2d": 1.0e-3,
             "joints_smooth": 10.0,
-            "pose_prior": 0.04,
+            "pose_prior": 1.0e-4,
             "shape_prior": 0.05,
             "init_pose": 1.0,
         },

@@ -10,7 +10,7 @@ import torch
 from slahmr_opt import __version__
 from slahmr_opt.body import BodyModel, load_body_model
 from slahmr_opt.config import Config, to_yaml
-from slahmr_opt.errors import SlahmrOptError
+from slahmr_opt.errors import InputError, SlahmrOptError
 from slahmr_opt.history import IterRecord, LossHistory
 from slahmr_opt.init.from_tracks import initialize_bodies
 from slahmr_opt.init.scale import estimate_alpha
@@ -30,9 +30,12 @@ def load_pose_prior(kind: str, path: str | None):
     if kind == "l2":
         return None
     if kind == "gmm":
-        from priors.pose_gmm.model import PoseGMM
+        from priors.pose_gmm.model import SHIPPED, PoseGMM
 
-        return PoseGMM.load(path)
+        file = Path(path) if path else SHIPPED
+        if not file.exists():
+            raise InputError(file, "pose prior file not found (costs.pose_prior_path)")
+        return PoseGMM.load(file)
     raise SlahmrOptError(f"unknown pose prior {kind!r} (known: gmm, l2)")
 
 

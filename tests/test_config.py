@@ -25,8 +25,15 @@ def test_every_shipped_config_loads(path):
 
 
 def test_override_stage_by_name_and_index():
-    cfg = load_config(None, ["stages.smooth.solver.kind=lbfgs", "stages.0.solver.iterations=7",
-                             "stages.smooth.weights.joints_accel=3", "dtype=float64"])
+    cfg = load_config(
+        None,
+        [
+            "stages.smooth.solver.kind=lbfgs",
+            "stages.0.solver.iterations=7",
+            "stages.smooth.weights.joints_accel=3",
+            "dtype=float64",
+        ],
+    )
     assert cfg.stages[1].solver.kind == "lbfgs"
     assert cfg.stages[0].solver.iterations == 7
     assert cfg.stages[1].weights["joints_accel"] == 3
