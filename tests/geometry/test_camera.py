@@ -1,0 +1,41 @@
+"""Projection conventions and inverse pairs."""
+
+import torch
+from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle, random_rotations
+
+from slahmr_opt.geometry.camera import camera_centers, camera_to_world, project, world_to_camera
+
+
+def test_world_camera_round_trip():
+    R = random_rotations(5, dtype=torch.float64)
+    t = torch.randn(5, 3, dtype=torch.float64)
+    X = torch.randn(5, 7, 3, dtype=torch.float64)
+    x = world_to_camera(X, R, t, 0.5)
+    torch.testing.assert_close(camera_to_world(x, R, t, 0.5), X)
+
+
+def test_camera_centre_maps_to_origin():
+    R = random_rotations(4, dtype=torch.float64)
+    t = torch.randn(4, 3, dtype=torch.float64)
+    c = camera_centers(R, t, 2.0)
+    torch.testing.assert_close(
+        world_to_camera(c[:, None], R, t, 2.0)[:, 0], torch.zeros(4, 3, dtype=torch.float64)
+    )
+
+
+def test_projection_opencv_axes():
+    intr = torch.tensor([1000.0, 900.0, 640.0, 360.0])
+    pts = torch.tensor([[0.0, 0.0, 2.0], [1.0, 0.0, 2.0], [0.0, 1.0, 4.0]])
+    uv = project(pts, intr)
+    torch.testing.assert_close(uv, torch.tensor([[640.0, 360.0], [1140.0, 360.0], [640.0, 585.0]]))
+
+
+def test_points_behind_camera_stay_finite():
+    uv = project(torch.tensor([[0.1, 0.1, -1.0]]), torch.tensor([1000.0, 1000.0, 0.0, 0.0]))
+    assert torch.isfinite(uv).all()
+
+
+def test_axis_angle_round_trip():
+    aa = torch.randn(100, 3, dtype=torch.float64)
+    aa = aa / aa.norm(dim=-1, keepdim=True) * torch.rand(100, 1, dtype=torch.float64) * 3.0
+    torch.testing.assert_close(matrix_to_axis_angle(axis_angle_to_matrix(aa)), aa)
