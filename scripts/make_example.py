@@ -26,7 +26,6 @@ from slahmr_opt.inputs.tracks import write_tracks_npz
 
 logger = logging.getLogger("make_example")
 OUT = Path(__file__).resolve().parents[1] / "slahmr_opt" / "data" / "example"
-COCO_FLIPS = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)]
 
 
 def main() -> None:
@@ -52,60 +51,43 @@ def main() -> None:
     logger.info("fitted %s: mean joint residual %.1f mm", motion.source, fit.residual_mm.mean())
     T = len(targets)
     f64 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64)  # noqa: E731
-    betas = f64(fit.betas)[None].expand(T, -1)
-    out = body(betas, f64(fit.root_orient), f64(fit.pose_body), f64(fit.trans))
-    kp_w = body.keypoints(out, "coco17")
     s = synth.SynthSettings(camera="tracking")
-    R, t = synth.camera_path(s.camera, out.joints[:, 0].numpy(), s, rng)
-    cams_true = synth.cameras_from_arrays(R, t, s.image_size)
-    kp2d, vis = synth.detect_keypoints(
-        kp_w[None], f64(R), f64(t), cams_true.intrins.double(), s.image_size, s, rng, COCO_FLIPS
-    )
-    zeros = torch.zeros(1, 3, dtype=torch.float64)
-    pelvis0 = body(
-        torch.zeros(1, 10, dtype=torch.float64),
-        zeros,
-        torch.zeros(1, 21, 3, dtype=torch.float64),
-        zeros,
-    ).joints[0, 0]
-    guess = synth.regressor_guess(
+    scene = synth.observe_bodies(
+        body,
         f64(fit.root_orient)[None],
+        f64(fit.trans)[None],
         f64(fit.pose_body)[None],
-        out.joints[None, :, 0],
-        pelvis0,
-        f64(R),
-        f64(t),
-        vis,
+        f64(fit.betas)[None],
         s,
         rng,
+        fps=float(motion.fps),
     )
-    R_slam, t_slam = synth.slam_like(R, t, s, rng)
-    cams_slam = synth.cameras_from_arrays(R_slam, t_slam, s.image_size)
+    obs = scene.obs
     dest = Path(args.out)
     dest.mkdir(parents=True, exist_ok=True)
     tracks = TrackData(
-        kp2d=kp2d,
-        kp_format="coco17",
-        vis_mask=vis,
-        track_ids=["001"],
-        fps=float(motion.fps),
-        smpl_guess=guess,
+        kp2d=obs.kp2d,
+        kp_format=obs.kp_format,
+        vis_mask=obs.vis_mask,
+        track_ids=obs.track_ids,
+        fps=obs.fps,
+        smpl_guess=obs.smpl_guess,
         image_size=s.image_size,
     )
     write_tracks_npz(dest / "tracks.npz", tracks, overwrite=True)
-    write_cameras_npz(dest / "cameras.npz", cams_slam, overwrite=True)
+    write_cameras_npz(dest / "cameras.npz", obs.cameras, overwrite=True)
     np.savez(
         dest / "gt.npz",
-        joints=out.joints[None].float().numpy(),
+        joints=scene.joints.numpy(),
         valid=np.ones((1, T), bool),
-        track_ids=np.array(["001"]),
+        track_ids=np.array(obs.track_ids),
         alpha=np.array(s.alpha_true),
         trans=fit.trans[None],
         root_orient=fit.root_orient[None],
         pose_body=fit.pose_body[None].reshape(1, T, 63),
         betas=fit.betas[None],
-        cam_R=R.astype(np.float32),
-        cam_t=t.astype(np.float32),
+        cam_R=scene.R_true.astype(np.float32),
+        cam_t=scene.t_true.astype(np.float32),
     )
     meta = {
         "source": str(motion.source),
@@ -116,7 +98,7 @@ def main() -> None:
         "alpha_true": s.alpha_true,
     }
     (dest / "meta.json").write_text(json.dumps(meta, indent=2))
-    logger.info("wrote %s (%d frames, %d detected)", dest, T, int(vis.sum()))
+    logger.info("wrote %s (%d frames, %d detected)", dest, T, int(obs.vis_mask.sum()))
 
 
 if __name__ == "__main__":

@@ -21,18 +21,13 @@ import numpy as np
 
 from slahmr_opt.errors import InputError
 from slahmr_opt.eval.metrics import sequence_errors, summarize
+from slahmr_opt.inputs.checks import load_npz
 from slahmr_opt.io.results import read_result
 
 
 def read_ground_truth(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, "ground-truth file not found")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            gt = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
-        raise InputError(path, f"not a readable npz file ({e})") from None
+    gt = load_npz(path, "ground-truth file")
     for key in ("joints", "valid", "track_ids"):
         if key not in gt:
             raise InputError(path, f"missing key {key!r}")

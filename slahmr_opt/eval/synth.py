@@ -7,7 +7,7 @@ first camera's frame and its translations are divided by the true scale ``alpha_
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -15,10 +15,14 @@ from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
 from scipy.ndimage import gaussian_filter1d
 from torch import Tensor
 
+from slahmr_opt.body import BodyModel
 from slahmr_opt.geometry.camera import project, world_to_camera
-from slahmr_opt.types import Cameras, SMPLGuess
+from slahmr_opt.inputs.track_data import track_mask_from_vis
+from slahmr_opt.types import Cameras, Observations, SMPLGuess
 
 UP = np.array([0.0, 1.0, 0.0])
+#: Left/right keypoint pairs of COCO-17 (swapped by detector-like left/right confusions).
+COCO_FLIPS = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)]
 
 
 @dataclass
@@ -189,7 +193,7 @@ def regressor_guess(
     )
 
 
-def cameras_from_arrays(R, t, image_size, focal: float | None = None) -> Cameras:
+def default_cameras(R, t, image_size, focal: float | None = None) -> Cameras:
     """Cameras with SLAHMR's default intrinsics (focal = (H + W) / 2) unless ``focal`` is given."""
     H, W = image_size
     f = focal or 0.5 * (H + W)
@@ -198,3 +202,71 @@ def cameras_from_arrays(R, t, image_size, focal: float | None = None) -> Cameras
     return Cameras(
         torch.as_tensor(R).float(), torch.as_tensor(t).float(), intrins, (int(H), int(W))
     )
+
+
+@dataclass
+class SynthScene:
+    """Synthetic observations of known bodies and the truth behind them.
+
+    Attributes:
+        obs: what a tracker and SLAM would report (COCO-17 keypoints, SMPL guesses, cameras).
+        joints: (P, T, 24, 3) true world joints, metres (y-up ground-truth world).
+        R_true, t_true: (T, 3, 3), (T, 3) true metric world-to-camera extrinsics.
+    """
+
+    obs: Observations
+    joints: Tensor
+    R_true: np.ndarray
+    t_true: np.ndarray
+
+
+def observe_bodies(
+    body: BodyModel,
+    root_orient: Tensor,
+    trans: Tensor,
+    pose_body: Tensor,
+    betas: Tensor,
+    s: SynthSettings,
+    rng: np.random.Generator,
+    fps: float = 30.0,
+) -> SynthScene:
+    """Film known bodies with the camera of ``s`` and corrupt what is seen as a tracker and a SLAM
+    system would. A ``static`` camera keeps its true, metric extrinsics (``is_static``).
+
+    Args:
+        root_orient, trans: (P, T, 3); pose_body: (P, T, 21, 3); betas: (P, B); float64.
+    """
+    P, T = trans.shape[:2]
+    out = body(betas[:, None].expand(-1, T, -1), root_orient, pose_body, trans)
+    R, t = camera_path(s.camera, out.joints[:, :, 0].mean(0).numpy(), s, rng)
+    cams_true = default_cameras(R, t, s.image_size)
+    R64, t64 = torch.from_numpy(R), torch.from_numpy(t)
+    kp_w = body.keypoints(out, "coco17")
+    kp2d, vis = detect_keypoints(
+        kp_w, R64, t64, cams_true.intrins.double(), s.image_size, s, rng, COCO_FLIPS
+    )
+    zeros = torch.zeros(1, 3, dtype=torch.float64)
+    rest = body(
+        torch.zeros(1, body.num_betas, dtype=torch.float64),
+        zeros,
+        torch.zeros(1, 21, 3, dtype=torch.float64),
+        zeros,
+    )
+    guess = regressor_guess(
+        root_orient, pose_body, out.joints[..., 0, :], rest.joints[0, 0], R64, t64, vis, s, rng
+    )
+    if s.camera == "static":
+        cams = replace(cams_true, is_static=True)
+    else:
+        cams = default_cameras(*slam_like(R, t, s, rng), s.image_size)
+    obs = Observations(
+        kp2d=kp2d,
+        kp_format="coco17",
+        track_mask=track_mask_from_vis(vis),
+        vis_mask=vis,
+        cameras=cams,
+        fps=fps,
+        track_ids=[f"{p + 1:03d}" for p in range(P)],
+        smpl_guess=guess,
+    )
+    return SynthScene(obs, out.joints.float(), R, t)

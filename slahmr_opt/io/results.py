@@ -37,6 +37,7 @@ import torch
 
 from slahmr_opt import __version__
 from slahmr_opt.errors import InputError
+from slahmr_opt.inputs.checks import load_npz
 from slahmr_opt.types import BodyParams, Cameras, Result
 
 RESULT_KEYS = (
@@ -140,13 +141,7 @@ def _plot_history(result: Result, path: Path) -> None:
 def read_result(path: str | Path) -> dict[str, np.ndarray]:
     """Load a ``results.npz`` written by ``write_result`` as a dict of arrays."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, "results file not found")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
-        raise InputError(path, f"not a readable npz file ({e})") from None
+    data = load_npz(path, "results file")
     missing = [k for k in ("trans", "root_orient", "pose_body", "betas") if k not in data]
     if missing:
         raise InputError(path, f"missing keys {missing}")
