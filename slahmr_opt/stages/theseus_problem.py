@@ -13,6 +13,7 @@ import math
 import theseus as th
 import torch
 from torch import Tensor
+from torch.func import jacfwd, vmap
 
 from slahmr_opt.costs.term import PER_FRAME, Term
 
@@ -54,6 +55,31 @@ class TheseusVariables:
         return out
 
 
+class ShapeAwareAutoDiffCost(th.AutoDiffCostFunction):
+    """``AutoDiffCostFunction`` that takes forward-mode Jacobians when a cost has fewer optimized
+    inputs than residuals (the root stage: 6 inputs per frame against 34-66 residuals), and
+    Theseus' reverse mode otherwise: one pass per input instead of one per residual."""
+
+    def _compute_autograd_jacobian_vmap(self, optim_tensors, aux_tensors, jac_fn):
+        if sum(t.shape[-1] for t in optim_tensors) >= self.dim():
+            return super()._compute_autograd_jacobian_vmap(optim_tensors, aux_tensors, jac_fn)
+        batch = max(t.shape[0] for t in (*optim_tensors, *aux_tensors))
+        optim = tuple(t.expand(batch, *t.shape[1:]) for t in optim_tensors)
+        aux = tuple(t.expand(batch, *t.shape[1:]) for t in aux_tensors)
+        return vmap(jacfwd(jac_fn, argnums=0))(optim, aux)
+
+    def _copy_impl(self, new_name=None):
+        return ShapeAwareAutoDiffCost(
+            [v.copy() for v in self.optim_vars],
+            self._err_fn,
+            self._dim,
+            aux_vars=[v.copy() for v in self.aux_vars],
+            cost_weight=self.weight.copy(),
+            name=new_name,
+            autograd_mode=self._autograd_mode,
+        )
+
+
 def _make_err_fn(term: Term, optim_args: list[str], aux_args: list[str], shapes: dict):
     def err_fn(optim_vars, aux_vars):
         kwargs = {arg: v.tensor for arg, v in zip(optim_args, optim_vars)}
@@ -88,7 +114,7 @@ def term_cost_functions(
             for key, value in term.data.items()
         ]
         costs.append(
-            th.AutoDiffCostFunction(
+            ShapeAwareAutoDiffCost(
                 [variables.get(i.var, p, t + i.offset) for i in optim_inputs],
                 err_fn,
                 term.dim,

@@ -128,3 +128,24 @@ def test_stages_1_2_recover_known_bodies(camera):
     assert err["wa_mpjpe100"].mean() < 60.0
     if camera != "static":
         assert abs(result.cameras.alpha / scene.settings.alpha_true - 1) < 0.15
+
+
+@pytest.mark.parametrize("optimize", [{"root_orient", "trans"}, ALL])
+def test_jacobians_match_finite_differences(setup, optimize):
+    """Forward-mode (few inputs) and reverse-mode (many) Jacobians against central differences."""
+    _, _, problem, params, _ = setup
+    variables = TheseusVariables(params, problem.track_mask)
+    for name in ("kp2d", "joints_smooth"):
+        cost = term_cost_functions(problem.terms[name], 1.0, variables, optimize)[3]
+        jacobians, _ = cost.jacobians()
+        for var, jac in zip(cost.optim_vars, jacobians):
+            base = var.tensor.clone()
+            numeric = torch.zeros_like(jac)
+            for k in range(base.shape[1]):
+                for sign in (1.0, -1.0):
+                    shifted = base.clone()
+                    shifted[0, k] += sign * 1e-6
+                    var.update(shifted)
+                    numeric[0, :, k] += sign * cost.error()[0] / 2e-6
+            var.update(base)
+            torch.testing.assert_close(jac, numeric, atol=1e-5, rtol=1e-4)
