@@ -42,8 +42,8 @@ class SolverConfig:
     """LM: divisor applied to the damping after an accepted step."""
     min_rel_decrease: float = 1.0e-5
     """Stop when an accepted step lowers the total loss by less than this fraction."""
-    lr: float = 1.0
-    """L-BFGS / Adam learning rate."""
+    lr: float | None = None
+    """L-BFGS / Adam learning rate; None: 1.0 for L-BFGS (SLAHMR), 0.01 for Adam."""
     lbfgs_inner: int = 20
     """L-BFGS inner iterations per outer step (SLAHMR: 20, strong Wolfe line search)."""
 

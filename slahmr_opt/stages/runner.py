@@ -160,10 +160,10 @@ def _run_torch(stage, problem, params, optimize, weights, history, bar):
     leaves = [work[k].requires_grad_(True) for k in sorted(optimize)]
     if solver.kind == "lbfgs":
         opt = torch.optim.LBFGS(
-            leaves, lr=solver.lr, max_iter=solver.lbfgs_inner, line_search_fn="strong_wolfe"
+            leaves, lr=solver.lr or 1.0, max_iter=solver.lbfgs_inner, line_search_fn="strong_wolfe"
         )
     else:
-        opt = torch.optim.Adam(leaves, lr=solver.lr)
+        opt = torch.optim.Adam(leaves, lr=solver.lr or 0.01)
     evaluations = 0
 
     def closure():

@@ -110,6 +110,8 @@ def test_prior_residuals():
         torch.tensor([4.0, 9.0, 1.0], dtype=torch.float64) * betas.detach().square().sum(1),
     )
     assert torch.autograd.gradcheck(lambda b: shape_residual(b, scale), (betas,))
-    pose = torch.randn(2, 63, dtype=torch.float64)
+    pose = torch.randn(2, 63, dtype=torch.float64, requires_grad=True)
     assert anchor_residual(pose, pose).abs().max() == 0
-    assert math.isclose(float(anchor_residual(pose + 1, pose).sum()), 126.0)
+    init = pose.detach().clone()
+    assert torch.autograd.gradcheck(lambda p: anchor_residual(p, init), (pose,))
+    assert math.isclose(float(anchor_residual(pose.detach() + 1, pose.detach()).sum()), 126.0)

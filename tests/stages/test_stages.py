@@ -75,7 +75,7 @@ def test_pack_unpack_round_trip(setup):
         torch.testing.assert_close(out[k], params[k], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("kind", ["lm", "lbfgs"])
+@pytest.mark.parametrize("kind", ["lm", "lbfgs", "adam"])
 def test_stage_changes_only_what_it_optimizes(setup, kind):
     _, _, problem, params, cfg = setup
     stage = dataclasses.replace(
