@@ -51,9 +51,6 @@ class LossHistory:
             )
         )
 
-    def extend(self, other: "LossHistory") -> None:
-        self.records.extend(other.records)
-
     def __len__(self) -> int:
         return len(self.records)
 

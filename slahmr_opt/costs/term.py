@@ -57,9 +57,6 @@ class Term:
     def num_elements(self) -> int:
         return int(self.person.shape[0])
 
-    def variables(self) -> set[str]:
-        return {i.var for i in self.inputs}
-
     def gather(self, params: dict[str, Tensor], idx: Tensor | None = None) -> dict[str, Tensor]:
         """Inputs of ``fn`` for elements ``idx`` (all if None) from stacked parameters.
 

@@ -38,7 +38,7 @@ import torch
 from slahmr_opt import __version__
 from slahmr_opt.errors import InputError
 from slahmr_opt.inputs.checks import load_npz
-from slahmr_opt.types import BodyParams, Cameras, Result
+from slahmr_opt.types import Result
 
 RESULT_KEYS = (
     "trans",
@@ -146,26 +146,3 @@ def read_result(path: str | Path) -> dict[str, np.ndarray]:
     if missing:
         raise InputError(path, f"missing keys {missing}")
     return data
-
-
-def body_params_from_arrays(data: dict[str, np.ndarray]) -> BodyParams:
-    """``BodyParams`` from ``results.npz`` arrays."""
-    P, T = data["trans"].shape[:2]
-    return BodyParams(
-        root_orient=torch.from_numpy(data["root_orient"]).float(),
-        trans=torch.from_numpy(data["trans"]).float(),
-        pose_body=torch.from_numpy(data["pose_body"]).float().reshape(P, T, 21, 3),
-        betas=torch.from_numpy(data["betas"]).float(),
-    )
-
-
-def cameras_from_arrays(data: dict[str, np.ndarray]) -> Cameras:
-    """Metric cameras (alpha already applied) from ``results.npz`` arrays."""
-    return Cameras(
-        R_w2c=torch.from_numpy(data["cam_R"][0]).float(),
-        t_w2c=torch.from_numpy(data["cam_t"][0]).float(),
-        intrins=torch.from_numpy(data["intrins"]).float(),
-        image_size=tuple(int(v) for v in data["image_size"]),
-        is_static=bool(data["is_static"]),
-        alpha=1.0,
-    )
