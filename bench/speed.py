@@ -1,0 +1,117 @@
+"""Speed of stages 1-2 against sequence length and people, and LM against L-BFGS.
+
+For every (frames, people) size a synthetic scene of walking bodies (hand-made gait, orbiting
+camera, detector noise) is fitted once with the default config (Theseus LM) and once with
+``slahmr_lbfgs`` (torch L-BFGS, SLAHMR's optimizer), each in a fresh process so that peak memory
+is its own. Reported per run: seconds per stage, frames per second, final loss, peak RSS; per size:
+the time each solver needs to reach the other's final loss (from the per-iteration history).
+
+    .venv/bin/python bench/speed.py [--frames 100 300 1000 3000] [--people 1 3] [--out FILE]
+"""
+
+import argparse
+import json
+import logging
+import multiprocessing as mp
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from slahmr_opt.body import BodyConfig, load_body_model
+from slahmr_opt.config import load_config
+from slahmr_opt.eval import synth
+from slahmr_opt.io.results import versions
+from slahmr_opt.solve import solve
+
+SOLVERS = {"lm": None, "lbfgs": "slahmr_lbfgs"}
+
+
+def walking_scene(num_people: int, num_frames: int, seed: int = 0) -> synth.SynthScene:
+    """``synth.walking_bodies`` seen by an orbiting hand-held camera."""
+    rng = np.random.default_rng(seed)
+    bodies = synth.walking_bodies(num_people, num_frames, 30.0, rng)
+    body = load_body_model(BodyConfig(), dtype=torch.float64)
+    return synth.observe_bodies(body, *bodies, synth.SynthSettings(camera="orbit"), rng)
+
+
+def _run(args: tuple) -> dict:
+    num_people, num_frames, config = args
+    scene = walking_scene(num_people, num_frames)
+    cfg = load_config(config)
+    start = time.perf_counter()
+    result = solve(scene.obs, cfg, progress=False)
+    seconds = time.perf_counter() - start
+    curve = [(r.stage, r.wall_time, r.total) for r in result.history.records]
+    return {
+        "seconds": seconds,
+        "frames_per_second": num_frames / seconds,
+        "stages": {
+            s["name"]: {"seconds": s["seconds"], "iterations": s["iterations"]}
+            for s in result.stages
+        },
+        "final_loss": result.stages[-1]["final_loss"],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "curve": curve,
+    }
+
+
+def time_to_reach(curve: list, target: float, stages: list[str]) -> float | None:
+    """Seconds (all stages) until the last stage's loss first falls to ``target``."""
+    elapsed = 0.0
+    for stage in stages:
+        points = [(w, v) for s, w, v in curve if s == stage]
+        if stage == stages[-1]:
+            for wall, value in points:
+                if value <= target:
+                    return elapsed + wall
+            return None
+        elapsed += points[-1][0]
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, nargs="+", default=[100, 300, 1000, 3000])
+    ap.add_argument("--people", type=int, nargs="+", default=[1, 3])
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    report = {"versions": versions(), "runs": []}
+    ctx = mp.get_context("spawn")
+    for people in args.people:
+        for frames in args.frames:
+            row = {"people": people, "frames": frames}
+            for name, config in SOLVERS.items():
+                with ctx.Pool(1) as pool:
+                    row[name] = pool.map(_run, [(people, frames, config)])[0]
+            stages = list(row["lm"]["stages"])
+            slack = 1.001  # "the same loss": within 0.1%
+            for a, b in (("lm", "lbfgs"), ("lbfgs", "lm")):
+                target = slack * row[b]["final_loss"]
+                row[f"{a}_seconds_to_{b}_loss"] = time_to_reach(row[a]["curve"], target, stages)
+            for name in SOLVERS:
+                row[name].pop("curve")
+            report["runs"].append(row)
+            logging.warning(
+                "P=%d T=%5d  LM %6.1f s (%5.1f fps, %5.0f MB)  L-BFGS %6.1f s (%5.1f fps)  "
+                "LM to L-BFGS loss %s s, L-BFGS to LM loss %s s",
+                people,
+                frames,
+                row["lm"]["seconds"],
+                row["lm"]["frames_per_second"],
+                row["lm"]["peak_rss_mb"],
+                row["lbfgs"]["seconds"],
+                row["lbfgs"]["frames_per_second"],
+                row["lm_seconds_to_lbfgs_loss"],
+                row["lbfgs_seconds_to_lm_loss"],
+            )
+            out = Path(args.out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
