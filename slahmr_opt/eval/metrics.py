@@ -8,7 +8,19 @@ Definitions (``shared/research/peers.md`` section 3, as in WHAM/GVHMR/SLAHMR):
 * WA-MPJPE100: the same with the similarity fitted on all joints of the chunk.
 * PA-MPJPE: a similarity fitted per frame.
 * MPJPE: per frame after subtracting the pelvis (mid-point of the two hips, SMPL joints 1, 2).
-* Averages are over all frames of all sequences (frame-weighted), in millimetres.
+  ``evaluate`` applies it (and PA-MPJPE, PVE, accel) to camera-frame joints: predicted joints in
+  the predicted camera against true joints in the true camera.
+* PVE: mean vertex error (mm) after the same hip-midpoint offset as MPJPE.
+* RTE (%): a rigid fit (Umeyama, no scale) of the whole sequence's root trajectory, per-frame
+  error divided by the true path length, x100. The root is joint 0 (GVHMR / TRAM; WHAM uses the
+  SMPL ``transl`` parameter instead).
+* Jitter (10 m/s^3): the predicted world joints' jerk, mean over joints, /10. Uses the sequence's
+  fps; the field's code hard-codes 30.
+* Foot sliding (mm): predicted displacement of four foot points (left/right big toe and heel) on
+  the frames where the true point moves less than 1 cm. One value per contact (point, frame).
+* Accel error (m/s^2): second difference of prediction minus truth, mean over joints, x fps^2.
+* Averages are over all frames of all sequences (frame-weighted). Like the field, differences
+  (jitter, accel, foot sliding) run over the valid frames as concatenated.
 """
 
 import numpy as np
@@ -16,6 +28,8 @@ from scipy.spatial.transform import Rotation
 
 CHUNK = 100
 HIPS = (1, 2)
+CONTACT_THRESHOLD = 0.01
+"""Metres a true foot point may move between frames and still count as in contact."""
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True):
@@ -69,13 +83,71 @@ def pa_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     )
 
 
+def hip_centre(joints: np.ndarray) -> np.ndarray:
+    """(T, 1, 3) mid-point of the two hips of (T, 24, 3) SMPL joints."""
+    return joints[:, list(HIPS)].mean(1, keepdims=True)
+
+
 def mpjpe_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Per-frame MPJPE (mm) after aligning the hip mid-points. (T, J, 3) inputs."""
+    return _frame_errors(pred - hip_centre(pred), gt - hip_centre(gt))
 
-    def centre(x):
-        return x - x[:, list(HIPS)].mean(1, keepdims=True)
 
-    return _frame_errors(centre(pred), centre(gt))
+def pve_errors(
+    pred_verts: np.ndarray, gt_verts: np.ndarray, pred_joints: np.ndarray, gt_joints: np.ndarray
+) -> np.ndarray:
+    """Per-frame PVE (mm): (T, V, 3) vertices, each offset by its own (T, 24, 3) joints' hips."""
+    return _frame_errors(pred_verts - hip_centre(pred_joints), gt_verts - hip_centre(gt_joints))
+
+
+def to_camera(points_w: np.ndarray, R_w2c: np.ndarray, t_w2c: np.ndarray) -> np.ndarray:
+    """(T, N, 3) world points -> camera frame, with (T, 3, 3) / (T, 3) world-to-camera poses."""
+    return np.einsum("tij,tnj->tni", R_w2c, points_w) + t_w2c[:, None]
+
+
+def rte_errors(pred_root: np.ndarray, gt_root: np.ndarray) -> np.ndarray:
+    """Per-frame root translation error (% of the true path length).
+
+    Args:
+        pred_root, gt_root: (T, 3) root trajectories, metres (``evaluate`` passes joint 0).
+    Returns:
+        (T,) errors after one rigid (no scale) fit over the whole sequence; empty when the true
+        root does not move (the path length is zero and RTE is undefined).
+    """
+    path = np.linalg.norm(np.diff(gt_root, axis=0), axis=-1).sum()
+    if path < 1e-9:
+        return np.zeros(0)
+    aligned = _apply(umeyama(pred_root, gt_root, with_scale=False), pred_root)
+    return np.linalg.norm(aligned - gt_root, axis=-1) / path * 100.0
+
+
+def jitter(joints: np.ndarray, fps: float) -> np.ndarray:
+    """Per-frame jitter (10 m/s^3) of (T, J, 3) world joints, metres: (T-3,) values."""
+    jerk = joints[3:] - 3 * joints[2:-1] + 3 * joints[1:-2] - joints[:-3]
+    return np.linalg.norm(jerk * fps**3, axis=-1).mean(-1) / 10.0
+
+
+def accel_errors(pred: np.ndarray, gt: np.ndarray, fps: float) -> np.ndarray:
+    """Per-frame acceleration error (m/s^2) of (T, J, 3) joints, metres: (T-2,) values."""
+
+    def accel(x):
+        return x[:-2] - 2 * x[1:-1] + x[2:]
+
+    return np.linalg.norm(accel(pred) - accel(gt), axis=-1).mean(-1) * fps**2
+
+
+def foot_sliding(pred_feet: np.ndarray, gt_feet: np.ndarray) -> np.ndarray:
+    """Foot sliding (mm): one value per (frame step, point) where the true point is in contact.
+
+    Args:
+        pred_feet, gt_feet: (T, 4, 3) foot points (left big toe, left heel, right big toe, right
+            heel), metres.
+    Returns:
+        The predicted displacement of each point over each frame step in which the true point
+        moved less than ``CONTACT_THRESHOLD``, mm (flattened, frame-major).
+    """
+    contact = np.linalg.norm(np.diff(gt_feet, axis=0), axis=-1) < CONTACT_THRESHOLD
+    return np.linalg.norm(np.diff(pred_feet, axis=0), axis=-1)[contact] * 1000.0
 
 
 def sequence_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, np.ndarray]:
@@ -89,6 +161,10 @@ def sequence_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def summarize(per_frame: list[dict[str, np.ndarray]]) -> dict[str, float]:
-    """Frame-weighted means over sequences (concatenate, then average), in mm."""
+    """Frame-weighted means over sequences (concatenate, then average); NaN where no values."""
     keys = per_frame[0].keys() if per_frame else []
-    return {k: float(np.concatenate([e[k] for e in per_frame]).mean()) for k in keys}
+    out = {}
+    for k in keys:
+        values = np.concatenate([e[k] for e in per_frame])
+        out[k] = float(values.mean()) if values.size else float("nan")
+    return out
