@@ -1,0 +1,379 @@
+"""Build a synthetic benchmark from motion capture: fitted bodies filmed by synthetic cameras.
+
+Each sequence folder holds what a user would give the solver (``tracks.npz``, ``cameras.npz``)
+plus the truth (``gt.npz``) and ``meta.json``; ``index.json`` in the benchmark folder lists them.
+
+``gt.npz`` keys (P people, T frames, y-up ground-truth world, metres):
+
+============  ==============  =================================================
+key           shape           meaning
+============  ==============  =================================================
+joints        (P, T, 24, 3)   true world joints
+feet          (P, T, 4, 3)    true toe and heel points (``keypoint_vertices[5, 7, 8, 10]``)
+valid         (P, T)          frames with ground truth (all)
+track_ids     (P,)            track names, as in ``tracks.npz``
+alpha         ()              true metres per SLAM translation unit (1 for static cameras)
+trans         (P, T, 3)       body translation
+root_orient   (P, T, 3)       root orientation, axis-angle
+pose_body     (P, T, 63)      body pose, axis-angle
+betas         (P, B)          shape
+cam_R, cam_t  (T, 3, 3), (T, 3)  true metric world-to-camera extrinsics
+============  ==============  =================================================
+
+Everything is a function of the seed: a sequence's random stream is seeded with the benchmark
+seed and its name, so the same seed gives the same arrays.
+"""
+
+import json
+import logging
+import tarfile
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from slahmr_opt.body import BodyConfig, BodyModel, load_body_model
+from slahmr_opt.errors import InputError
+from slahmr_opt.eval import synth
+from slahmr_opt.eval.body_fit import BodyFit, fit_sequences
+from slahmr_opt.eval.mocap import (
+    BANDAI_SCALE,
+    joint_rotations,
+    relative_terms,
+    smpl_targets,
+    split_of,
+)
+from slahmr_opt.inputs.bvh import BvhMotion, parse_bvh
+from slahmr_opt.inputs.cameras import write_cameras_npz
+from slahmr_opt.inputs.track_data import TrackData, track_mask_from_vis
+from slahmr_opt.inputs.tracks import write_tracks_npz
+
+logger = logging.getLogger(__name__)
+
+CAMERA_KINDS = ("static", "pan", "tracking", "orbit")
+CAMERA_ALIASES = {"handheld": "orbit"}
+"""``handheld``: a camera circling the person with hand-held shake (synth's ``orbit``)."""
+FEET = [5, 7, 8, 10]
+"""Toe and heel points among ``keypoint_vertices`` (left toe, left heel, right toe, right heel)."""
+SPACING = 1.5
+"""Metres between people placed side by side in one scene."""
+
+
+@dataclass
+class OcclusionSettings:
+    """Occlusions added to the detector-like keypoints.
+
+    Attributes:
+        spans: (min, max) occlusion spans per person.
+        length: (min, max) frames per span.
+        whole_prob: probability that a span hides the whole person (else a body part).
+        exit_prob: probability that the person is outside the image at the start or end.
+        exit_frames: (min, max) frames outside the image.
+    """
+
+    spans: tuple[int, int] = (1, 3)
+    length: tuple[int, int] = (4, 15)
+    whole_prob: float = 0.4
+    exit_prob: float = 0.3
+    exit_frames: tuple[int, int] = (5, 20)
+
+
+#: COCO-17 keypoint groups a part occlusion hides (legs, arms, one side, head).
+PARTS = (
+    (11, 12, 13, 14, 15, 16),
+    (13, 14, 15, 16),
+    (7, 8, 9, 10),
+    (5, 7, 9, 11, 13, 15),
+    (6, 8, 10, 12, 14, 16),
+    (0, 1, 2, 3, 4),
+)
+
+
+def _bvh_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.bvh") if p.is_file())
+
+
+def list_motions(paths: Sequence[str | Path], allow_train: bool = False) -> list[BvhMotion]:
+    """Read the BVH motions of ``paths`` (BVH files, folders of them, or ``.tar.xz`` archives).
+
+    Archives and folders contribute their evaluation-split files only (unless ``allow_train``);
+    a BVH file named explicitly must be in the evaluation split unless ``allow_train``.
+
+    Returns:
+        Motions in metres, sorted by source name.
+
+    Raises:
+        InputError: a path is missing, is not a BVH/folder/archive, or is a training file.
+    """
+    motions: dict[str, BvhMotion] = {}
+
+    def wanted(name: str, where: Path, explicit: bool) -> bool:
+        try:
+            split = split_of(name)
+        except InputError:
+            return True  # no take number: the split cannot be told
+        if split == "eval" or allow_train:
+            return True
+        if explicit:
+            raise InputError(
+                where,
+                "is in the training split (take number does not end in 0); benchmarks use "
+                "evaluation files (allow_train=True to override)",
+            )
+        return False
+
+    for path in map(Path, paths):
+        if not path.exists():
+            raise InputError(path, "mocap path not found")
+        if path.is_dir():
+            files = [f for f in _bvh_files(path) if wanted(f.name, f, False)]
+            for f in files:
+                motions[f.name] = parse_bvh(f.read_text(), source=f.name, scale=BANDAI_SCALE)
+        elif path.suffix == ".bvh":
+            wanted(path.name, path, True)
+            motions[path.name] = parse_bvh(path.read_text(), source=path.name, scale=BANDAI_SCALE)
+        elif tarfile.is_tarfile(path):
+            with tarfile.open(path, "r:*") as tar:
+                for member in tar:
+                    name = Path(member.name).name
+                    if name.endswith(".bvh") and wanted(name, path, False):
+                        text = tar.extractfile(member).read().decode("utf-8")
+                        motions[name] = parse_bvh(text, source=name, scale=BANDAI_SCALE)
+        else:
+            raise InputError(path, "expected a .bvh file, a folder of them or a .tar.xz archive")
+    if not motions:
+        raise InputError(", ".join(map(str, paths)), "no usable (evaluation-split) BVH file")
+    return [motions[k] for k in sorted(motions)]
+
+
+def fit_motions(body: BodyModel, motions: list[BvhMotion], max_frames: int) -> list[BodyFit]:
+    """Fit the body to the first ``max_frames`` frames of each motion (one L-BFGS batch)."""
+    targets, rots = [], []
+    weights = None
+    for m in motions:
+        x, weights = smpl_targets(m)
+        targets.append(x[:max_frames])
+        rots.append(joint_rotations(m)[:max_frames])
+    return fit_sequences(body, targets, weights, terms=relative_terms(), joint_rotations=rots)
+
+
+def place_side_by_side(fits: list[BodyFit], spacing: float = SPACING) -> dict[str, np.ndarray]:
+    """Stack people into one scene: each motion starts at ``x = p * spacing``, ``z = 0``.
+
+    Returns:
+        float64 ``root_orient`` (P, T, 3), ``trans`` (P, T, 3), ``pose_body`` (P, T, 21, 3),
+        ``betas`` (P, B), cropped to the shortest motion; one person is left where it is.
+    """
+    T = min(len(f.trans) for f in fits)
+    trans = np.stack([f.trans[:T] for f in fits])
+    if len(fits) > 1:
+        start = trans[:, :1].copy()
+        start[..., 1] = 0.0
+        lateral = np.zeros_like(start)
+        lateral[:, 0, 0] = spacing * (np.arange(len(fits)) - 0.5 * (len(fits) - 1))
+        trans = trans - start + lateral
+    return {
+        "root_orient": np.stack([f.root_orient[:T] for f in fits]),
+        "trans": trans,
+        "pose_body": np.stack([f.pose_body[:T] for f in fits]),
+        "betas": np.stack([f.betas for f in fits]),
+    }
+
+
+def add_occlusions(obs, rng: np.random.Generator, s: OcclusionSettings):
+    """Hide keypoints (a part or the whole person) over a few spans of frames, and sometimes
+    put the person outside the image at the start or the end.
+
+    Returns:
+        New ``Observations`` with ``kp2d`` confidences, ``vis_mask``, ``track_mask`` and
+        ``smpl_guess.valid`` updated.
+    """
+    conf = obs.kp2d[..., 2].numpy().copy()
+    P, T, _ = conf.shape
+    for p in range(P):
+        for _ in range(rng.integers(s.spans[0], s.spans[1] + 1)):
+            length = int(rng.integers(s.length[0], s.length[1] + 1))
+            a = int(rng.integers(0, max(T - length, 1)))
+            if rng.random() < s.whole_prob:
+                conf[p, a : a + length] = 0.0
+            else:
+                conf[p, a : a + length, list(PARTS[rng.integers(len(PARTS))])] = 0.0
+        if rng.random() < s.exit_prob:
+            n = min(int(rng.integers(s.exit_frames[0], s.exit_frames[1] + 1)), T // 4)
+            if rng.random() < 0.5:
+                conf[p, :n] = 0.0
+            else:
+                conf[p, T - n :] = 0.0
+    vis = torch.from_numpy((conf > 0).sum(-1) >= 4)
+    conf[~vis.numpy()] = 0.0
+    kp2d = obs.kp2d.clone()
+    kp2d[..., 2] = torch.from_numpy(conf)
+    guess = obs.smpl_guess and replace(obs.smpl_guess, valid=vis.clone())
+    return replace(obs, kp2d=kp2d, vis_mask=vis, track_mask=track_mask_from_vis(vis),
+                   smpl_guess=guess)  # fmt: skip
+
+
+def write_sequence(
+    dest: Path,
+    body: BodyModel,
+    scene: synth.SynthScene,
+    bodies: dict[str, np.ndarray],
+    settings: synth.SynthSettings,
+    meta: dict,
+) -> Path:
+    """Write ``tracks.npz``, ``cameras.npz``, ``gt.npz`` and ``meta.json`` into ``dest``.
+
+    Args:
+        bodies: the true bodies (``place_side_by_side`` keys), float64.
+    """
+    obs = scene.obs
+    dest.mkdir(parents=True, exist_ok=True)
+    tracks = TrackData(
+        kp2d=obs.kp2d,
+        kp_format=obs.kp_format,
+        vis_mask=obs.vis_mask,
+        track_ids=obs.track_ids,
+        fps=obs.fps,
+        smpl_guess=obs.smpl_guess,
+        image_size=settings.image_size,
+    )
+    write_tracks_npz(dest / "tracks.npz", tracks, overwrite=True)
+    write_cameras_npz(dest / "cameras.npz", obs.cameras, overwrite=True)
+    P, T = bodies["trans"].shape[:2]
+    f64 = {k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in bodies.items()}
+    with torch.no_grad():
+        out = body.to(torch.float64)(
+            f64["betas"][:, None].expand(-1, T, -1),
+            f64["root_orient"],
+            f64["pose_body"],
+            f64["trans"],
+        )
+    np.savez(
+        dest / "gt.npz",
+        joints=scene.joints.numpy(),
+        feet=out.keypoint_vertices[..., FEET, :].float().numpy(),
+        valid=np.ones((P, T), bool),
+        track_ids=np.array(obs.track_ids),
+        alpha=np.array(1.0 if settings.camera == "static" else settings.alpha_true),
+        trans=bodies["trans"],
+        root_orient=bodies["root_orient"],
+        pose_body=bodies["pose_body"].reshape(P, T, 63),
+        betas=bodies["betas"],
+        cam_R=scene.R_true.astype(np.float32),
+        cam_t=scene.t_true.astype(np.float32),
+    )
+    (dest / "meta.json").write_text(json.dumps(meta, indent=2))
+    return dest
+
+
+def sequence_rng(seed: int, name: str) -> np.random.Generator:
+    """The random stream of one sequence: a function of the seed and the name only."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+def _camera_kinds(cameras: Sequence[str]) -> list[str]:
+    kinds = []
+    for c in cameras:
+        c = CAMERA_ALIASES.get(c, c)
+        if c not in CAMERA_KINDS:
+            raise ValueError(f"unknown camera kind {c!r} (expected {CAMERA_KINDS} or handheld)")
+        kinds.append(c)
+    return kinds
+
+
+def make_benchmark(
+    mocap_paths: Sequence[str | Path] | str | Path,
+    out_dir: str | Path,
+    seed: int = 0,
+    cameras: Sequence[str] = CAMERA_KINDS,
+    people: int = 1,
+    max_frames: int = 300,
+    max_sequences: int | None = None,
+    allow_train: bool = False,
+    contains: Sequence[str] = (),
+    occlusions: OcclusionSettings | None = None,
+    body: BodyModel | None = None,
+) -> Path:
+    """Build a benchmark: every chosen motion group filmed by every camera kind.
+
+    Args:
+        mocap_paths: BVH files, folders of them or ``.tar.xz`` archives (evaluation split).
+        out_dir: benchmark folder; one sub-folder per sequence, plus ``index.json``.
+        seed: everything random derives from it.
+        cameras: camera kinds (``static``, ``pan``, ``tracking``, ``orbit`` / ``handheld``).
+        people: motions per scene, placed side by side under one camera.
+        max_frames: frames kept from the start of each motion.
+        max_sequences: most motion groups (each filmed by every camera); None: all.
+        allow_train: accept training-split files.
+        contains: keep motions whose file name contains one of these strings (all if empty).
+        occlusions: occlusion settings (defaults if None).
+        body: body model (the built-in default if None).
+
+    Returns:
+        The path of ``index.json``.
+    """
+    if isinstance(mocap_paths, (str, Path)):
+        mocap_paths = [mocap_paths]
+    if people < 1 or max_frames < 2:
+        raise ValueError(f"need people >= 1 and max_frames >= 2, got {people}, {max_frames}")
+    kinds = _camera_kinds(cameras)
+    motions = list_motions(mocap_paths, allow_train)
+    if contains:
+        motions = [m for m in motions if any(c in str(m.source) for c in contains)]
+    pick = np.random.default_rng(seed).permutation(len(motions))
+    n_groups = len(motions) // people
+    if max_sequences is not None:
+        n_groups = min(n_groups, max_sequences)
+    if n_groups == 0:
+        raise InputError(", ".join(map(str, mocap_paths)),
+                         f"{len(motions)} usable motions, {people} needed per scene")  # fmt: skip
+    chosen = [motions[i] for i in pick[: n_groups * people]]
+    groups = [chosen[g * people : (g + 1) * people] for g in range(n_groups)]
+    body = body or load_body_model(BodyConfig(), dtype=torch.float64)
+    logger.info("fitting the body to %d motions", len(chosen))
+    fits = fit_motions(body, chosen, max_frames)
+    occ = occlusions or OcclusionSettings()
+    out = Path(out_dir)
+    entries = []
+    jobs = [(g, kind) for g in range(n_groups) for kind in kinds]
+    for g, kind in tqdm(jobs, desc="benchmark sequences", unit="seq"):
+        group = groups[g]
+        stem = "+".join(Path(str(m.source)).stem for m in group)
+        name = f"{g:03d}_{kind}_{stem}"
+        rng = sequence_rng(seed, name)
+        group_fits = fits[g * people : (g + 1) * people]
+        bodies = place_side_by_side(group_fits)
+        settings = synth.SynthSettings(camera=kind)
+        f64 = {k: torch.from_numpy(v) for k, v in bodies.items()}
+        scene = synth.observe_bodies(
+            body, *(f64[k] for k in ("root_orient", "trans", "pose_body", "betas")),
+            settings, rng, fps=float(group[0].fps),
+        )  # fmt: skip
+        scene = replace(scene, obs=add_occlusions(scene.obs, rng, occ))
+        T = bodies["trans"].shape[1]
+        meta = {
+            "name": name,
+            "sources": [str(m.source) for m in group],
+            "frames": [0, T],
+            "fit_residual_mm": [float(f.residual_mm[:T].mean()) for f in group_fits],
+            "seed": seed,
+            "camera": kind,
+            "static": kind == "static",
+            "people": people,
+            "alpha_true": settings.alpha_true,
+            "detected_frames": int(scene.obs.vis_mask.sum()),
+        }
+        write_sequence(out / name, body, scene, bodies, settings, meta)
+        entries.append({k: meta[k] for k in ("name", "camera", "people", "sources", "seed")}
+                       | {"frames": T, "static": kind == "static"})  # fmt: skip
+    index = {"seed": seed, "max_frames": max_frames, "cameras": kinds, "people": people,
+             "sequences": entries}  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "index.json"
+    path.write_text(json.dumps(index, indent=2))
+    logger.info("wrote %d sequences to %s", len(entries), out)
+    return path
