@@ -1,0 +1,111 @@
+"""``slahmr-opt bench make`` / ``slahmr-opt bench run``: build and run synthetic benchmarks.
+
+    slahmr-opt bench make --mocap ../shared/data/mocap/bandai-namco-2.tar.xz --out bench \\
+        --camera all --max-frames 200 --max-sequences 4 --contains _walk_ _run_
+    slahmr-opt bench run --bench bench --out bench-out --config slahmr_lbfgs
+"""
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+CAMERA_CHOICES = ("static", "pan", "tracking", "orbit", "handheld", "all")
+
+
+def add_bench_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``bench`` command (``make`` and ``run``) to an argparse subparsers object."""
+    bench = subparsers.add_parser("bench", help="build or run a synthetic benchmark")
+    sub = bench.add_subparsers(dest="bench_command", required=True)
+    make = sub.add_parser("make", help="build a benchmark from motion capture")
+    make.add_argument(
+        "--mocap",
+        nargs="+",
+        required=True,
+        help="BVH files, folders of them or .tar.xz archives (evaluation split)",
+    )
+    make.add_argument("--out", required=True, help="benchmark folder to write")
+    make.add_argument("--seed", type=int, default=0)
+    make.add_argument(
+        "--camera",
+        nargs="+",
+        choices=CAMERA_CHOICES,
+        default=["all"],
+        help="camera kinds (handheld: orbit with hand-held shake); default all",
+    )
+    make.add_argument("--people", type=int, default=1, help="people per scene, side by side")
+    make.add_argument("--max-frames", type=int, default=300)
+    make.add_argument(
+        "--max-sequences",
+        type=int,
+        default=None,
+        help="most motions (or groups of --people motions) to use",
+    )
+    make.add_argument(
+        "--contains",
+        nargs="*",
+        default=[],
+        help="keep files whose name contains one of these strings",
+    )
+    make.add_argument(
+        "--allow-train",
+        action="store_true",
+        help="accept training-split files (not for reported numbers)",
+    )
+    run = sub.add_parser("run", help="fit and score every sequence of a benchmark")
+    run.add_argument("--bench", required=True, help="benchmark folder (with index.json)")
+    run.add_argument("--out", required=True, help="output folder (resumes if it has results)")
+    run.add_argument("--config", default=None, help="YAML config or shipped config name")
+    run.add_argument("overrides", nargs="*", help="key=value config overrides")
+    return bench  # fmt: skip
+
+
+def _cameras(choice: list[str]) -> list[str]:
+    from slahmr_opt.eval.bench_make import CAMERA_KINDS
+
+    return list(CAMERA_KINDS) if "all" in choice else list(dict.fromkeys(choice))
+
+
+def format_table(report: dict) -> str:
+    """Plain-text table of the means, overall and per camera kind."""
+    from slahmr_opt.eval.bench_run import METRIC_KEYS
+
+    rows = {**{f"  {k}": v for k, v in report["by_camera"].items()}, "all": report["mean"]}
+    keys = [k for k in METRIC_KEYS if k in report["mean"]]
+    head = f"{'':12s}" + "".join(f"{k:>13s}" for k in (*keys, "frames", "seconds"))
+    lines = [head]
+    for name, m in rows.items():
+        vals = "".join(f"{m.get(k, float('nan')):13.1f}" for k in keys)
+        lines.append(f"{name:12s}{vals}{m['frames']:13d}{m['seconds']:13.1f}")
+    return "\n".join(lines)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run ``bench make`` or ``bench run``; returns the exit status."""
+    if args.bench_command == "make":
+        from slahmr_opt.eval.bench_make import make_benchmark
+
+        path = make_benchmark(
+            args.mocap,
+            args.out,
+            seed=args.seed,
+            cameras=_cameras(args.camera),
+            people=args.people,
+            max_frames=args.max_frames,
+            max_sequences=args.max_sequences,
+            allow_train=args.allow_train,
+            contains=args.contains,
+        )
+        index = json.loads(Path(path).read_text())
+        print(f"wrote {len(index['sequences'])} sequences; index: {path}")
+        return 0
+    if args.bench_command == "run":
+        from slahmr_opt.eval.bench_run import run_benchmark
+
+        report = run_benchmark(args.bench, args.out, args.config, args.overrides)
+        print(format_table(report))
+        print(f"metrics written to {Path(args.out) / 'metrics.json'}")
+        return 0
+    raise ValueError(f"unknown bench command {args.bench_command!r}")

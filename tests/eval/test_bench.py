@@ -1,0 +1,128 @@
+"""Benchmark generator and runner: determinism, file contents read back, scoring and resume."""
+
+import argparse
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from slahmr_opt.errors import InputError
+from slahmr_opt.eval.bench_cli import add_bench_parser, format_table
+from slahmr_opt.eval.bench_make import list_motions, make_benchmark
+from slahmr_opt.eval.bench_run import fit_and_score, run_benchmark
+from slahmr_opt.eval.evaluate import read_ground_truth
+from slahmr_opt.eval.mocap import split_of
+from slahmr_opt.inputs.observations import load_observations
+
+BANDAI_TAR = Path(__file__).resolve().parents[3] / "shared" / "data" / "mocap"
+BANDAI_TAR = BANDAI_TAR / "bandai-namco-2.tar.xz"
+FAST = ["stages.root.solver.iterations=2", "stages.smooth.solver.iterations=2"]
+
+
+@pytest.fixture(scope="module")
+def eval_bvh(tmp_path_factory) -> Path:
+    """One evaluation-split walk extracted from the Bandai-Namco archive."""
+    if not BANDAI_TAR.exists():
+        pytest.skip(f"{BANDAI_TAR} not available")
+    dest = tmp_path_factory.mktemp("mocap")
+    with tarfile.open(BANDAI_TAR, "r:*") as tar:
+        for member in tar:
+            name = Path(member.name).name
+            if name.endswith(".bvh") and "_walk_" in name and split_of(name) == "eval":
+                (dest / name).write_bytes(tar.extractfile(member).read())
+                return dest / name
+    pytest.skip("no evaluation walk in the archive")
+
+
+@pytest.fixture(scope="module")
+def bench(eval_bvh, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bench") / "a"
+    make_benchmark([eval_bvh], out, seed=3, cameras=("pan", "static"), max_frames=40)
+    return out
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def test_index_contents(bench, eval_bvh):
+    index = json.loads((bench / "index.json").read_text())
+    assert index["seed"] == 3 and index["people"] == 1
+    seqs = index["sequences"]
+    assert [s["camera"] for s in seqs] == ["pan", "static"]
+    for s in seqs:
+        assert s["sources"] == [eval_bvh.name] and s["frames"] == 40 and s["people"] == 1
+        assert (bench / s["name"] / "meta.json").is_file()
+
+
+def test_same_seed_same_arrays(bench, eval_bvh, tmp_path):
+    again = make_benchmark([eval_bvh], tmp_path / "b", seed=3, cameras=("pan", "static"),
+                           max_frames=40)  # fmt: skip
+    other = make_benchmark([eval_bvh], tmp_path / "c", seed=4, cameras=("pan",), max_frames=40)
+    names = [s["name"] for s in json.loads(again.read_text())["sequences"]]
+    for name in names:
+        for f in ("tracks.npz", "cameras.npz", "gt.npz"):
+            a, b = _arrays(bench / name / f), _arrays(again.parent / name / f)
+            assert a.keys() == b.keys()
+            for k in a:
+                assert a[k].tobytes() == b[k].tobytes(), (name, f, k)
+    pan = next(n for n in names if "_pan_" in n)
+    kp_a = _arrays(bench / pan / "tracks.npz")["kp2d"]
+    kp_c = _arrays(other.parent / pan / "tracks.npz")["kp2d"]
+    assert not np.array_equal(kp_a, kp_c)
+
+
+def test_files_read_back(bench):
+    for seq in bench.glob("000_*"):
+        obs = load_observations(seq / "tracks.npz", seq / "cameras.npz")
+        gt = read_ground_truth(seq / "gt.npz")
+        P, T = gt["valid"].shape
+        assert (P, T) == (1, 40)
+        assert obs.num_people == 1 and obs.num_frames <= T
+        assert gt["feet"].shape == (1, 40, 4, 3) and gt["pose_body"].shape == (1, 40, 63)
+        assert gt["cam_R"].shape == (40, 3, 3) and float(gt["alpha"]) in (0.37, 1.0)
+        # Feet lie below the pelvis (y up) and within a body height of it.
+        drop = gt["joints"][0, :, 0, 1] - gt["feet"][0, :, :, 1].mean(-1)
+        assert (drop > 0.5).all() and (drop < 1.5).all()
+
+
+def test_training_file_refused(tmp_path):
+    train = tmp_path / "dataset-2_walk_normal_001.bvh"
+    train.write_text("HIERARCHY\n")
+    with pytest.raises(InputError, match="training split"):
+        list_motions([train])
+    with pytest.raises(InputError, match="not found"):
+        list_motions([tmp_path / "missing.bvh"])
+
+
+def test_fit_and_score_and_resume(bench, tmp_path):
+    name = next(bench.glob("000_static_*")).name
+    score = fit_and_score(bench / name, tmp_path / "one", overrides=FAST)
+    for key in ("w_mpjpe100", "pa_mpjpe", "seconds", "frames", "stage_seconds", "final_losses"):
+        assert key in score
+    assert set(score["stage_seconds"]) == {"root", "smooth"}
+    assert (tmp_path / "one" / "results.npz").is_file()
+
+    report = run_benchmark(bench, tmp_path / "run", overrides=FAST)
+    assert set(report["sequences"]) == {p.name for p in bench.iterdir() if p.is_dir()}
+    assert report["mean"]["frames"] == sum(s["frames"] for s in report["sequences"].values())
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics) >= {"sequences", "mean"} and "w_mpjpe100" in metrics["mean"]
+    stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").glob("*/results.npz")}
+    again = run_benchmark(bench, tmp_path / "run", overrides=FAST)
+    assert {p: p.stat().st_mtime_ns for p in stamp} == stamp  # nothing solved again
+    assert again["mean"] == report["mean"]
+    assert "all" in format_table(again)
+
+
+def test_cli_parser():
+    parser = argparse.ArgumentParser()
+    add_bench_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "make", "--mocap", "a.tar.xz", "--out", "b",
+                              "--camera", "handheld", "--people", "2"])  # fmt: skip
+    assert args.bench_command == "make" and args.camera == ["handheld"] and args.people == 2
+    args = parser.parse_args(["bench", "run", "--bench", "b", "--out", "o", "x.y=1"])
+    assert args.overrides == ["x.y=1"] and args.config is None
