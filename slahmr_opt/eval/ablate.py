@@ -25,17 +25,19 @@ pool or as Ray tasks. Each cell writes ``out/cells/<variant>/<sequence>/cell.jso
 its resolved config; a rerun skips cells whose ``cell.json`` carries the same hash, so a grid
 stopped half way resumes where it stopped, and a changed variant is refitted.
 
-Outputs: ``out/table.md`` and ``out/table.csv`` (one row per variant: ``frames`` and every key
-ending in ``seconds`` are summed over sequences, every other number is the frame-weighted mean),
+Outputs: ``out/table.md`` and ``out/table.csv`` (one row per variant: ``frames`` and times, i.e.
+keys with a part ending in ``seconds``, are summed over sequences; every other number is the
+frame-weighted mean),
 ``out/cells.csv`` (one row per cell) and ``out/cells/<variant>/config.yaml`` (resolved config).
-Nested metric entries are flattened with dots: ``{"stages": [{"name": "root", "seconds": 2}]}``
-becomes ``stages.root.seconds``.
+Nested metric entries are flattened with dots: ``{"stage_seconds": {"root": 2}}`` becomes
+``stage_seconds.root`` and ``{"stages": [{"name": "root", "seconds": 2}]}`` ``stages.root.seconds``.
 """
 
 import csv
 import hashlib
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -60,6 +62,7 @@ VARIANT_KEYS = {"config", "overrides"}
 LEADING_COLUMNS = (
     "frames",
     "seconds",
+    "frames_per_second",
     "w_mpjpe100",
     "wa_mpjpe100",
     "pa_mpjpe",
@@ -255,10 +258,12 @@ def run_cell(cell: Cell, scorer: Scorer | None = None) -> dict:
     return record
 
 
-def _run_local(cells: list[Cell], workers: int, scorer: Scorer | None) -> list[tuple[Cell, str]]:
+def _run_local(
+    cells: list[Cell], workers: int, scorer: Scorer | None, progress: bool
+) -> list[tuple[Cell, str]]:
     """Run cells in a spawn-based process pool (in this process when ``workers == 1``)."""
     failures = []
-    bar = tqdm(total=len(cells), desc="ablation cells", unit="cell")
+    bar = tqdm(total=len(cells), desc="ablation cells", unit="cell", disable=not progress)
     if workers <= 1:
         for cell in cells:
             try:
@@ -307,7 +312,7 @@ def _init_ray(address: str | None, workers: int) -> bool:
 
 
 def _run_ray(
-    cells: list[Cell], address: str | None, workers: int, scorer: Scorer | None
+    cells: list[Cell], address: str | None, workers: int, scorer: Scorer | None, progress: bool
 ) -> list[tuple[Cell, str]]:
     """Run cells as Ray tasks (one CPU each; Ray schedules them)."""
     import ray
@@ -318,7 +323,9 @@ def _run_ray(
         task = ray.remote(num_cpus=1, max_retries=0)(run_cell)
         refs = {task.remote(cell, scorer): cell for cell in cells}
         pending = list(refs)
-        with tqdm(total=len(cells), desc="ablation cells (ray)", unit="cell") as bar:
+        with tqdm(
+            total=len(cells), desc="ablation cells (ray)", unit="cell", disable=not progress
+        ) as bar:
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
                 for ref in done:
@@ -343,22 +350,35 @@ def _columns(rows: list[dict]) -> list[str]:
     return lead + sorted(keys - set(lead))
 
 
+def _is_total(key: str) -> bool:
+    """Counts and times add up over sequences (``frames``, ``seconds``, ``stage_seconds.root``)."""
+    return key == "frames" or any(part.endswith("seconds") for part in key.split("."))
+
+
 def aggregate(records: list[dict], variant_order: Sequence[str]) -> list[dict]:
-    """One row per variant: ``frames`` and ``*seconds`` summed, other numbers frame-weighted."""
+    """One row per variant: ``frames`` and times summed, other numbers frame-weighted.
+
+    NaN values (a metric a sequence cannot have) are left out of that metric's mean;
+    ``frames_per_second`` is recomputed from the totals.
+    """
     rows = []
     for name in variant_order:
         cells = [r["metrics"] for r in records if r["variant"] == name]
         if not cells:
             continue
         row: dict[str, Any] = {"variant": name, "sequences": len(cells)}
-        for key in sorted({k for m in cells for k in m}):
-            have = [m for m in cells if key in m]
-            if key == "frames" or key.endswith("seconds"):
+        for key in sorted({k for m in cells for k in m} - {"frames_per_second"}):
+            have = [m for m in cells if key in m and not math.isnan(m[key])]
+            if not have:
+                row[key] = math.nan
+            elif _is_total(key):
                 row[key] = sum(m[key] for m in have)
             else:
                 weights = [m.get("frames", 1.0) for m in have]
                 total = sum(weights)
                 row[key] = sum(w * m[key] for w, m in zip(weights, have)) / max(total, 1e-12)
+        if "frames" in row and row.get("seconds", 0.0) > 0:
+            row["frames_per_second"] = row["frames"] / row["seconds"]
         rows.append(row)
     return rows
 
@@ -401,6 +421,7 @@ def run_ablation(
     ray_address: str | None = None,
     workers: int = 2,
     scorer: Scorer | None = None,
+    progress: bool = True,
 ) -> Path:
     """Fit every (variant, sequence) cell of a grid on a benchmark and write the tables.
 
@@ -416,6 +437,7 @@ def run_ablation(
             every worker runs torch on one thread.
         scorer: ``scorer(seq_dir, out_dir, config=None, overrides=()) -> dict`` of metrics; a
             module-level function (it is pickled). None: ``bench_run.fit_and_score``.
+        progress: show a progress bar over cells.
 
     Returns:
         Path of ``table.md``.
@@ -457,9 +479,9 @@ def run_ablation(
         len(cells) - len(todo),
     )
     if executor == "ray":
-        failures = _run_ray(todo, ray_address, workers, scorer)
+        failures = _run_ray(todo, ray_address, workers, scorer, progress)
     else:
-        failures = _run_local(todo, workers, scorer)
+        failures = _run_local(todo, workers, scorer, progress)
     records = [
         json.loads((Path(c.cell_dir) / "cell.json").read_text()) for c in cells if _cell_done(c)
     ]

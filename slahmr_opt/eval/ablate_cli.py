@@ -65,6 +65,7 @@ def run_ablate(args: argparse.Namespace) -> int:
             executor="ray" if args.ray else "local",
             ray_address=args.ray,
             workers=args.workers,
+            progress=not args.quiet,
         )
     except SlahmrOptError as e:
         print(f"slahmr-opt: error: {e}", file=sys.stderr)

@@ -32,7 +32,10 @@ def fake_scorer(seq_dir, out_dir, config=None, overrides=()):
         "frames": FRAMES[seq],
         "seconds": 1.5,
         "w_mpjpe100": ERROR_MM[seq] + penalty,
-        "stages": [{"name": "root", "seconds": 0.5, "final_loss": FRAMES[seq] / 10}],
+        "pve": float("nan") if seq == "seq_b" else 7.0,
+        "camera": "pan",
+        "stage_seconds": {"root": 0.5},
+        "final_losses": {"root": FRAMES[seq] / 10},
     }
 
 
@@ -69,9 +72,12 @@ def _check_table(out: Path) -> None:
     assert float(rows["no_pose_prior"]["w_mpjpe100"]) == pytest.approx(mean + 1000.0)
     assert float(rows["default"]["frames"]) == 40
     assert float(rows["default"]["seconds"]) == pytest.approx(3.0)
-    assert float(rows["default"]["stages.root.seconds"]) == pytest.approx(1.0)
-    assert float(rows["default"]["stages.root.final_loss"]) == pytest.approx((10 + 90) / 40)
-    assert "| default | 2 | 40 | 3 | 175.0 | 2.5 | 1 |" in (out / "table.md").read_text()
+    assert float(rows["default"]["stage_seconds.root"]) == pytest.approx(1.0)
+    assert float(rows["default"]["final_losses.root"]) == pytest.approx((10 + 90) / 40)
+    assert float(rows["default"]["frames_per_second"]) == pytest.approx(40 / 3.0)
+    assert float(rows["default"]["pve"]) == 7.0
+    markdown = (out / "table.md").read_text()
+    assert "| default | 2 | 40 | 3 | 13.33 | 175.0 | 2.5 | 7 | 1 |" in markdown
     with (out / "cells.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 4
 
