@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from slahmr_opt.errors import ConfigError
-from slahmr_opt.eval.ablate import flatten_metrics, load_grid, run_ablation
+from slahmr_opt.eval.ablate import load_grid, run_ablation
 from slahmr_opt.eval.ablate_cli import add_ablate_parser
+from slahmr_opt.eval.ablate_table import flatten_metrics
 
 FRAMES = {"seq_a": 10, "seq_b": 30}
 ERROR_MM = {"seq_a": 100.0, "seq_b": 200.0}
@@ -140,6 +141,7 @@ def test_local_pool_table_and_resume(tmp_path, bench, grid):
     assert _calls(bench) == 6
 
 
+@pytest.mark.timeout(120)
 def test_ray_matches_local(tmp_path, bench, grid):
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install ray)")
     local, remote = tmp_path / "local", tmp_path / "ray"
