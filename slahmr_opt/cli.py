@@ -1,4 +1,4 @@
-"""``slahmr-opt`` command line: ``fit`` and ``demo``.
+"""``slahmr-opt`` command line: ``fit``, ``demo``, ``eval``, ``bench make|run``, ``ablate``.
 
 Errors a user can fix (bad files, bad config) end with a one-line message naming the file and
 the problem, and exit code 2; nothing is written as if complete.
@@ -12,6 +12,12 @@ from pathlib import Path
 
 from slahmr_opt.config import Config, load_config
 from slahmr_opt.errors import SlahmrOptError
+from slahmr_opt.eval.ablate_cli import add_ablate_parser, run_ablate
+from slahmr_opt.eval.bench_cli import add_bench_parser, run_bench
+from slahmr_opt.eval.eval_cli import add_eval_parser, run_eval
+
+#: Commands with their own runner (they take no --config / --out of the fit commands).
+RUNNERS = {"eval": run_eval, "bench": run_bench, "ablate": run_ablate}
 
 logger = logging.getLogger("slahmr_opt")
 
@@ -41,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_fit_args(sub.add_parser("fit", help="fit bodies and camera scale to tracks and cameras"))
     _add_common(sub.add_parser("demo", help="fit the bundled example and report its accuracy"))
+    add_eval_parser(sub)
+    add_bench_parser(sub)
+    add_ablate_parser(sub)
     return parser
 
 
@@ -85,7 +94,7 @@ def _fit(tracks: Path, cameras: Path | None, static: bool, cfg: Config, out: Pat
 
 
 def _demo(args, cfg: Config) -> None:
-    from slahmr_opt.eval.evaluate import evaluate_result
+    from slahmr_opt.eval.evaluate import METRIC_UNITS, evaluate_result
 
     out = Path(args.out)
     result, path = _fit(
@@ -105,8 +114,8 @@ def _demo(args, cfg: Config) -> None:
             f"{stage['seconds']:6.1f} s, loss {stage['initial_loss']:.4g} -> "
             f"{stage['final_loss']:.4g}"
         )
-    for key in ("w_mpjpe100", "wa_mpjpe100", "pa_mpjpe"):
-        print(f"  {key:12s} {metrics[key]:8.1f} mm")
+    for key, unit in METRIC_UNITS.items():
+        print(f"  {key:12s} {metrics[key]:8.1f} {unit}")
     print(f"  camera scale alpha {result.cameras.alpha:.4f} (true {metrics['alpha_true']:.4f})")
     print(f"results written to {path}")
 
@@ -114,10 +123,12 @@ def _demo(args, cfg: Config) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
+        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if args.command in RUNNERS:
+        return RUNNERS[args.command](args)
     try:
         cfg = load_config(args.config, args.overrides)
         out = Path(args.out)

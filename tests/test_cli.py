@@ -125,3 +125,14 @@ def test_bad_override_exits_cleanly(inputs, tmp_path, capsys):
     )
     assert code == 2
     assert "newton" in capsys.readouterr().err
+
+
+def test_subcommands_are_wired(tmp_path, capsys):
+    assert main(["eval", "--pred", str(tmp_path / "no.npz"), "--gt", str(tmp_path / "gt.npz")]) == 2
+    assert "no.npz" in capsys.readouterr().err
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("variants: {a: {overrides: [stages.root.solver.iters=1]}}\n")
+    code = main(["ablate", "--grid", str(grid), "--bench", str(tmp_path), "--quiet"])
+    assert code == 2
+    with pytest.raises(SystemExit):
+        main(["bench", "make", "--help"])
