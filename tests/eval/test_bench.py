@@ -22,8 +22,8 @@ FAST = ["stages.root.solver.iterations=2", "stages.smooth.solver.iterations=2"]
 
 
 @pytest.fixture(scope="module")
-def eval_bvh(tmp_path_factory) -> Path:
-    """One evaluation-split walk extracted from the Bandai-Namco archive."""
+def mocap_dir(tmp_path_factory) -> Path:
+    """A folder with two evaluation-split walks extracted from the Bandai-Namco archive."""
     if not BANDAI_TAR.exists():
         pytest.skip(f"{BANDAI_TAR} not available")
     dest = tmp_path_factory.mktemp("mocap")
@@ -32,8 +32,14 @@ def eval_bvh(tmp_path_factory) -> Path:
             name = Path(member.name).name
             if name.endswith(".bvh") and "_walk_" in name and split_of(name) == "eval":
                 (dest / name).write_bytes(tar.extractfile(member).read())
-                return dest / name
-    pytest.skip("no evaluation walk in the archive")
+                if len(list(dest.iterdir())) == 2:
+                    return dest
+    pytest.skip("fewer than two evaluation walks in the archive")
+
+
+@pytest.fixture(scope="module")
+def eval_bvh(mocap_dir) -> Path:
+    return sorted(mocap_dir.iterdir())[0]
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +93,20 @@ def test_files_read_back(bench):
         # Feet lie below the pelvis (y up) and within a body height of it.
         drop = gt["joints"][0, :, 0, 1] - gt["feet"][0, :, :, 1].mean(-1)
         assert (drop > 0.5).all() and (drop < 1.5).all()
+
+
+def test_two_people_side_by_side(mocap_dir, tmp_path):
+    index = make_benchmark(mocap_dir, tmp_path, seed=1, cameras=("handheld",), people=2,
+                           max_frames=30)  # fmt: skip
+    (entry,) = json.loads(index.read_text())["sequences"]
+    assert entry["camera"] == "orbit" and len(entry["sources"]) == 2
+    seq = tmp_path / entry["name"]
+    gt = read_ground_truth(seq / "gt.npz")
+    assert gt["joints"].shape == (2, 30, 24, 3) and list(gt["track_ids"]) == ["001", "002"]
+    gap = np.linalg.norm(gt["joints"][0, 0, 0] - gt["joints"][1, 0, 0])
+    assert gap == pytest.approx(1.5, abs=0.2)
+    obs = load_observations(seq / "tracks.npz", seq / "cameras.npz")
+    assert obs.num_people == 2
 
 
 def test_training_file_refused(tmp_path):
