@@ -4,13 +4,13 @@ A real walk from the evaluation split of the Bandai-Namco motion dataset 2 is fi
 built-in body model (ground truth), watched by a hand-held camera that follows the walker, and
 written as a user's inputs would be: ``tracks.npz`` (noisy COCO-17 keypoints and regressor-like
 per-frame SMPL guesses) and ``cameras.npz`` (a SLAM-like trajectory with unknown scale and drift),
-plus ``gt.npz``.
+plus ``gt.npz`` (written by ``slahmr_opt.eval.bench_make.write_sequence``, as the benchmark's
+sequences are).
 
     python scripts/make_example.py --mocap ../shared/data/mocap/bandai-namco-2.tar.xz
 """
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -19,10 +19,8 @@ import torch
 
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.eval import synth
+from slahmr_opt.eval.bench_make import write_sequence
 from slahmr_opt.eval.mocap import fit_body_to_joints, iter_bandai_archive, smpl_targets
-from slahmr_opt.inputs.cameras import write_cameras_npz
-from slahmr_opt.inputs.track_data import TrackData
-from slahmr_opt.inputs.tracks import write_tracks_npz
 
 logger = logging.getLogger("make_example")
 OUT = Path(__file__).resolve().parents[1] / "slahmr_opt" / "data" / "example"
@@ -62,33 +60,12 @@ def main() -> None:
         rng,
         fps=float(motion.fps),
     )
-    obs = scene.obs
-    dest = Path(args.out)
-    dest.mkdir(parents=True, exist_ok=True)
-    tracks = TrackData(
-        kp2d=obs.kp2d,
-        kp_format=obs.kp_format,
-        vis_mask=obs.vis_mask,
-        track_ids=obs.track_ids,
-        fps=obs.fps,
-        smpl_guess=obs.smpl_guess,
-        image_size=s.image_size,
-    )
-    write_tracks_npz(dest / "tracks.npz", tracks, overwrite=True)
-    write_cameras_npz(dest / "cameras.npz", obs.cameras, overwrite=True)
-    np.savez(
-        dest / "gt.npz",
-        joints=scene.joints.numpy(),
-        valid=np.ones((1, T), bool),
-        track_ids=np.array(obs.track_ids),
-        alpha=np.array(s.alpha_true),
-        trans=fit.trans[None],
-        root_orient=fit.root_orient[None],
-        pose_body=fit.pose_body[None].reshape(1, T, 63),
-        betas=fit.betas[None],
-        cam_R=scene.R_true.astype(np.float32),
-        cam_t=scene.t_true.astype(np.float32),
-    )
+    bodies = {
+        "root_orient": fit.root_orient[None],
+        "trans": fit.trans[None],
+        "pose_body": fit.pose_body[None],
+        "betas": fit.betas[None],
+    }
     meta = {
         "source": str(motion.source),
         "frames": [args.start, args.start + T],
@@ -97,7 +74,8 @@ def main() -> None:
         "camera": s.camera,
         "alpha_true": s.alpha_true,
     }
-    (dest / "meta.json").write_text(json.dumps(meta, indent=2))
+    dest = write_sequence(Path(args.out), body, scene, bodies, s, meta)
+    obs = scene.obs
     logger.info("wrote %s (%d frames, %d detected)", dest, T, int(obs.vis_mask.sum()))
 
 
