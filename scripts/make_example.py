@@ -29,9 +29,9 @@ OUT = Path(__file__).resolve().parents[1] / "slahmr_opt" / "data" / "example"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mocap", required=True)
-    ap.add_argument("--name", default="walk", help="substring of the BVH file name to use")
+    ap.add_argument("--name", default="walk_normal", help="substring of the BVH file name to use")
     ap.add_argument("--frames", type=int, default=150)
-    ap.add_argument("--start", type=int, default=60)
+    ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
