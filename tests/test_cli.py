@@ -6,7 +6,7 @@ from stages.scene import make_scene
 
 from slahmr_opt.cli import main
 from slahmr_opt.inputs.cameras import write_cameras_npz
-from slahmr_opt.inputs.track_data import TrackData
+from slahmr_opt.inputs.track_data import tracks_from_observations
 from slahmr_opt.inputs.tracks import write_tracks_npz
 from slahmr_opt.io.results import RESULT_KEYS
 
@@ -22,15 +22,7 @@ def inputs(tmp_path_factory):
     d = tmp_path_factory.mktemp("inputs")
     scene = make_scene(num_people=1, num_frames=25, camera="orbit", seed=2)
     obs = scene.obs
-    tracks = TrackData(
-        kp2d=obs.kp2d,
-        kp_format=obs.kp_format,
-        vis_mask=obs.vis_mask,
-        track_ids=obs.track_ids,
-        fps=obs.fps,
-        smpl_guess=obs.smpl_guess,
-        image_size=obs.cameras.image_size,
-    )
+    tracks = tracks_from_observations(obs)
     write_tracks_npz(d / "tracks.npz", tracks)
     write_cameras_npz(d / "cameras.npz", obs.cameras)
     write_cameras_npz(d / "short_cameras.npz", obs.cameras.slice(0, 10))

@@ -49,7 +49,7 @@ from slahmr_opt.eval.mocap import (
 )
 from slahmr_opt.inputs.bvh import BvhMotion, parse_bvh
 from slahmr_opt.inputs.cameras import write_cameras_npz
-from slahmr_opt.inputs.track_data import TrackData, track_mask_from_vis
+from slahmr_opt.inputs.track_data import track_mask_from_vis, tracks_from_observations
 from slahmr_opt.inputs.tracks import write_tracks_npz
 
 logger = logging.getLogger(__name__)
@@ -232,15 +232,7 @@ def write_sequence(
     """
     obs = scene.obs
     dest.mkdir(parents=True, exist_ok=True)
-    tracks = TrackData(
-        kp2d=obs.kp2d,
-        kp_format=obs.kp_format,
-        vis_mask=obs.vis_mask,
-        track_ids=obs.track_ids,
-        fps=obs.fps,
-        smpl_guess=obs.smpl_guess,
-        image_size=settings.image_size,
-    )
+    tracks = tracks_from_observations(obs)
     write_tracks_npz(dest / "tracks.npz", tracks, overwrite=True)
     write_cameras_npz(dest / "cameras.npz", obs.cameras, overwrite=True)
     P, T = bodies["trans"].shape[:2]

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from slahmr_opt.errors import ConfigError, InputError
-from slahmr_opt.types import KEYPOINT_FORMATS, SMPLGuess
+from slahmr_opt.types import KEYPOINT_FORMATS, Observations, SMPLGuess
 
 log = logging.getLogger(__name__)
 
@@ -253,4 +253,20 @@ __all__ = [
     "clean_keypoints",
     "select_tracks",
     "track_mask_from_vis",
+    "tracks_from_observations",
 ]
+
+
+def tracks_from_observations(obs: Observations) -> TrackData:
+    """The ``TrackData`` a tracker would have written for ``obs`` (to save synthetic scenes in
+    the formats users' files come in)."""
+    return TrackData(
+        kp2d=obs.kp2d,
+        kp_format=obs.kp_format,
+        vis_mask=obs.vis_mask,
+        track_ids=list(obs.track_ids),
+        fps=obs.fps,
+        bbox=obs.bbox,
+        smpl_guess=obs.smpl_guess,
+        image_size=obs.cameras.image_size,
+    )
