@@ -122,9 +122,6 @@ class BodyParams:
     pose_body: Tensor
     betas: Tensor
 
-    def clone(self) -> "BodyParams":
-        return BodyParams(*(t.detach().clone() for t in self.as_tuple()))
-
     def as_tuple(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         return self.root_orient, self.trans, self.pose_body, self.betas
 

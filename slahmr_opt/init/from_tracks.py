@@ -145,4 +145,4 @@ def initialize_bodies(obs: Observations, body_model: BodyModel, alpha: float) ->
     pelvis_w = ((pelvis_c - alpha * cams.t_w2c.to(dtype))[..., None, :] @ R_w2c)[..., 0, :]
     body = BodyParams(orient_w, pelvis_w - pelvis0, pose, betas)
     _fill_gaps(body, have, torch.ones_like(obs.track_mask))
-    return BodyParams(*(t.float() for t in body.as_tuple()))
+    return body.to(torch.float32)
