@@ -84,7 +84,8 @@ class PoseGMM(nn.Module):
         """(..., K, D) whitened residuals ``U_k^T (x - mu_k)`` of poses (..., D)."""
         self._check(pose)
         diff = pose[..., None, :] - self.means.to(pose.dtype)
-        return torch.einsum("...kd,kde->...ke", diff, self.precisions_cholesky.to(pose.dtype))
+        # matmul, not einsum: torch's einsum is ~50x slower under vmap (Theseus' Jacobians)
+        return (diff[..., None, :] @ self.precisions_cholesky.to(pose.dtype))[..., 0, :]
 
     def component_energies(self, pose: Tensor) -> Tensor:
         """(..., K) per-component negative log-likelihoods ``E_k`` (weights included)."""
@@ -96,12 +97,11 @@ class PoseGMM(nn.Module):
 
         ``0.5 * |residual|^2 + min_k c_k`` equals ``min_k E_k(pose)``.
         """
-        res = self.component_residuals(pose)
         consts = self.consts.to(pose.dtype)
-        energy = 0.5 * res.square().sum(-1) + consts
-        best = energy.argmin(-1)
-        gather = best[..., None, None].expand(*best.shape, 1, res.shape[-1])
-        r_best = res.gather(-2, gather)[..., 0, :]
+        with torch.no_grad():  # the component choice is piecewise constant: no gradient
+            best = self.component_energies(pose).argmin(-1)
+        diff = pose - self.means.to(pose.dtype)[best]
+        r_best = (diff[..., None, :] @ self.precisions_cholesky.to(pose.dtype)[best])[..., 0, :]
         extra = (2.0 * (consts[best] - consts.min())).clamp_min(0).sqrt()
         return torch.cat([r_best, extra[..., None]], -1)
 
