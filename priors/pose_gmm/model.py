@@ -97,9 +97,26 @@ class PoseGMM(nn.Module):
 
         ``0.5 * |residual|^2 + min_k c_k`` equals ``min_k E_k(pose)``.
         """
+        return self._residual_of(pose, self._best_component(pose))
+
+    def residual_and_jacobian(self, pose: Tensor) -> tuple[Tensor, Tensor]:
+        """``residual(pose)`` (..., D + 1) and its Jacobian (..., D + 1, D).
+
+        For the chosen component the residual is linear in the pose: ``d r_k* / d x = U_k*^T``;
+        the constant last entry has a zero row.
+        """
+        best = self._best_component(pose)
+        jac = self.precisions_cholesky.to(pose.dtype)[best].transpose(-1, -2)
+        jac = torch.cat([jac, jac.new_zeros(*jac.shape[:-2], 1, self.dim)], -2)
+        return self._residual_of(pose, best), jac
+
+    def _best_component(self, pose: Tensor) -> Tensor:
+        """(...,) long index of the lowest-energy component; piecewise constant, no gradient."""
+        with torch.no_grad():
+            return self.component_energies(pose).argmin(-1)
+
+    def _residual_of(self, pose: Tensor, best: Tensor) -> Tensor:
         consts = self.consts.to(pose.dtype)
-        with torch.no_grad():  # the component choice is piecewise constant: no gradient
-            best = self.component_energies(pose).argmin(-1)
         diff = pose - self.means.to(pose.dtype)[best]
         r_best = (diff[..., None, :] @ self.precisions_cholesky.to(pose.dtype)[best])[..., 0, :]
         extra = (2.0 * (consts[best] - consts.min())).clamp_min(0).sqrt()

@@ -6,6 +6,9 @@
   negative log-likelihood up to a constant (the Gaussian-mixture prior of ``priors.pose_gmm``), or
   plain ``||pose||^2`` (``l2``).
 * Initial-pose anchor: ``||pose - pose_init||^2`` keeps the body pose near the tracker's guess.
+
+Each has an analytic Jacobian (``Term.jac``); the pose prior's comes from the model's
+``residual_and_jacobian`` when it has one (else autodiff).
 """
 
 from functools import partial
@@ -26,6 +29,37 @@ def pose_prior_residual(pose_body: Tensor, *, model: nn.Module | None) -> Tensor
     return pose_body if model is None else model.residual(pose_body)
 
 
+def shape_jacobian(
+    wrt: frozenset[str], betas: Tensor, scale: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """``shape_residual`` and its Jacobian ``diag(scale)`` (N, B, B)."""
+    eye = torch.eye(betas.shape[-1], dtype=betas.dtype, device=betas.device)
+    return shape_residual(betas, scale), {"betas": scale[..., None] * eye}
+
+
+def pose_prior_jacobian(
+    wrt: frozenset[str], pose_body: Tensor, *, model: nn.Module | None
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """``pose_prior_residual`` and its Jacobian (N, D, 63)."""
+    if model is None:
+        return _identity_jacobian(pose_body, pose_body)
+    residual, jac = model.residual_and_jacobian(pose_body)
+    return residual, {"pose_body": jac}
+
+
+def anchor_jacobian(
+    wrt: frozenset[str], pose_body: Tensor, pose_init: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """``anchor_residual`` and its identity Jacobian (N, 63, 63)."""
+    return _identity_jacobian(anchor_residual(pose_body, pose_init), pose_body)
+
+
+def _identity_jacobian(residual: Tensor, pose_body: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    n, d = pose_body.shape
+    eye = torch.eye(d, dtype=pose_body.dtype, device=pose_body.device)
+    return residual, {"pose_body": eye.expand(n, d, d)}
+
+
 def anchor_residual(pose_body: Tensor, pose_init: Tensor) -> Tensor:
     """(N, 63) difference from the initial pose."""
     return pose_body - pose_init
@@ -42,6 +76,7 @@ def build_shape_term(track_mask: Tensor, num_betas: int) -> Term:
         frame=torch.zeros_like(person),
         dim=num_betas,
         data={"scale": scale},
+        jac=shape_jacobian,
     )
 
 
@@ -55,6 +90,11 @@ def build_pose_prior_term(track_mask: Tensor, model: nn.Module | None) -> Term:
         person=person,
         frame=frame,
         dim=dim,
+        jac=(
+            partial(pose_prior_jacobian, model=model)
+            if model is None or hasattr(model, "residual_and_jacobian")
+            else None
+        ),
     )
 
 
@@ -69,4 +109,5 @@ def build_anchor_term(track_mask: Tensor, pose_init: Tensor) -> Term:
         frame=frame,
         dim=63,
         data={"pose_init": pose_init[person, frame]},
+        jac=anchor_jacobian,
     )

@@ -2,7 +2,9 @@
 
 Every term's value is ``weight * sum_m ||r_m||^2`` with ``r_m = fn(inputs of element m)``. The same
 pure ``fn`` is evaluated on all elements at once (torch solvers, loss history) and per element by
-Theseus, so both solvers minimise exactly the same objective.
+Theseus, so both solvers minimise exactly the same objective. A term may also carry ``jac``, an
+analytic Jacobian of ``fn`` that Theseus' Levenberg-Marquardt uses instead of autodiff; the torch
+solvers always differentiate ``fn`` with autograd.
 """
 
 from collections.abc import Callable
@@ -43,6 +45,9 @@ class Term:
         frame: (M,) base frame index of each element.
         data: per-element constants, each (M, ...), passed to ``fn`` by keyword.
         dim: residual size per element.
+        jac: optional ``jac(wrt, **inputs, **data) -> (residual (M, dim), {arg: (M, dim, n_arg)})``
+            returning ``fn``'s residual and its Jacobians with respect to the arguments in ``wrt``
+            (a frozenset of ``Input.arg`` names); None: solvers use autodiff.
     """
 
     name: str
@@ -52,6 +57,7 @@ class Term:
     frame: Tensor
     dim: int
     data: dict[str, Tensor] = field(default_factory=dict)
+    jac: Callable[..., tuple[Tensor, dict[str, Tensor]]] | None = None
 
     @property
     def num_elements(self) -> int:

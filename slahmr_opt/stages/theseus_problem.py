@@ -3,11 +3,13 @@
 Packing: every per-frame variable of every person-frame inside a track is its own ``th.Vector``
 (``root_orient``, ``trans``: 3; ``pose_body``: 63), ``betas`` is one vector per person and
 ``log_alpha`` one for the sequence. The objective has batch size 1: all people share one world and
-one camera scale. Each term element becomes one ``th.AutoDiffCostFunction`` on exactly the
-variables it touches, so the Gauss-Newton system is block-banded in time plus the small per-person
-and global blocks, and Theseus' vectorization evaluates all elements of a term in one batch.
+one camera scale. Each term element becomes one cost function on exactly the variables it touches,
+so the Gauss-Newton system is block-banded in time plus the small per-person and global blocks, and
+Theseus' vectorization evaluates all elements of a term in one batch. Terms with an analytic
+Jacobian (``Term.jac``) become ``TermCost``s; the others ``th.AutoDiffCostFunction``s.
 """
 
+import functools
 import math
 
 import theseus as th
@@ -80,6 +82,77 @@ class ShapeAwareAutoDiffCost(th.AutoDiffCostFunction):
         )
 
 
+class TermCost(th.CostFunction):
+    """Cost function of term elements with the term's analytic Jacobian (``Term.jac``).
+
+    Theseus' vectorization batches cost functions whose class name, variable shapes and weight
+    class agree, so each term gets its own subclass (``_term_cost_class``): two terms with equal
+    variable shapes must never be batched together.
+
+    Args:
+        term: the term (its ``fn``, ``jac`` and ``dim`` are used).
+        optim_vars, optim_args: the optimized variables and their ``fn`` argument names.
+        aux_vars, aux_args: fixed inputs and data, and their ``fn`` argument names.
+        shapes: per-element shape of each data argument (Theseus stores them flat).
+    """
+
+    def __init__(
+        self,
+        term: Term,
+        optim_vars: list[th.Variable],
+        optim_args: list[str],
+        aux_vars: list[th.Variable],
+        aux_args: list[str],
+        shapes: dict[str, tuple[int, ...]],
+        cost_weight: th.CostWeight,
+        name: str | None = None,
+    ):
+        super().__init__(cost_weight, name=name)
+        self.term = term
+        self.optim_args = list(optim_args)
+        self.aux_args = list(aux_args)
+        self.shapes = shapes
+        self._wrt = frozenset(optim_args)
+        self.register_vars(optim_vars, is_optim_vars=True)
+        self.register_vars(aux_vars, is_optim_vars=False)
+
+    def _inputs(self) -> dict[str, Tensor]:
+        tensors = [v.tensor for v in (*self.optim_vars, *self.aux_vars)]
+        batch = max(t.shape[0] for t in tensors)
+        out = {}
+        for arg, t in zip(self.optim_args + self.aux_args, tensors):
+            t = t.expand(batch, *t.shape[1:])
+            out[arg] = t.reshape(batch, *self.shapes[arg]) if arg in self.shapes else t
+        return out
+
+    def error(self) -> Tensor:
+        return self.term.fn(**self._inputs())
+
+    def jacobians(self) -> tuple[list[Tensor], Tensor]:
+        err, jac = self.term.jac(self._wrt, **self._inputs())
+        return [jac[arg] for arg in self.optim_args], err
+
+    def dim(self) -> int:
+        return self.term.dim
+
+    def _copy_impl(self, new_name: str | None = None) -> "TermCost":
+        return type(self)(
+            self.term,
+            [v.copy() for v in self.optim_vars],
+            self.optim_args,
+            [v.copy() for v in self.aux_vars],
+            self.aux_args,
+            self.shapes,
+            self.weight.copy(),
+            name=new_name,
+        )
+
+
+@functools.cache
+def _term_cost_class(term_name: str) -> type[TermCost]:
+    return type(f"TermCost_{term_name}", (TermCost,), {"__module__": __name__})
+
+
 def _make_err_fn(term: Term, optim_args: list[str], aux_args: list[str], shapes: dict):
     def err_fn(optim_vars, aux_vars):
         kwargs = {arg: v.tensor for arg, v in zip(optim_args, optim_vars)}
@@ -99,12 +172,26 @@ def term_cost_functions(
         return []
     fixed_inputs = [i for i in term.inputs if i.var not in optimize]
     shapes = {k: tuple(v.shape[1:]) for k, v in term.data.items()}
-    err_fn = _make_err_fn(
-        term, [i.arg for i in optim_inputs], [i.arg for i in fixed_inputs] + list(term.data), shapes
-    )
+    optim_args = [i.arg for i in optim_inputs]
+    aux_args = [i.arg for i in fixed_inputs] + list(term.data)
     cost_weight = th.ScaleCostWeight(
         torch.tensor(math.sqrt(weight), dtype=variables.log_alpha.dtype), name=f"w_{term.name}"
     )
+    if term.jac is not None:
+        cost_class = _term_cost_class(term.name)
+
+        def make_cost(optim_vars, aux_vars, name):
+            return cost_class(
+                term, optim_vars, optim_args, aux_vars, aux_args, shapes, cost_weight, name
+            )
+    else:
+        err_fn = _make_err_fn(term, optim_args, aux_args, shapes)
+
+        def make_cost(optim_vars, aux_vars, name):
+            return ShapeAwareAutoDiffCost(
+                optim_vars, err_fn, term.dim, cost_weight=cost_weight, aux_vars=aux_vars, name=name
+            )
+
     costs = []
     for m in range(term.num_elements):
         p, t = int(term.person[m]), int(term.frame[m])
@@ -113,16 +200,8 @@ def term_cost_functions(
             th.Variable(value[m].reshape(1, -1), name=f"{term.name}_{m}_{key}")
             for key, value in term.data.items()
         ]
-        costs.append(
-            ShapeAwareAutoDiffCost(
-                [variables.get(i.var, p, t + i.offset) for i in optim_inputs],
-                err_fn,
-                term.dim,
-                cost_weight=cost_weight,
-                aux_vars=aux,
-                name=f"{term.name}_{m}",
-            )
-        )
+        optim_vars = [variables.get(i.var, p, t + i.offset) for i in optim_inputs]
+        costs.append(make_cost(optim_vars, aux, f"{term.name}_{m}"))
     return costs
 
 
