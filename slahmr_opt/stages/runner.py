@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from slahmr_opt.config import StageConfig
 from slahmr_opt.history import LossHistory
+from slahmr_opt.stages.block_cholesky import BlockHessianCholmodSolver
 from slahmr_opt.stages.problem import Problem
 from slahmr_opt.stages.theseus_problem import (
     StepControlledLM,
@@ -106,7 +107,7 @@ def _run_lm(stage, problem, params, optimize, weights, history, bar):
     solver = stage.solver
     lm = StepControlledLM(
         objective,
-        linear_solver_cls=th.CholmodSparseSolver,
+        linear_solver_cls=BlockHessianCholmodSolver,
         vectorize=True,
         max_iterations=solver.iterations,
         rel_err_tolerance=solver.min_rel_decrease,

@@ -228,6 +228,10 @@ class StepControlledLM(th.LevenbergMarquardt):
         reject = ~(new_err < previous_err)  # also rejects NaN errors
         if bool(reject.all()):
             self.num_rejected += 1
+            # The variables stay where they were: the next linearization can be reused.
+            linearization = self.linear_solver.linearization
+            if hasattr(linearization, "reuse_next"):
+                linearization.reuse_next = True
             self._damping = min(self._damping * self.damping_up, self._MAX_DAMPING)
         else:
             self._damping = max(self._damping / self.damping_down, self._MIN_DAMPING)
