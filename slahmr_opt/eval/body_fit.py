@@ -3,12 +3,15 @@
 Used to turn motion capture into ground-truth bodies (``slahmr_opt.eval.mocap`` builds the
 targets). The objective is a weighted sum of squared joint errors in metres, optionally with
 bone-vector, bone-direction and joint-rotation terms for skeletons whose proportions differ from
-the body model's, plus pose, shape and temporal smoothness regularisers. It is minimised with
-torch L-BFGS (strong Wolfe line search), every frame of every sequence in one batch.
+the body model's, plus pose, shape and temporal smoothness regularisers. ``FitSettings.solver``
+picks how it is minimised: ``direct``, torch L-BFGS (strong Wolfe line search) on the batched
+objective, every frame of every sequence in one batch; or ``lm`` / ``lbfgs``, the same objective
+as a 3D-joint stage of the solver (``slahmr_opt.eval.mocap_stage``: terms run by the stage runner
+with Theseus LM or torch L-BFGS, with a loss history).
 """
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -56,7 +59,13 @@ class FitSettings:
         shape_weight: weight of ``|betas|^2`` per frame of a sequence (as in SLAHMR).
         smooth_weight: weight of ``|pose_t+1 - pose_t|^2`` between consecutive frames (divide
             by stride^2 for subsampled frames).
-        dtype: float32 (faster) or float64.
+        dtype: float32 (faster) or float64 (the stage solvers always run in float64).
+        solver: ``direct`` (one torch L-BFGS call of ``iterations`` on the batched objective),
+            ``lm`` or ``lbfgs`` (the 3D-joint stage, ``slahmr_opt.eval.mocap_stage``, run by
+            the stage runner with Theseus LM or torch L-BFGS).
+        stage_iterations: outer iterations of the stage solver (LM steps or L-BFGS steps of 20
+            inner iterations).
+        stage_max_frames: most frames in one stage solve (``mocap_stage.StageSettings``).
     """
 
     num_betas: int | None = None
@@ -67,6 +76,9 @@ class FitSettings:
     shape_weight: float = 0.1
     smooth_weight: float = 1.0
     dtype: torch.dtype = torch.float32
+    solver: str = "direct"
+    stage_iterations: int = 30
+    stage_max_frames: int = 1000
 
 
 @dataclass
@@ -155,6 +167,9 @@ def _initial_state(rest: Tensor, x: Tensor, known: Tensor, root: Tensor | None):
     return matrix_to_axis_angle(rot), trans, pose
 
 
+SOLVERS = ("direct", "lm", "lbfgs")
+
+
 class _Problem:
     """Targets, weights and settings of one batched fit as tensors; evaluates the objective."""
 
@@ -233,6 +248,42 @@ def _model_in(body_model, dtype: torch.dtype):
     return body_model
 
 
+def _minimise_direct(prob: _Problem, variables: list[Tensor], iterations: int) -> None:
+    """Minimise ``prob.objective`` over ``variables`` in place with one L-BFGS call."""
+    variables = [v.requires_grad_() for v in variables]
+    opt = torch.optim.LBFGS(variables, max_iter=iterations, history_size=50,
+                            line_search_fn="strong_wolfe", tolerance_grad=1e-10,
+                            tolerance_change=1e-14)  # fmt: skip
+
+    def closure():
+        opt.zero_grad()
+        loss = prob.objective(*variables)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    for v in variables:
+        v.requires_grad_(False)
+
+
+def _minimise_stage(prob: _Problem, variables: list[Tensor], s: FitSettings) -> list[Tensor]:
+    """Minimise the same objective as a 3D-joint stage (``mocap_stage.fit_stage``)."""
+    from slahmr_opt.config import SolverConfig
+    from slahmr_opt.eval.mocap_stage import JointTargets, StageSettings, fit_stage
+
+    targets = JointTargets(
+        x=prob.x, w=prob.w, rel_j=prob.rel_j, rel_a=prob.rel_a, rel_w=prob.rel_w,
+        dir_ab=prob.dir_ab, dir_w=prob.dir_w, rot_j=prob.rot_j, rot_w=prob.rot_w,
+        rot_x=prob.rot_x if prob.rot_j else None, direction_scale=s.direction_scale,
+    )  # fmt: skip
+    orient, trans, pose, betas = variables
+    init = {"root_orient": orient, "trans": trans, "pose_body": pose.flatten(1), "betas": betas}
+    solver = SolverConfig(kind=s.solver, iterations=s.stage_iterations)
+    settings = StageSettings(solver=solver, max_frames=s.stage_max_frames)
+    out, _ = fit_stage(s, targets, prob.model, prob.lengths, init, settings)
+    return [out["root_orient"], out["trans"], out["pose_body"].reshape(-1, 21, 3), out["betas"]]
+
+
 def fit_sequences(
     body_model,
     joints_targets: list[np.ndarray],
@@ -241,7 +292,7 @@ def fit_sequences(
     terms: RelativeTerms | None = None,
     joint_rotations: list[np.ndarray] | None = None,
 ) -> list[BodyFit]:
-    """Fit one body per sequence to joint targets, all sequences and frames in one L-BFGS batch.
+    """Fit one body per sequence to joint targets, all sequences and frames in one batch.
 
     Each sequence gets its own betas (its performer); every frame its own root orientation,
     translation and body pose. Bone lengths that differ from the mocap skeleton's are absorbed
@@ -262,22 +313,19 @@ def fit_sequences(
         One ``BodyFit`` per sequence.
     """
     s = settings or FitSettings()
-    model = _model_in(body_model, s.dtype)
-    prob = _Problem(model, joints_targets, weights, terms or RelativeTerms(), s, joint_rotations)
+    if s.solver not in SOLVERS:
+        raise ValueError(f"FitSettings.solver must be one of {SOLVERS}, got {s.solver!r}")
+    dtype = s.dtype if s.solver == "direct" else torch.float64
+    model = _model_in(body_model, dtype)
+    s_run = s if dtype == s.dtype else replace(s, dtype=dtype)
+    prob = _Problem(model, joints_targets, weights, terms or RelativeTerms(), s_run,
+                    joint_rotations)  # fmt: skip
     with torch.no_grad():
         variables = prob.initial(s.num_betas or getattr(body_model, "num_betas", 10))
-    variables = [v.requires_grad_() for v in variables]
-    opt = torch.optim.LBFGS(variables, max_iter=s.iterations, history_size=50,
-                            line_search_fn="strong_wolfe", tolerance_grad=1e-10,
-                            tolerance_change=1e-14)  # fmt: skip
-
-    def closure():
-        opt.zero_grad()
-        loss = prob.objective(*variables)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
+    if s.solver == "direct":
+        _minimise_direct(prob, variables, s.iterations)
+    else:
+        variables = _minimise_stage(prob, variables, s)
     with torch.no_grad():
         joints = prob.joints(*variables)
         err = 1000.0 * (joints - prob.x).norm(dim=-1)
