@@ -22,6 +22,7 @@ VARIABLES = ("root_orient", "trans", "pose_body", "betas", "alpha")
 #: Every energy term a stage may weight (``slahmr_opt.costs``).
 TERMS = ("kp2d", "joints_smooth", "joints_accel", "pose_prior", "shape_prior", "init_pose")
 SOLVERS = ("lm", "lbfgs", "adam")
+POSE_PRIORS = ("gmm", "vae", "l2")
 
 _MISSING_KEY = object()
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -107,7 +108,8 @@ class CostConfig:
     robust_sigma: float = 100.0
     """Geman-McClure scale of the 2D reprojection residual, pixels (SLAHMR: 100)."""
     pose_prior: str = "gmm"
-    """Pose prior model: ``gmm`` (Gaussian mixture fitted to real motion) or ``l2``."""
+    """Pose prior model: ``gmm`` (Gaussian mixture fitted to real motion), ``vae`` (variational
+    autoencoder fitted to the same poses) or ``l2``; one of ``POSE_PRIORS``."""
     pose_prior_path: str | None = None
     """Pose prior weights; None uses the shipped file."""
     smooth_joints: int = 22
@@ -160,6 +162,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"init.scale must be feet or fixed, got {cfg.init.scale!r}")
     if cfg.dtype not in ("float32", "float64"):
         raise ConfigError(f"dtype must be float32 or float64, got {cfg.dtype!r}")
+    if cfg.costs.pose_prior not in POSE_PRIORS:
+        raise ConfigError(f"costs.pose_prior must be one of {POSE_PRIORS}, got "
+                          f"{cfg.costs.pose_prior!r}")  # fmt: skip
     if not cfg.stages:
         raise ConfigError("the stage list is empty")
     for stage in cfg.stages:

@@ -36,7 +36,14 @@ def load_pose_prior(kind: str, path: str | None):
         if not file.exists():
             raise InputError(file, "pose prior file not found (costs.pose_prior_path)")
         return PoseGMM.load(file)
-    raise SlahmrOptError(f"unknown pose prior {kind!r} (known: gmm, l2)")
+    if kind == "vae":
+        from priors.pose_vae.model import SHIPPED, PoseVAE
+
+        file = Path(path) if path else SHIPPED
+        if not file.exists():
+            raise InputError(file, "pose prior file not found (costs.pose_prior_path)")
+        return PoseVAE.load(file)
+    raise SlahmrOptError(f"unknown pose prior {kind!r} (known: gmm, vae, l2)")
 
 
 def _observation_hash(obs: Observations) -> str:
