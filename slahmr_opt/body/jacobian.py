@@ -167,28 +167,28 @@ def body_point_jacobians(
         L = None
         out = PointJacobians(joints[:, :points] + trans.to(dtype)[:, None])
 
-    rotating = wrt & {"root_orient", "pose_body"}
-    if rotating:
+    if wrt & {"root_orient", "pose_body"}:
+        # Rotating joints a needed: the root alone, or the root and the 21 body joints.
+        na = NUM_ROTATING if "pose_body" in wrt else 1
         # s[n, q, a]: sum over the subtree of a of w_k (x_k - p_a), for joints then vertices.
-        p_a = joints[:, :NUM_ROTATING]
-        s = S.T[None, :, :, None] * (joints[:, :, None] - p_a[:, None])  # (N, 24, 22, 3)
+        p_a = joints[:, :na]
+        nq = NUM_JOINTS if use_vertices else points
+        s = S[:na, :nq].T[None, :, :, None] * (joints[:, :nq, None] - p_a[:, None])
         if use_vertices:
-            SW = body.kp_weights[:, None, :] * S[None]  # (11, 22, 24)
+            SW = body.kp_weights[:, None, :] * S[None, :na]  # (11, na, 24)
             s_v = (
                 torch.einsum("mak,nmkc->nmac", SW, xk) - SW.sum(-1)[None, :, :, None] * p_a[:, None]
             )
             s = torch.einsum("qs,nsac->nqac", L, torch.cat([s, s_v], 1))
-        else:
-            s = s[:, :points]
-        A = R[:, :NUM_ROTATING] @ so3_right_jacobian(aa)  # (N, 22, 3, 3)
-        d_rot = -(skew(s) @ A[:, None])  # (N, Q, 22, 3, 3)
+        A = R[:, :na] @ so3_right_jacobian(aa[:, :na])  # (N, na, 3, 3)
+        d_rot = _cross_columns(A, s)  # (N, Q, 3, na, 3): -[s]_x A per joint
         if use_vertices and body.kp_posedirs is not None and "pose_body" in wrt:
-            d_rot[..., 1:, :, :] += _pose_blend_jacobian(body, aa, rot_local, T_rot, L, v.shape[1])
+            d_rot[..., 1:, :] += _pose_blend_jacobian(body, aa, rot_local, T_rot, L, v.shape[1])
+        d_rot = d_rot.flatten(-2)  # (N, Q, 3, 3 na): root columns, then the body's
         if "root_orient" in wrt:
-            out.root_orient = d_rot[:, :, 0]
+            out.root_orient = d_rot[..., :3]
         if "pose_body" in wrt:
-            q = d_rot.shape[1]
-            out.pose_body = d_rot[:, :, 1:].permute(0, 1, 3, 2, 4).reshape(n, q, 3, -1)
+            out.pose_body = d_rot[..., 3:]
     if "betas" in wrt:
         D, RdJ = _shape_jacobians(body, R)  # (N, 24, 3, B) each
         if use_vertices:
@@ -199,6 +199,19 @@ def body_point_jacobians(
             out.betas = D[:, :points]
         out.betas = out.betas[..., :nb]
     return out
+
+
+def _cross_columns(A: Tensor, s: Tensor) -> Tensor:
+    """``-[s_a]_x A_a`` for every point and joint, laid out (N, Q, 3, na, 3) so that the last two
+    axes flatten into the ``[root, body pose]`` columns. Elementwise (columns ``A_j x s``): much
+    faster than batched 3 x 3 products.
+
+    Args:
+        A: (N, na, 3, 3) ``R_a J_r(theta_a)``; s: (N, Q, na, 3).
+    """
+    sx, sy, sz = (s[..., i, None] for i in range(3))  # (N, Q, na, 1)
+    ax, ay, az = (A[:, None, :, i] for i in range(3))  # rows of A: (N, 1, na, 3)
+    return torch.stack([ay * sz - az * sy, az * sx - ax * sz, ax * sy - ay * sx], -3)
 
 
 def _keypoint_vertices(
@@ -222,7 +235,7 @@ def _keypoint_vertices(
 def _pose_blend_jacobian(
     body: NativeBodyModel, aa: Tensor, rot_local: Tensor, T_rot: Tensor, L: Tensor, nv: int
 ) -> Tensor:
-    """(N, K, 21, 3, 3) pose-blend-shape part of d keypoints / d body axis-angles."""
+    """(N, K, 3, 21, 3) pose-blend-shape part of d keypoints / d body axis-angles."""
     n = aa.shape[0]
     body_aa, body_rot = aa[:, 1:], rot_local[:, 1:]  # (N, 21, 3), (N, 21, 3, 3)
     Jr = so3_right_jacobian(body_aa)
@@ -232,4 +245,4 @@ def _pose_blend_jacobian(
     P = body.kp_posedirs.reshape(NUM_JOINTS - 1, 9, nv, 3)[:NUM_BODY_POSE_JOINTS]
     d_v = torch.einsum("aemc,naed->nmacd", P, dR)  # (N, 11, 21, 3, 3)
     d_x = T_rot[:, :, None] @ d_v  # (N, 11, 21, 3, 3)
-    return torch.einsum("qm,nmacd->nqacd", L[:, NUM_JOINTS:], d_x)
+    return torch.einsum("qm,nmacd->nqcad", L[:, NUM_JOINTS:], d_x)

@@ -106,7 +106,7 @@ def test_body_point_jacobians_only_what_is_asked(body):
 
 @pytest.fixture(scope="module")
 def scene_obs():
-    obs = make_scene(num_people=2, num_frames=6, camera="orbit", seed=4).obs
+    obs = make_scene(num_people=2, num_frames=4, camera="orbit", seed=4).obs
     cams = obs.cameras
     return dataclasses.replace(
         obs,
