@@ -292,7 +292,8 @@ def fit_sequences(
     terms: RelativeTerms | None = None,
     joint_rotations: list[np.ndarray] | None = None,
 ) -> list[BodyFit]:
-    """Fit one body per sequence to joint targets, all sequences and frames in one batch.
+    """Fit one body per sequence to joint targets, all sequences and frames in one batch (the
+    stage solvers: in solves of at most ``settings.stage_max_frames`` frames).
 
     Each sequence gets its own betas (its performer); every frame its own root orientation,
     translation and body pose. Bone lengths that differ from the mocap skeleton's are absorbed
@@ -360,7 +361,8 @@ def fit_body_to_joints(
 
     Minimises ``sum_t sum_j w_j |J_tj - X_tj|^2 / sigma^2`` (plus the optional relative,
     direction and joint-rotation terms) ``+ pose, shape and temporal smoothness regularisers``
-    with torch L-BFGS (strong Wolfe), all frames in one batch. See ``fit_sequences``.
+    with the solver ``settings.solver`` names (default: torch L-BFGS with strong Wolfe line
+    search, all frames in one batch). See ``fit_sequences``.
 
     Args:
         body_model: see ``fit_sequences``.

@@ -27,8 +27,10 @@ from functools import partial
 
 import numpy as np
 import torch
+from pytorch3d.transforms import axis_angle_to_matrix
 from torch import Tensor
 
+from slahmr_opt.body.keypoints import SMPL_PARENTS
 from slahmr_opt.config import SolverConfig, StageConfig
 from slahmr_opt.costs.kinematics import world_joints
 from slahmr_opt.costs.priors import build_pose_prior_term, build_shape_term
@@ -73,10 +75,6 @@ def _unit(v: Tensor) -> Tensor:
 
 def _global_rotations(orient: Tensor, pose: Tensor, joints: list[int]) -> Tensor:
     """(N, K, 3, 3) global rotations of ``joints`` from (N, 3) orient and (N, 21, 3) pose."""
-    from pytorch3d.transforms import axis_angle_to_matrix
-
-    from slahmr_opt.body.keypoints import SMPL_PARENTS
-
     rots = [axis_angle_to_matrix(orient)]
     for j in range(1, max(joints) + 1):
         rots.append(rots[SMPL_PARENTS[j]] @ axis_angle_to_matrix(pose[:, j - 1]))
