@@ -50,6 +50,12 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
         help="keep files whose name contains one of these strings",
     )
     make.add_argument(
+        "--per-pattern",
+        type=int,
+        default=None,
+        help="at most this many motions per --contains string (stratified by action)",
+    )
+    make.add_argument(
         "--allow-train",
         action="store_true",
         help="accept training-split files (not for reported numbers)",
@@ -97,6 +103,7 @@ def run_bench(args: argparse.Namespace) -> int:
             max_sequences=args.max_sequences,
             allow_train=args.allow_train,
             contains=args.contains,
+            per_pattern=args.per_pattern,
         )
         index = json.loads(Path(path).read_text())
         print(f"wrote {len(index['sequences'])} sequences; index: {path}")

@@ -277,6 +277,21 @@ def _camera_kinds(cameras: Sequence[str]) -> list[str]:
     return kinds
 
 
+def _select(motions: list, contains: Sequence[str], per_pattern: int | None, rng) -> list:
+    """The motions whose source names contain one of ``contains`` (all if empty), at most
+    ``per_pattern`` per string, drawn at random (a motion counts for the first string it
+    matches)."""
+    if not contains:
+        return motions
+    if per_pattern is None:
+        return [m for m in motions if any(c in str(m.source) for c in contains)]
+    chosen: list[int] = []
+    for c in contains:
+        matches = [i for i, m in enumerate(motions) if c in str(m.source) and i not in chosen]
+        chosen += [matches[k] for k in sorted(rng.permutation(len(matches))[:per_pattern])]
+    return [motions[i] for i in chosen]
+
+
 def make_benchmark(
     mocap_paths: Sequence[str | Path] | str | Path,
     out_dir: str | Path,
@@ -287,6 +302,7 @@ def make_benchmark(
     max_sequences: int | None = None,
     allow_train: bool = False,
     contains: Sequence[str] = (),
+    per_pattern: int | None = None,
     occlusions: OcclusionSettings | None = None,
     body: BodyModel | None = None,
 ) -> Path:
@@ -302,6 +318,8 @@ def make_benchmark(
         max_sequences: most motion groups (each filmed by every camera); None: all.
         allow_train: accept training-split files.
         contains: keep motions whose file name contains one of these strings (all if empty).
+        per_pattern: keep at most this many motions per ``contains`` string (a benchmark
+            stratified by action); None: no limit.
         occlusions: occlusion settings (defaults if None).
         body: body model (the built-in default if None).
 
@@ -314,8 +332,7 @@ def make_benchmark(
         raise ValueError(f"need people >= 1 and max_frames >= 2, got {people}, {max_frames}")
     kinds = _camera_kinds(cameras)
     motions = list_motions(mocap_paths, allow_train)
-    if contains:
-        motions = [m for m in motions if any(c in str(m.source) for c in contains)]
+    motions = _select(motions, contains, per_pattern, np.random.default_rng(seed))
     pick = np.random.default_rng(seed).permutation(len(motions))
     n_groups = len(motions) // people
     if max_sequences is not None:
