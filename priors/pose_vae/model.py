@@ -63,6 +63,24 @@ def _mlp_with_jacobian(mlp: nn.Sequential, x: Tensor, jac: Tensor) -> tuple[Tens
     return x, jac
 
 
+def _mlp_with_row_jacobian(mlp: nn.Sequential, x: Tensor, rows: int) -> tuple[Tensor, Tensor]:
+    """``mlp(x)`` (..., n_out) and the Jacobian of its first ``rows`` outputs (..., rows, n_in),
+    accumulated from the output side (cheaper than ``_mlp_with_jacobian`` when rows < n_in)."""
+    derivs = []
+    for layer in mlp:
+        if isinstance(layer, nn.SiLU):
+            s = torch.sigmoid(x)
+            derivs.append(s * (1 + x * (1 - s)))
+        x = layer(x)
+    linears = [layer for layer in mlp if isinstance(layer, nn.Linear)]
+    if len(linears) != len(derivs) + 1 or len(mlp) != 2 * len(linears) - 1:
+        raise TypeError("expected alternating Linear and SiLU layers, Linear last")
+    jac = linears[-1].weight[:rows]
+    for linear, deriv in zip(reversed(linears[:-1]), reversed(derivs), strict=True):
+        jac = (jac * deriv[..., None, :]) @ linear.weight
+    return x, jac
+
+
 class PoseVAE(nn.Module):
     """Pose VAE with a least-squares residual for the solver (see the module docstring).
 
@@ -165,9 +183,12 @@ class PoseVAE(nn.Module):
         through the encoder and decoder layers (one batched pass, no autodiff)."""
         self._check(pose)
         x = (pose - self.pose_mean) / self.pose_scale * self.observed
-        enc, jac = _mlp_with_jacobian(self.encoder, x, torch.diag(self.observed / self.pose_scale))
-        mu, jac_mu = enc[..., : self.latent], jac[..., : self.latent, :]
-        dec, jac_dec = _mlp_with_jacobian(self.decoder, mu, jac_mu)
+        # encoder from its L outputs, decoder from its L inputs: the cheap sides of each product
+        enc, jac_mu = _mlp_with_row_jacobian(self.encoder, x, self.latent)
+        mu, jac_mu = enc[..., : self.latent], jac_mu * (self.observed / self.pose_scale)
+        eye_z = torch.eye(self.latent, dtype=pose.dtype, device=pose.device)
+        dec, jac_z = _mlp_with_jacobian(self.decoder, mu, eye_z)
+        jac_dec = jac_z @ jac_mu
         out_scale = self.pose_scale * self.observed
         std = self.std
         eye = torch.eye(POSE_DIM, dtype=pose.dtype, device=pose.device)
