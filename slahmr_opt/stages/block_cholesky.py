@@ -100,7 +100,7 @@ class BlockHessianCholmodSolver(th.LinearSolver):
         lin = self.linearization
         if lin.A_val is self._cached_A_val:
             return self._H, self._g
-        A, b = lin.A_val[0].double(), lin.b[0].double()
+        A, b = lin.A_val[0].detach().cpu().double(), lin.b[0].detach().cpu().double()
         H = A.new_zeros(len(self.indices))
         g_vec = A.new_zeros(self.num_cols)
         for grp in self._groups:
