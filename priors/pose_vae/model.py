@@ -129,14 +129,18 @@ class PoseVAE(nn.Module):
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "PoseVAE":
-        """Load a saved prior (``save``'s file); None loads the one shipped next to this module."""
+        """Load a saved prior (``save``'s file); None loads the one shipped next to this module.
+
+        The model comes back frozen (eval mode, no parameter gradients): solvers differentiate
+        the residual with respect to the pose only.
+        """
         path = SHIPPED if path is None else Path(path)
         blob = torch.load(path, map_location="cpu", weights_only=True)
         state = blob["state_dict"]
         model = cls(state["observed"], state["pose_mean"], state["pose_scale"], **blob["config"],
                     metadata=json.loads(blob.get("metadata", "{}")))  # fmt: skip
         model.load_state_dict(state)
-        return model.eval()
+        return model.eval().requires_grad_(False)
 
     def save(self, path: str | Path) -> None:
         """Write the state dict, constructor settings and metadata (tensors, dicts, strings)."""

@@ -37,6 +37,7 @@ def test_shipped_weights_load_with_weights_only(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     model = PoseVAE.load()
     assert not model.training and model.latent == blob["config"]["latent"]
+    assert not any(p.requires_grad for p in model.parameters())
     assert "train split" in model.metadata["split"]
     assert model.metadata["counts"]["train_poses"] > 50000
     # the toes and spine1's lateral bend are not learned: fixed N(0, 0.2^2)
