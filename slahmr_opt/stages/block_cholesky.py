@@ -21,10 +21,38 @@ from torch import Tensor
 
 
 class ReusableSparseLinearization(th.SparseLinearization):
-    """``SparseLinearization`` that keeps its values when ``reuse_next`` is set (once)."""
+    """``SparseLinearization`` that keeps its values when ``reuse_next`` is set (once), with the
+    index arrays built by numpy (Theseus builds them as Python lists of every Jacobian entry)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, objective: th.Objective, ordering=None, **kwargs):
+        th.Linearization.__init__(self, objective, ordering)
+        starts = self.var_start_cols
+        block_pointers, row_block_starts, strides, col_blocks, row_ends = [], [], [], [], []
+        entries = 0
+        for cost in objective._get_jacobians_iter():
+            first = [starts[self.ordering.index_of(v.name)] for v in cost.optim_vars]
+            dofs = [v.dof() for v in cost.optim_vars]
+            order = np.argsort(first, kind="stable")
+            pointers = np.empty(len(first), dtype=int)
+            pointers[order] = np.cumsum([0] + [dofs[i] for i in order])[:-1]
+            cols = np.concatenate([np.arange(first[i], first[i] + dofs[i]) for i in order])
+            rows = cost.dim()
+            block_pointers.append(pointers)
+            row_block_starts.append(entries)
+            strides.append(len(cols))
+            col_blocks.append(np.tile(cols, rows))
+            row_ends.append(entries + len(cols) * np.arange(1, rows + 1))
+            entries += len(cols) * rows
+        self.cost_function_block_pointers = block_pointers
+        self.cost_function_row_block_starts = np.array(row_block_starts, dtype=int)
+        self.cost_function_stride = np.array(strides, dtype=int)
+        self.A_row_ptr = np.concatenate([[0], *row_ends]).astype(int)
+        self.A_col_ind = np.concatenate(col_blocks).astype(int)
+        self.A_val = None
+        self.b = None
+        self._Atb = None
+        self._AtA_diag = None
+        self.detached_hessian = False
         self.reuse_next = False
 
     def _linearize_hessian_impl(self, _detach_hessian: bool = False):

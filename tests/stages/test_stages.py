@@ -170,6 +170,7 @@ def test_lm_analytic_jacobians_reach_autodiff_loss(setup):
 @pytest.mark.parametrize("optimize", [{"root_orient", "trans"}, ALL])
 def test_block_hessian_solver_matches_cholmod_aat(setup, optimize):
     """Same damped Gauss-Newton step as Theseus' CHOLMOD solver; J^T J equals the dense one."""
+    import numpy as np
     import scipy.sparse as sp
 
     from slahmr_opt.stages.block_cholesky import BlockHessianCholmodSolver
@@ -186,7 +187,12 @@ def test_block_hessian_solver_matches_cholmod_aat(setup, optimize):
     reference = th.CholmodSparseSolver(objective)
     block.linearization.linearize()
     reference.linearization.linearize()
-    lin = block.linearization
+    lin, ref = block.linearization, reference.linearization
+    for key in ("A_row_ptr", "A_col_ind", "cost_function_row_block_starts", "cost_function_stride"):
+        np.testing.assert_array_equal(getattr(lin, key), getattr(ref, key))
+    for mine, theirs in zip(lin.cost_function_block_pointers, ref.cost_function_block_pointers):
+        np.testing.assert_array_equal(mine, theirs)
+    torch.testing.assert_close(lin.A_val, ref.A_val, rtol=0, atol=0)
     A = sp.csr_matrix((lin.A_val[0].numpy(), lin.A_col_ind, lin.A_row_ptr)).toarray()
     A = torch.as_tensor(A)
     H, g = block._normal_equations()
