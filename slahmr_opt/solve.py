@@ -150,7 +150,7 @@ def solve(
             raise SolveError(f"stage {stage.name!r} failed: {result.message}")
         params = result.params
         if (
-            stage.name == cfg.init.scale_after
+            stage.name in cfg.init.scale_after
             and cfg.init.scale == "feet"
             and not obs.cameras.is_static
         ):

@@ -4,7 +4,8 @@ Stages 1-2 barely constrain ``alpha``: 2D reprojection is blind to it and smooth
 a person who moves with the camera. People, however, walk on planted feet. With camera-frame foot
 positions ``f_c`` (from the initial per-frame bodies, whose depth comes from body size), the world
 feet are ``f_w(alpha) = R_w2c^T (f_c - alpha t_w2c)``; in every frame at least one foot is nearly
-still. A 1D search picks the ``alpha`` that makes the slower foot slowest over the sequence.
+still. A 1D search picks the ``alpha`` under which the stillest foot point (ankle or toe)
+moves least over the sequence.
 """
 
 import logging
@@ -16,14 +17,15 @@ from torch import Tensor
 
 logger = logging.getLogger(__name__)
 
-#: SMPL joints of each foot: (ankle, toe) for left and right.
-FEET = ((7, 10), (8, 11))
+#: SMPL foot joints (left ankle, left toe base, right ankle, right toe base): the heel is planted
+#: early in a stance and the toes late, so each is tested on its own.
+FEET = (7, 10, 8, 11)
 #: Per-frame foot displacement (metres) above which a frame counts as an outlier.
 MAX_STEP = 0.15
 #: Temporal smoothing of the camera-frame pelvis (frames).
-PELVIS_SIGMA = 4.0
-#: Temporal smoothing of the feet relative to the pelvis (frames).
-FEET_SIGMA = 2.0
+PELVIS_SIGMA = 2.0
+#: Temporal smoothing of the feet relative to the pelvis (frames); a stance lasts 5-15 frames.
+FEET_SIGMA = 1.0
 
 
 def _smooth(x: Tensor, sigma: float) -> Tensor:
@@ -32,15 +34,15 @@ def _smooth(x: Tensor, sigma: float) -> Tensor:
 
 
 def stance_cost(alpha: float, feet_c: Tensor, R_w2c: Tensor, t_w2c: Tensor, pairs: Tensor) -> float:
-    """Mean over frame pairs of the slower foot's displacement (clipped), metres.
+    """Mean over frame pairs of the stillest foot point's displacement (clipped), metres.
 
     Args:
-        feet_c: (P, T, 2, 3) camera-frame positions of each foot.
+        feet_c: (P, T, F, 3) camera-frame positions of the foot points.
         R_w2c, t_w2c: (T, 3, 3), (T, 3) cameras (SLAM units).
         pairs: (P, T - 1) bool, consecutive frames both observed.
     """
     feet_w = torch.einsum("tji,ptfj->ptfi", R_w2c, feet_c - alpha * t_w2c[None, :, None])
-    step = (feet_w[:, 1:] - feet_w[:, :-1]).norm(dim=-1).min(-1).values
+    step = (feet_w[:, 1:] - feet_w[:, :-1]).norm(dim=-1).min(-1).values  # the stillest point
     return float(step.clamp(max=MAX_STEP)[pairs].mean())
 
 
@@ -56,10 +58,10 @@ def estimate_alpha(
         default: returned when the camera barely translates or too few frames are observed.
     """
     # Per-frame depth errors move the whole body along the viewing ray and per-frame pose errors
-    # jitter the feet; both dwarf the motion we look for. A planted foot stays still for ~0.5 s,
-    # so the pelvis is smoothed strongly and the feet (relative to it) lightly.
+    # jitter the feet; both dwarf the motion we look for. The pelvis is smoothed more than the
+    # feet relative to it, whose stance phases are short.
     pelvis = joints_c[..., :1, :].double()
-    feet = torch.stack([joints_c[..., list(f), :].mean(-2) for f in FEET], dim=-2).double()
+    feet = joints_c[..., FEET, :].double()
     feet_c = _smooth(pelvis, PELVIS_SIGMA) + _smooth(feet - pelvis, FEET_SIGMA)
     pairs = vis_mask[:, 1:] & vis_mask[:, :-1]
     travel = float((t_w2c[1:] - t_w2c[:-1]).norm(dim=-1).sum())

@@ -119,15 +119,18 @@ def test_history_records_every_iteration(setup):
 
 @pytest.mark.parametrize("camera", ["static", "orbit"])
 def test_stages_1_2_recover_known_bodies(camera):
-    """Known bodies -> noisy 2D keypoints and guesses -> root + smooth -> joints near truth."""
+    """Known bodies -> noisy 2D keypoints and guesses -> root + smooth -> joints near truth.
+
+    The hand-made walkers slide their feet, so the foot-contact scale search does not apply: the
+    SLAM scale starts 10% off and stays there (stages 1-2 do not optimize it)."""
     scene = make_scene(num_people=1, num_frames=24, camera=camera, seed=5, outlier_prob=0.0)
-    cfg = load_config(None, ["costs.pose_prior=l2", "stages.smooth.solver.iterations=15"])
+    alpha = 1.1 * scene.settings.alpha_true
+    cfg = load_config(None, ["costs.pose_prior=l2", "stages.smooth.solver.iterations=15",
+                             "init.scale=fixed", f"init.alpha={alpha}"])  # fmt: skip
     result = solve(scene.obs, cfg, progress=False)
     err = sequence_errors(result.joints[0].double().numpy(), scene.joints[0].double().numpy())
     assert err["pa_mpjpe"].mean() < 35.0
     assert err["wa_mpjpe100"].mean() < 60.0
-    if camera != "static":
-        assert abs(result.cameras.alpha / scene.settings.alpha_true - 1) < 0.15
 
 
 @pytest.mark.parametrize("optimize", [{"root_orient", "trans"}, ALL])
