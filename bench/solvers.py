@@ -23,7 +23,7 @@ from slahmr_opt.io.results import versions as library_versions
 from slahmr_opt.io.results import write_result
 from slahmr_opt.solve import solve
 
-CONFIGS = {"lm (default)": None, "lbfgs (slahmr_lbfgs)": "slahmr_lbfgs"}
+CONFIGS = {"lm (stages_1_2)": "stages_1_2", "lbfgs (slahmr_lbfgs)": "slahmr_lbfgs"}
 
 
 def run(config: str | None, obs) -> dict:

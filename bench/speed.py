@@ -1,9 +1,9 @@
 """Speed of stages 1-2 against sequence length and people, and LM against L-BFGS.
 
 For every (frames, people) size a synthetic scene of walking bodies (hand-made gait, orbiting
-camera, detector noise) is fitted once with the default config (Theseus LM) and once with
-``slahmr_lbfgs`` (torch L-BFGS, SLAHMR's optimizer), each in a fresh process so that peak memory
-is its own. Reported per run: seconds per stage, frames per second, final loss, peak RSS; per size:
+camera, detector noise) is fitted once with ``stages_1_2`` (Theseus LM, the default stages 1-2) and
+once with ``slahmr_lbfgs`` (torch L-BFGS, SLAHMR's optimizer), each in a fresh process so that
+peak memory is its own. Reported per run: seconds per stage, frames per second, final loss, peak RSS; per size:
 the time each solver needs to reach the other's final loss (from the per-iteration history).
 
     .venv/bin/python bench/speed.py [--frames 100 300 1000 3000] [--people 1 3] [--out FILE]
@@ -26,7 +26,8 @@ from slahmr_opt.eval import synth
 from slahmr_opt.io.results import versions
 from slahmr_opt.solve import solve
 
-SOLVERS = {"lm": None, "lbfgs": "slahmr_lbfgs"}
+#: Stages 1-2 with each solver (the same stages, terms and weights).
+SOLVERS = {"lm": "stages_1_2", "lbfgs": "slahmr_lbfgs"}
 
 
 def walking_scene(num_people: int, num_frames: int, seed: int = 0) -> synth.SynthScene:
