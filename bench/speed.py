@@ -3,8 +3,9 @@
 For every (frames, people) size a synthetic scene of walking bodies (hand-made gait, orbiting
 camera, detector noise) is fitted once with ``stages_1_2`` (Theseus LM, the default stages 1-2) and
 once with ``slahmr_lbfgs`` (torch L-BFGS, SLAHMR's optimizer), each in a fresh process so that
-peak memory is its own. Reported per run: seconds per stage, frames per second, final loss, peak RSS; per size:
-the time each solver needs to reach the other's final loss (from the per-iteration history).
+peak memory is its own. Reported per run: seconds per stage, frames per second, final loss,
+peak RSS; per size: the time each solver needs to reach the other's final loss (from the
+per-iteration history).
 
     .venv/bin/python bench/speed.py [--frames 100 300 1000 3000] [--people 1 3] [--out FILE]
 """
