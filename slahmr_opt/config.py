@@ -18,9 +18,16 @@ from slahmr_opt.body import BodyConfig
 from slahmr_opt.errors import ConfigError
 
 #: Every variable a stage may optimize. All others are held fixed during that stage.
-VARIABLES = ("root_orient", "trans", "pose_body", "betas", "alpha")
+VARIABLES = ("root_orient", "trans", "pose_body", "betas", "alpha", "floor")
+#: Terms on the floor and foot contacts (``costs.contacts``); they exist once the floor is
+#: estimated (before the first stage that weights one of them or optimizes ``floor``).
+CONTACT_TERMS = ("contact_slide", "contact_floor", "floor_penetration")
 #: Every energy term a stage may weight (``slahmr_opt.costs``).
-TERMS = ("kp2d", "joints_smooth", "joints_accel", "pose_prior", "shape_prior", "init_pose")
+TERMS = (
+    "kp2d", "joints_smooth", "joints_accel", "pose_prior", "shape_prior", "init_pose",
+    *CONTACT_TERMS,
+)  # fmt: skip
+CONTACT_SOURCES = ("heuristic",)
 SOLVERS = ("lm", "lbfgs", "adam")
 POSE_PRIORS = ("gmm", "vae", "l2")
 
@@ -87,6 +94,26 @@ def _smooth_stage() -> StageConfig:
     )
 
 
+def _motion_stage() -> StageConfig:
+    # Stage 3: the stage-2 terms plus feet that stay still in contact, rest on the shared floor
+    # and never go below it; the floor is refined with the bodies.
+    return StageConfig(
+        name="motion",
+        optimize=["root_orient", "trans", "pose_body", "betas", "floor"],
+        weights={
+            "kp2d": 1.0e-3,
+            "joints_smooth": 10.0,
+            "pose_prior": 1.0e-4,
+            "shape_prior": 0.05,
+            "init_pose": 1.0,
+            "contact_slide": 100.0,
+            "contact_floor": 10.0,
+            "floor_penetration": 100.0,
+        },
+        solver=SolverConfig(iterations=20),
+    )
+
+
 @dataclass
 class DataConfig:
     min_conf: float = 0.4
@@ -129,12 +156,28 @@ class InitConfig:
 
 
 @dataclass
+class FloorConfig:
+    contact_source: str = "heuristic"
+    """Where foot contact probabilities come from: ``heuristic`` (height above the estimated
+    floor and speed of the bodies before the first contact stage, ``init.floor``)."""
+    speed_tolerance: float = 4.0
+    """``heuristic``: factor on the motion data's contact speed threshold (fitted bodies jitter
+    more than motion capture)."""
+    align_output: bool = True
+    """Give the result in the gravity-aligned frame (y up along the floor normal, floor at
+    y = 0); the floor is estimated from the final bodies if no stage used it."""
+
+
+@dataclass
 class Config:
     body: BodyConfig = field(default_factory=BodyConfig)
     data: DataConfig = field(default_factory=DataConfig)
     costs: CostConfig = field(default_factory=CostConfig)
     init: InitConfig = field(default_factory=InitConfig)
-    stages: list[StageConfig] = field(default_factory=lambda: [_root_stage(), _smooth_stage()])
+    floor: FloorConfig = field(default_factory=FloorConfig)
+    stages: list[StageConfig] = field(
+        default_factory=lambda: [_root_stage(), _smooth_stage(), _motion_stage()]
+    )
     dtype: str = "float32"
     """Floating point type of the solve: ``float32`` or ``float64``."""
     num_threads: int = 0
@@ -166,6 +209,11 @@ def _validate(cfg: Config) -> None:
     if cfg.costs.pose_prior not in POSE_PRIORS:
         raise ConfigError(f"costs.pose_prior must be one of {POSE_PRIORS}, got "
                           f"{cfg.costs.pose_prior!r}")  # fmt: skip
+    if cfg.floor.contact_source not in CONTACT_SOURCES:
+        raise ConfigError(f"floor.contact_source must be one of {CONTACT_SOURCES}, got "
+                          f"{cfg.floor.contact_source!r}")  # fmt: skip
+    if cfg.floor.speed_tolerance <= 0:
+        raise ConfigError(f"floor.speed_tolerance must be > 0, got {cfg.floor.speed_tolerance}")
     if not cfg.stages:
         raise ConfigError("the stage list is empty")
     for stage in cfg.stages:

@@ -6,19 +6,43 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
+from torch import Tensor
 
 from slahmr_opt import __version__
 from slahmr_opt.body import BodyModel, load_body_model
-from slahmr_opt.config import Config, to_yaml
+from slahmr_opt.body.keypoints import OP25_NAMES
+from slahmr_opt.config import CONTACT_TERMS, Config, StageConfig, to_yaml
+from slahmr_opt.costs.contacts import build_contact_terms
 from slahmr_opt.errors import InputError, SlahmrOptError
 from slahmr_opt.history import IterRecord, LossHistory
+from slahmr_opt.init.floor import (
+    FloorError,
+    FloorPlane,
+    estimate_floor,
+    floor_reference,
+    gravity_transform,
+    heuristic_contacts,
+    plane_from_params,
+)
 from slahmr_opt.init.from_tracks import initialize_bodies
 from slahmr_opt.init.scale import estimate_alpha
-from slahmr_opt.stages.problem import body_from_params, build_problem, params_from_body
+from slahmr_opt.stages.problem import (
+    Problem,
+    body_from_params,
+    build_problem,
+    floor_estimated,
+    params_from_body,
+)
 from slahmr_opt.stages.runner import run_stage
-from slahmr_opt.types import Observations, Result
+from slahmr_opt.types import BodyParams, Cameras, Observations, Result
 
 logger = logging.getLogger(__name__)
+
+#: ``op25`` keypoints on the feet (big and small toes, heels) used to estimate the floor.
+FOOT_KEYPOINTS = tuple(
+    OP25_NAMES.index(n) for n in ("LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe", "RHeel")
+)
 
 
 class SolveError(SlahmrOptError):
@@ -90,6 +114,84 @@ def rescale_from_feet(obs: Observations, body_model: BodyModel, params: dict) ->
     return out
 
 
+def _posed(body_model: BodyModel, params: dict):
+    body, _ = body_from_params(params)
+    P, T = body.trans.shape[:2]
+    with torch.no_grad():
+        return body_model(
+            body.betas[:, None].expand(P, T, -1), body.root_orient, body.pose_body, body.trans
+        )
+
+
+def floor_from_bodies(obs: Observations, body_model: BodyModel, params: dict) -> FloorPlane:
+    """Floor plane fitted to the feet of the bodies in ``params`` (``init.floor``)."""
+    out = _posed(body_model, params)
+    feet = body_model.keypoints(out, "op25")[..., list(FOOT_KEYPOINTS), :]
+    body_up = out.joints[..., 0, :] - feet.mean(-2)
+    return estimate_floor(feet, body_up, obs.vis_mask, obs.fps)
+
+
+def prepare_contacts(
+    obs: Observations, body_model: BodyModel, params: dict, problem: Problem, cfg: Config
+) -> dict:
+    """Estimate the floor and the contact probabilities from the current bodies (once; they are
+    kept in ``params``: ``floor_ref``, ``floor``, ``contacts``) and add the contact terms."""
+    if not floor_estimated(params):
+        plane = floor_from_bodies(obs, body_model, params)
+        joints = _posed(body_model, params).joints
+        contacts = heuristic_contacts(
+            joints, obs.track_mask, plane, obs.fps, cfg.floor.speed_tolerance
+        )
+        logger.info("contacts (%s): %.0f%% of foot point-frames", cfg.floor.contact_source,
+                    100 * float(contacts[obs.track_mask].mean()))  # fmt: skip
+        dtype = params["trans"].dtype
+        params = dict(params)
+        params["floor_ref"] = floor_reference(plane).to(dtype)
+        params["floor"] = torch.zeros(1, 3, dtype=dtype)
+        params["contacts"] = contacts.to(dtype)
+    if "contact_slide" not in problem.terms:
+        problem.add_terms(build_contact_terms(
+            obs.track_mask, body_model, params["contacts"], params["floor_ref"],
+            params["trans"].dtype,
+        ))  # fmt: skip
+    return params
+
+
+def _uses_floor(stage: StageConfig) -> bool:
+    return "floor" in stage.optimize or any(stage.weights.get(t, 0) > 0 for t in CONTACT_TERMS)
+
+
+def align_to_floor(
+    body: BodyParams, cameras: Cameras, joints: Tensor, G: Tensor, body_model: BodyModel
+) -> tuple[BodyParams, Cameras, Tensor]:
+    """Bodies, cameras and joints moved into the frame ``x' = R x + t`` of ``G`` (4, 4), e.g.
+    the gravity-aligned one. SMPL rotates about the rest pelvis ``J0``, so
+    ``trans' = R (trans + J0) + t - J0``; cameras: ``R_w2c' = R_w2c R^T`` and metric
+    ``t' = alpha t_w2c - R_w2c' t`` (stored in SLAM units, divided by ``alpha``)."""
+    R, t = G[:3, :3].double(), G[:3, 3].double()
+    P, T = body.trans.shape[:2]
+    zero = torch.zeros(P, 3, dtype=body_model.dtype)
+    rest = body_model(
+        body.betas.to(body_model.dtype), zero, torch.zeros(P, 21, 3, dtype=body_model.dtype), zero
+    )
+    j0 = rest.joints[:, 0].double()[:, None]  # (P, 1, 3)
+    root = R @ axis_angle_to_matrix(body.root_orient.double())
+    new_body = BodyParams(
+        root_orient=matrix_to_axis_angle(root).to(body.root_orient.dtype),
+        trans=((body.trans.double() + j0) @ R.T + t - j0).to(body.trans.dtype),
+        pose_body=body.pose_body,
+        betas=body.betas,
+    )
+    R_w2c = cameras.R_w2c.double() @ R.T
+    shift = torch.einsum("tij,j->ti", R_w2c, t) / cameras.alpha
+    new_cams = replace(
+        cameras,
+        R_w2c=R_w2c.to(cameras.R_w2c.dtype),
+        t_w2c=(cameras.t_w2c.double() - shift).to(cameras.t_w2c.dtype),
+    )
+    return new_body, new_cams, (joints.double() @ R.T + t).to(joints.dtype)
+
+
 def _cast_observations(obs: Observations, dtype: torch.dtype) -> Observations:
     cams = replace(
         obs.cameras,
@@ -145,6 +247,8 @@ def solve(
             history.records.extend(IterRecord(**r) for r in ckpt["history"])
             summaries.append(ckpt["summary"])
             continue
+        if _uses_floor(stage):
+            params = prepare_contacts(obs_d, body_model, params, problem, cfg)
         result = run_stage(stage, problem, params, history, progress=progress)
         if result.status == "failed":
             raise SolveError(f"stage {stage.name!r} failed: {result.message}")
@@ -171,12 +275,11 @@ def solve(
             records = [vars(r) for r in history.records if r.stage == stage.name]
             torch.save({"key": key, "params": params, "history": records, "summary": summary}, path)
     body, alpha = body_from_params(params)
-    with torch.no_grad():
-        P, T = body.trans.shape[:2]
-        out = body_model(
-            body.betas[:, None].expand(P, T, -1), body.root_orient, body.pose_body, body.trans
-        )
+    joints = _posed(body_model, params).joints
     cameras = replace(obs.cameras, alpha=1.0 if obs.cameras.is_static else alpha)
+    plane, G = _output_frame(obs_d, body_model, params, cameras, cfg)
+    with torch.no_grad():
+        body, cameras, joints = align_to_floor(body, cameras, joints, G, body_model)
     return Result(
         body=body.to(torch.float32),
         cameras=cameras,
@@ -187,6 +290,33 @@ def solve(
         history=history,
         stages=summaries,
         config_yaml=to_yaml(cfg),
-        joints=out.joints.float(),
+        joints=joints.float(),
         frame_offset=int(obs.sources.get("frame_offset", 0)),
+        floor_plane=plane,
+        world_transform=G.float(),
     )
+
+
+def _output_frame(
+    obs: Observations, body_model: BodyModel, params: dict, cameras: Cameras, cfg: Config
+) -> tuple[Tensor, Tensor]:
+    """The floor ``[n, d]`` (4,) in the solve world (NaN if none) and the transform (4, 4) of the
+    output frame: gravity-aligned (``align_output``) or the identity."""
+    identity = torch.eye(4, dtype=torch.float64)
+    nan = torch.full((4,), float("nan"), dtype=torch.float32)
+    if floor_estimated(params):
+        plane = plane_from_params(params["floor"], params["floor_ref"])
+    elif cfg.floor.align_output:
+        try:
+            plane = floor_from_bodies(obs, body_model, params)
+        except FloorError as e:
+            logger.warning("no floor (%s): the result stays in the SLAM world", e)
+            return nan, identity
+    else:
+        return nan, identity
+    floor = torch.cat([plane.normal.double(), torch.tensor([plane.offset])]).float()
+    if not cfg.floor.align_output:
+        return floor, identity
+    R0, t0 = cameras.R_w2c[0].double(), cameras.t_w2c[0].double() * cameras.alpha
+    G = gravity_transform(plane, forward=R0[2], origin=-R0.T @ t0)
+    return floor, G

@@ -145,6 +145,11 @@ class Result:
         config_yaml: the resolved config.
         joints: (P, T, 24, 3) world joints of the final bodies, metres.
         frame_offset: video frame index of frame 0 (inputs are cropped to the tracked window).
+        floor_plane: (4,) the floor ``[nx, ny, nz, d]`` (``n . x = d``, unit ``n`` pointing up) in
+            the solve world (SLAM world, metres), NaN if no floor was estimated.
+        world_transform: (4, 4) rigid transform from the solve world to the frame ``body``,
+            ``cameras`` and ``joints`` are given in (``x_out = R x + t``): the gravity-aligned
+            frame (y up, floor at y = 0) or the identity.
     """
 
     body: BodyParams
@@ -158,3 +163,5 @@ class Result:
     config_yaml: str
     joints: Tensor | None = None
     frame_offset: int = 0
+    floor_plane: Tensor | None = None
+    world_transform: Tensor | None = None

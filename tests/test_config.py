@@ -1,8 +1,10 @@
 """Config schema, YAML files and dotted overrides."""
 
+import dataclasses
+
 import pytest
 
-from slahmr_opt.config import CONFIG_DIR, defaults_yaml, load_config
+from slahmr_opt.config import CONFIG_DIR, defaults_yaml, load_config, to_yaml
 from slahmr_opt.errors import ConfigError
 
 
@@ -13,9 +15,16 @@ def test_defaults_file_matches_schema():
 
 def test_default_schedule():
     cfg = load_config()
-    assert [s.name for s in cfg.stages] == ["root", "smooth"]
+    assert [s.name for s in cfg.stages] == ["root", "smooth", "motion"]
     assert cfg.stages[0].optimize == ["root_orient", "trans"]
+    assert "floor" in cfg.stages[2].optimize
     assert all(s.solver.kind == "lm" for s in cfg.stages)
+
+
+def test_stages_1_2_is_the_defaults_without_stage_3():
+    cfg, default = load_config("stages_1_2"), load_config()
+    assert [s.name for s in cfg.stages] == ["root", "smooth"]
+    assert to_yaml(cfg) == to_yaml(dataclasses.replace(default, stages=default.stages[:2]))
 
 
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")))
@@ -57,6 +66,8 @@ def test_named_config_file():
         "dtype=float16",
         "costs.robust_sigma=abc",
         "noequals",
+        "floor.contact_source=oracle",
+        "floor.speed_tolerance=0",
     ],
 )
 def test_bad_overrides_raise_config_error(override):

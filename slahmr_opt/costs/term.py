@@ -14,8 +14,10 @@ import torch
 from torch import Tensor
 
 #: Variables that have one value per person and frame; the others are per person (``betas``) or
-#: global (``log_alpha``).
+#: global (``GLOBAL``).
 PER_FRAME = ("root_orient", "trans", "pose_body")
+#: Variables with one value for the whole sequence: the camera scale and the floor plane.
+GLOBAL = ("log_alpha", "floor")
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class Input:
 
     Attributes:
         arg: keyword argument name of ``Term.fn``.
-        var: variable name: one of ``PER_FRAME``, ``betas`` or ``log_alpha``.
+        var: variable name: one of ``PER_FRAME``, ``betas`` or ``GLOBAL``.
         offset: for per-frame variables, the frame offset from the element's frame.
     """
 
@@ -68,7 +70,7 @@ class Term:
 
         Args:
             params: ``root_orient (P,T,3)``, ``trans (P,T,3)``, ``pose_body (P,T,63)``,
-                ``betas (P,B)``, ``log_alpha (1,1)``.
+                ``betas (P,B)``, ``log_alpha (1,1)``, ``floor (1,3)``.
         """
         person = self.person if idx is None else self.person[idx]
         frame = self.frame if idx is None else self.frame[idx]

@@ -1,6 +1,9 @@
 """``results.npz`` (SLAHMR's key names and shapes) and the files written next to it.
 
-Keys (P people, T frames, B betas; world frame = SLAM world, OpenCV axes):
+Keys (P people, T frames, B betas). World frame: the gravity-aligned frame (y up, the floor at
+y = 0, the first camera above the origin looking along +z), or the SLAM world (metric, OpenCV
+axes) when ``floor.align_output`` is off or no floor could be estimated; ``world_transform``
+maps the SLAM world into it:
 
 ===============  =============  ==========================================================
 key              shape          meaning
@@ -20,6 +23,9 @@ track_ids        (P,)           track names
 fps, image_size  (), (2,)       frame rate; ``[height, width]``
 is_static        ()             static camera
 frame_offset     ()             video frame index of frame 0 (inputs are cropped to the tracks)
+world_transform  (4, 4)         SLAM world (metric) -> result world: ``x = R x_slam + t``
+floor_plane      (4,)           floor ``[nx, ny, nz, d]``, ``n . x_slam = d``, unit normal up,
+                                in the SLAM world (metric); NaN if none was estimated
 ===============  =============  ==========================================================
 
 Next to it: ``config.yaml`` (resolved), ``versions.json``, ``history.csv``, ``loss.png``,
@@ -57,6 +63,8 @@ RESULT_KEYS = (
     "image_size",
     "is_static",
     "frame_offset",
+    "world_transform",
+    "floor_plane",
 )
 
 
@@ -97,6 +105,16 @@ def result_arrays(result: Result) -> dict[str, np.ndarray]:
         "image_size": np.array(cams.image_size, dtype=np.int64),
         "is_static": np.array(cams.is_static),
         "frame_offset": np.array(result.frame_offset, dtype=np.int64),
+        "world_transform": (
+            np.eye(4, dtype=np.float32)
+            if result.world_transform is None
+            else result.world_transform.float().numpy()
+        ),
+        "floor_plane": (
+            np.full(4, np.nan, dtype=np.float32)
+            if result.floor_plane is None
+            else result.floor_plane.float().numpy()
+        ),
     }
 
 

@@ -2,7 +2,9 @@
 
 Parameters travel between stages as a dict of stacked tensors ("params"):
 ``root_orient (P,T,3)``, ``trans (P,T,3)``, ``pose_body (P,T,63)`` (axis-angle, world frame),
-``betas (P,B)``, ``log_alpha (1,1)`` (log of the camera-translation scale, so alpha stays > 0).
+``betas (P,B)``, ``log_alpha (1,1)`` (log of the camera-translation scale, so alpha stays > 0),
+``floor (1,3)`` (the floor plane in its reference frame, ``init.floor``) and ``floor_ref (4,4)``
+(that reference: world-to-F transform; all zeros until the floor is estimated; never optimized).
 """
 
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ PARAM_KEYS = {
     "pose_body": "pose_body",
     "betas": "betas",
     "alpha": "log_alpha",
+    "floor": "floor",
 }
 
 
@@ -41,6 +44,10 @@ class Problem:
     terms: dict[str, Term]
     track_mask: Tensor
     is_static: bool
+
+    def add_terms(self, terms: list[Term]) -> None:
+        """Add (or replace) terms, e.g. the contact terms once the floor is known."""
+        self.terms.update({t.name: t for t in terms})
 
     def loss(self, params: dict[str, Tensor], weights: dict[str, float]):
         """``(total, {term: value})`` of the terms with positive weight."""
@@ -89,7 +96,14 @@ def params_from_body(body: BodyParams, alpha: float, dtype: torch.dtype) -> dict
         "pose_body": body.pose_body.reshape(P, T, 63).to(dtype).clone(),
         "betas": body.betas.to(dtype).clone(),
         "log_alpha": torch.tensor([[alpha]], dtype=dtype).log(),
+        "floor": torch.zeros(1, 3, dtype=dtype),
+        "floor_ref": torch.zeros(4, 4, dtype=dtype),
     }
+
+
+def floor_estimated(params: dict[str, Tensor]) -> bool:
+    """Whether ``params`` carry a floor (its reference frame is set)."""
+    return "floor_ref" in params and bool(params["floor_ref"][3, 3] == 1)
 
 
 def body_from_params(params: dict[str, Tensor]) -> tuple[BodyParams, float]:

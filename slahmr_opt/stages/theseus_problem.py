@@ -1,11 +1,12 @@
 """The one place where stacked parameter tensors meet Theseus variables and cost functions.
 
 Packing: every per-frame variable of every person-frame inside a track is its own ``th.Vector``
-(``root_orient``, ``trans``: 3; ``pose_body``: 63), ``betas`` is one vector per person and
-``log_alpha`` one for the sequence. The objective has batch size 1: all people share one world and
-one camera scale. Each term element becomes one cost function on exactly the variables it touches,
-so the Gauss-Newton system is block-banded in time plus the small per-person and global blocks, and
-Theseus' vectorization evaluates all elements of a term in one batch. Terms with an analytic
+(``root_orient``, ``trans``: 3; ``pose_body``: 63), ``betas`` is one vector per person,
+``log_alpha`` and ``floor`` one each for the sequence. The objective has batch size 1: all people
+share one world, one floor and one camera scale. Each term element becomes one cost function on
+exactly the variables it touches, so the Gauss-Newton system is block-banded in time plus the
+small per-person and global blocks, and Theseus' vectorization evaluates all elements of a term
+in one batch. Terms with an analytic
 Jacobian (``Term.jac``) become ``TermCost``s; the others ``th.AutoDiffCostFunction``s.
 """
 
@@ -38,12 +39,16 @@ class TheseusVariables:
             for p, b in enumerate(params["betas"])
         ]
         self.log_alpha = th.Vector(tensor=params["log_alpha"].clone(), name="log_alpha")
+        floor = params.get("floor", params["log_alpha"].new_zeros(1, 3))
+        self.floor = th.Vector(tensor=floor.clone(), name="floor")
 
     def get(self, var: str, person: int, frame: int) -> th.Vector:
         if var in PER_FRAME:
             return self.per_frame[var][self._index[(person, frame)]]
         if var == "betas":
             return self.betas[person]
+        if var == "floor":
+            return self.floor
         return self.log_alpha
 
     def unpack(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -54,6 +59,8 @@ class TheseusVariables:
                 out[var][self.person, self.frame] = torch.cat([v.tensor for v in vectors])
             out["betas"] = torch.cat([v.tensor for v in self.betas])
             out["log_alpha"] = self.log_alpha.tensor.clone()
+            if "floor" in out:
+                out["floor"] = self.floor.tensor.clone()
         return out
 
 

@@ -1,0 +1,117 @@
+"""Contact and floor terms: analytic Jacobians against autodiff (float64), residual values on
+known geometry, and a small synthetic scene where stage 3 keeps feet still in contact frames."""
+
+import dataclasses
+
+import pytest
+import torch
+from stages.scene import make_scene
+from torch.func import jacrev, vmap
+
+from slahmr_opt.body import BodyConfig, load_body_model
+from slahmr_opt.costs.contacts import (
+    CONTACT_POINTS,
+    build_contact_terms,
+    floor_heights,
+    rest_heights,
+)
+from slahmr_opt.costs.kinematics import world_keypoints
+from slahmr_opt.init.floor import FloorPlane, floor_reference, plane_from_params
+from slahmr_opt.init.from_tracks import initialize_bodies
+from slahmr_opt.stages.problem import params_from_body
+
+DT = torch.float64
+TOL = dict(rtol=1e-8, atol=1e-10)
+
+
+@pytest.fixture(scope="module", params=["synthetic", "default"])
+def body(request, synthetic_body_path):
+    path = str(synthetic_body_path) if request.param == "synthetic" else None
+    return load_body_model(BodyConfig(model_path=path), dtype=DT)
+
+
+def _tilted_plane() -> FloorPlane:
+    n = torch.nn.functional.normalize(torch.tensor([0.2, -1.0, 0.15], dtype=DT), dim=0)
+    return FloorPlane(n, -0.9)
+
+
+@pytest.fixture(scope="module")
+def setup(body):
+    obs = make_scene(num_people=2, num_frames=5, camera="orbit", seed=4).obs
+    obs = dataclasses.replace(obs, kp2d=obs.kp2d.to(DT))
+    params = params_from_body(initialize_bodies(obs, body, 0.7), 0.7, DT)
+    gen = torch.Generator().manual_seed(3)
+    params = {k: v + 0.05 * torch.randn(v.shape, dtype=DT, generator=gen)
+              for k, v in params.items()}  # fmt: skip
+    params["pose_body"][0, 0] = 0.0
+    params["floor"] = torch.tensor([[0.1, -0.2, 0.05]], dtype=DT)
+    ref = floor_reference(_tilted_plane())
+    # Place the floor through the bodies so that some keypoints are below it.
+    pts = world_keypoints(body, "op25", params["root_orient"].flatten(0, 1),
+                          params["trans"].flatten(0, 1), params["pose_body"].flatten(0, 1),
+                          params["betas"].repeat_interleave(5, 0))  # fmt: skip
+    heights = floor_heights(
+        pts,
+        params["floor"].expand(len(pts), 3),
+        torch.cat([ref[:3, :3].reshape(9), ref[:3, 3]]).expand(len(pts), 12),
+    )
+    ref[:3, 3] -= ref[:3, :3] @ (heights.median() * _tilted_plane().normal)  # fmt: skip
+    P, T = obs.track_mask.shape
+    contacts = torch.rand(P, T, 4, generator=gen, dtype=DT)
+    contacts[0, 1] = 0.0
+    terms = build_contact_terms(obs.track_mask, body, contacts, ref, DT)
+    return terms, params
+
+
+def _autodiff(term, inputs, args):
+    fixed = {k: v for k, v in inputs.items() if k not in args}
+
+    def f(x, c):
+        return term.fn(**{k: v[None] for k, v in {**x, **c}.items()})[0]
+
+    return vmap(jacrev(f))({a: inputs[a] for a in args}, fixed)
+
+
+@pytest.mark.parametrize("optimized", ["root", "all"])
+def test_contact_jacobians_match_autodiff(setup, optimized):
+    terms, params = setup
+    for term in terms:
+        assert term.jac is not None and term.num_elements > 0, term.name
+        keep = {"root_orient", "trans"} if optimized == "root" else None
+        args = [i.arg for i in term.inputs if keep is None or i.var in keep]
+        inputs = term.gather(params)
+        residual, jac = term.jac(frozenset(args), **inputs)
+        torch.testing.assert_close(residual, term.fn(**inputs), **TOL)
+        assert set(jac) == set(args), term.name
+        expected = _autodiff(term, inputs, args)
+        for arg in args:
+            assert jac[arg].shape == (term.num_elements, term.dim, inputs[arg].shape[-1])
+            assert expected[arg].abs().max() > 1e-3, f"{term.name}.{arg}: zeros vs zeros"
+            torch.testing.assert_close(jac[arg], expected[arg], **TOL, msg=f"{term.name}.{arg}")
+    penetration = next(t for t in terms if t.name == "floor_penetration").residual(params)
+    assert (penetration < 0).any() and (penetration == 0).any()
+
+
+def test_floor_heights_of_known_points():
+    plane = _tilted_plane()
+    ref = floor_reference(plane)
+    packed = torch.cat([ref[:3, :3].reshape(9), ref[:3, 3]])[None]
+    x = torch.randn(1, 7, 3, dtype=DT)
+    h = floor_heights(x, torch.zeros(1, 3, dtype=DT), packed)
+    torch.testing.assert_close(h[0], plane.height(x[0]), rtol=1e-12, atol=1e-12)
+    # Non-zero parameters: the plane they describe gives the same heights.
+    floor = torch.tensor([[0.3, -0.1, 0.2]], dtype=DT)
+    moved = plane_from_params(floor, ref)
+    torch.testing.assert_close(
+        floor_heights(x, floor, packed)[0], moved.height(x[0]), rtol=1e-12, atol=1e-12
+    )
+    assert abs(float(moved.normal.norm()) - 1) < 1e-12
+
+
+def test_rest_heights_of_the_default_body():
+    h = rest_heights(load_body_model(BodyConfig(), dtype=DT))
+    assert h.shape == (len(CONTACT_POINTS),)
+    # Heels and big toes sit 1-3 cm above the sole; left and right agree.
+    assert (h > 0.01).all() and (h < 0.03).all()
+    torch.testing.assert_close(h[0], h[1])
+    torch.testing.assert_close(h[2], h[3])
