@@ -8,6 +8,7 @@ peak RSS; per size: the time each solver needs to reach the other's final loss (
 per-iteration history).
 
     .venv/bin/python bench/speed.py [--frames 100 300 1000 3000] [--people 1 3] [--out FILE]
+                                    [--threads N]
 """
 
 import argparse
@@ -40,9 +41,9 @@ def walking_scene(num_people: int, num_frames: int, seed: int = 0) -> synth.Synt
 
 
 def _run(args: tuple) -> dict:
-    num_people, num_frames, config = args
+    num_people, num_frames, config, threads = args
     scene = walking_scene(num_people, num_frames)
-    cfg = load_config(config)
+    cfg = load_config(config, [f"num_threads={threads}"])
     start = time.perf_counter()
     result = solve(scene.obs, cfg, progress=False)
     seconds = time.perf_counter() - start
@@ -79,16 +80,19 @@ def main() -> None:
     ap.add_argument("--frames", type=int, nargs="+", default=[100, 300, 1000, 3000])
     ap.add_argument("--people", type=int, nargs="+", default=[1, 3])
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
+    ap.add_argument(
+        "--threads", type=int, default=0, help="torch threads per run (0: torch's default)"
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    report = {"versions": versions(), "runs": []}
+    report = {"versions": versions(), "threads": args.threads, "runs": []}
     ctx = mp.get_context("spawn")
     for people in args.people:
         for frames in args.frames:
             row = {"people": people, "frames": frames}
             for name, config in SOLVERS.items():
                 with ctx.Pool(1) as pool:
-                    row[name] = pool.map(_run, [(people, frames, config)])[0]
+                    row[name] = pool.map(_run, [(people, frames, config, args.threads)])[0]
             stages = list(row["lm"]["stages"])
             slack = 1.001  # "the same loss": within 0.1%
             for a, b in (("lm", "lbfgs"), ("lbfgs", "lm")):
