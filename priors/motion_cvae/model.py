@@ -47,6 +47,25 @@ def _mlp(dim_in: int, hidden: int, dim_out: int, layers: int) -> nn.Sequential:
     return nn.Sequential(*blocks, nn.Linear(dims[-1], dim_out))
 
 
+def _mlp_row_jacobian(mlp: nn.Sequential, x: Tensor, rows: int) -> tuple[Tensor, Tensor]:
+    """``mlp(x)`` (..., n_out) and the Jacobian of its first ``rows`` outputs (..., rows, n_in),
+    accumulated from the output side (``_mlp``'s layers: Linear, SiLU, ..., Linear).
+
+    ``silu'(a) = s (1 + a (1 - s))`` with ``s = sigmoid(a)``.
+    """
+    slopes = []
+    for layer in mlp:
+        if isinstance(layer, nn.SiLU):
+            s = torch.sigmoid(x)
+            slopes.append(s * (1 + x * (1 - s)))
+        x = layer(x)
+    linears = [layer for layer in mlp if isinstance(layer, nn.Linear)]
+    jac = linears[-1].weight[:rows].expand(*x.shape[:-1], rows, linears[-1].in_features)
+    for linear, slope in zip(reversed(linears[:-1]), reversed(slopes), strict=True):
+        jac = (jac * slope[..., None, :]) @ linear.weight
+    return x, jac
+
+
 class MotionCVAE(nn.Module):
     """Transition prior ``p(s_t | s_{t-1})`` with contact head (module docstring).
 
@@ -66,7 +85,7 @@ class MotionCVAE(nn.Module):
         delta_std: Tensor,
         min_std: Tensor,
         latent: int = 48,
-        hidden: int = 512,
+        hidden: int = 256,
         layers: int = 2,
         metadata: dict | None = None,
     ):
@@ -157,6 +176,33 @@ class MotionCVAE(nn.Module):
         z = self.posterior(prev, cur)[0]
         mean = self.decode(prev, z)[0]
         return torch.cat([(z - self.prior(prev)) / self.prior_std, (cur - mean) / self.dec_std], -1)
+
+    def transition_residual_and_jacobian(self, prev: Tensor,
+                                         cur: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+        """``transition_residual`` (..., L + D) and its Jacobians with respect to ``prev`` and
+        ``cur``, (..., L + D, D) each, by the chain rule through the three MLPs (no autodiff).
+        """
+        self._check(prev, cur)
+        D, L = STATE_DIM, self.latent
+        x_prev = self._norm(prev)
+        x_delta = (cur - prev - self.delta_mean) / self.delta_std
+        post, jac_q = _mlp_row_jacobian(self.posterior_net, torch.cat([x_prev, x_delta], -1), L)
+        z = post[..., :L]
+        dz_dcur = jac_q[..., D:] / self.delta_std
+        dz_dprev = jac_q[..., :D] / self.state_std - dz_dcur
+        mu_p, jac_p = _mlp_row_jacobian(self.prior_net, x_prev, L)
+        out, jac_d = _mlp_row_jacobian(self.decoder, torch.cat([x_prev, z], -1), D)
+        mean = prev + self.delta_mean + self.delta_std * out[..., :D]
+        ddec_dprev = jac_d[..., :D] / self.state_std + jac_d[..., D:] @ dz_dprev
+        ddec_dcur = jac_d[..., D:] @ dz_dcur
+        eye = torch.eye(D, dtype=prev.dtype, device=prev.device)
+        std_p, std_x = self.prior_std[:, None], self.dec_std[:, None]
+        scale = self.delta_std[:, None]
+        jac_prev = torch.cat([(dz_dprev - jac_p / self.state_std) / std_p,
+                              (-eye - scale * ddec_dprev) / std_x], -2)  # fmt: skip
+        jac_cur = torch.cat([dz_dcur / std_p, (eye - scale * ddec_dcur) / std_x], -2)
+        residual = torch.cat([(z - mu_p) / self.prior_std, (cur - mean) / self.dec_std], -1)
+        return residual, jac_prev, jac_cur
 
     def motion_residual(self, root_orient: Tensor, pose_body: Tensor, joints: Tensor,
                         fps: float) -> Tensor:  # fmt: skip
