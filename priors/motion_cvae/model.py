@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from priors.mlp import mlp
 from priors.motion_cvae.state import STATE_DIM, states_from_body
 
 SHIPPED = Path(__file__).resolve().with_name("motion_cvae.pt")
@@ -39,17 +40,9 @@ LOG_2PI = math.log(2 * math.pi)
 CONTACT_JOINTS = (7, 8, 10, 11, 20, 21)
 
 
-def _mlp(dim_in: int, hidden: int, dim_out: int, layers: int) -> nn.Sequential:
-    dims = [dim_in] + [hidden] * layers
-    blocks = []
-    for a, b in zip(dims[:-1], dims[1:], strict=True):
-        blocks += [nn.Linear(a, b), nn.SiLU()]
-    return nn.Sequential(*blocks, nn.Linear(dims[-1], dim_out))
-
-
 def _mlp_row_jacobian(mlp: nn.Sequential, x: Tensor, rows: int) -> tuple[Tensor, Tensor]:
     """``mlp(x)`` (..., n_out) and the Jacobian of its first ``rows`` outputs (..., rows, n_in),
-    accumulated from the output side (``_mlp``'s layers: Linear, SiLU, ..., Linear).
+    accumulated from the output side (``priors.mlp.mlp``'s layers: Linear, SiLU, ..., Linear).
 
     ``silu'(a) = s (1 + a (1 - s))`` with ``s = sigmoid(a)``.
     """
@@ -100,9 +93,9 @@ class MotionCVAE(nn.Module):
         self.config = {"latent": latent, "hidden": hidden, "layers": layers}
         self.latent = latent
         self.num_contacts = len(CONTACT_JOINTS)
-        self.prior_net = _mlp(STATE_DIM, hidden, latent, layers)
-        self.posterior_net = _mlp(2 * STATE_DIM, hidden, 2 * latent, layers)
-        self.decoder = _mlp(STATE_DIM + latent, hidden, STATE_DIM + self.num_contacts, layers)
+        self.prior_net = mlp(STATE_DIM, hidden, latent, layers)
+        self.posterior_net = mlp(2 * STATE_DIM, hidden, 2 * latent, layers)
+        self.decoder = mlp(STATE_DIM + latent, hidden, STATE_DIM + self.num_contacts, layers)
         self.prior_log_std = nn.Parameter(torch.zeros(latent))
         self.dec_log_std = nn.Parameter(torch.zeros(STATE_DIM))
         self.metadata = metadata or {}

@@ -33,24 +33,18 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from priors.mlp import mlp
+
 SHIPPED = Path(__file__).resolve().with_name("pose_vae.pt")
 POSE_DIM = 63
 LOG_2PI = math.log(2 * math.pi)
 
 
-def _mlp(dim_in: int, hidden: int, dim_out: int, layers: int) -> nn.Sequential:
-    dims = [dim_in] + [hidden] * layers
-    blocks = []
-    for a, b in zip(dims[:-1], dims[1:], strict=True):
-        blocks += [nn.Linear(a, b), nn.SiLU()]
-    return nn.Sequential(*blocks, nn.Linear(dims[-1], dim_out))
-
-
 def _mlp_with_jacobian(mlp: nn.Sequential, x: Tensor, jac: Tensor) -> tuple[Tensor, Tensor]:
     """``mlp(x)`` (..., n_out) and its Jacobian times ``jac`` (..., n_in, K): (..., n_out, K).
 
-    Only ``nn.Linear`` and ``nn.SiLU`` layers (``_mlp``'s); ``silu'(a) = s (1 + a (1 - s))``,
-    ``s = sigmoid(a)``.
+    Only ``nn.Linear`` and ``nn.SiLU`` layers (``priors.mlp.mlp``'s);
+    ``silu'(a) = s (1 + a (1 - s))``, ``s = sigmoid(a)``.
     """
     for layer in mlp:
         if isinstance(layer, nn.Linear):
@@ -122,8 +116,8 @@ class PoseVAE(nn.Module):
         self.register_buffer("pose_scale", torch.where(observed, scale, torch.ones_like(scale)))
         self.register_buffer("unobserved_std", torch.tensor(float(unobserved_std)))
         self.register_buffer("min_std", torch.tensor(float(min_std)))
-        self.encoder = _mlp(POSE_DIM, hidden, 2 * latent, layers)
-        self.decoder = _mlp(latent, hidden, POSE_DIM, layers)
+        self.encoder = mlp(POSE_DIM, hidden, 2 * latent, layers)
+        self.decoder = mlp(latent, hidden, POSE_DIM, layers)
         self.log_std = nn.Parameter(self.pose_scale.log().clone())
         self.metadata = metadata or {}
 
