@@ -40,6 +40,7 @@ from slahmr_opt.eval.mocap import (
     relative_terms,
     smpl_targets,
 )
+from slahmr_opt.eval.mocap_stage import group_by_frames
 
 logger = logging.getLogger(__name__)
 
@@ -69,18 +70,6 @@ def load_targets(archive: Path, split: str, stride: int, max_files: int | None, 
     return names, frames, targets, roots, weights, np.asarray(fps)
 
 
-def _batches(lengths: list[int], batch_frames: int) -> list[list[int]]:
-    """Consecutive sequence indices grouped so that each group holds about ``batch_frames``."""
-    groups, current, count = [], [], 0
-    for i, n in enumerate(lengths):
-        if current and count + n > batch_frames:
-            groups.append(current)
-            current, count = [], 0
-        current.append(i)
-        count += n
-    return groups + ([current] if current else [])
-
-
 def _init_worker() -> None:
     global _WORKER_BODY
     torch.set_num_threads(1)
@@ -101,7 +90,7 @@ def fit_split(targets, roots, weights, settings: FitSettings, batch_frames: int,
     Returns:
         One ``BodyFit`` per sequence.
     """
-    groups = _batches([len(t) for t in targets], batch_frames)
+    groups = group_by_frames([len(t) for t in targets], batch_frames)
     fits = [None] * len(targets)
     with ProcessPoolExecutor(workers, initializer=_init_worker) as pool:
         jobs = [

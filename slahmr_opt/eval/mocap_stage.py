@@ -259,8 +259,9 @@ def _solve(stage: StageConfig, targets: JointTargets, body, rows: Tensor, init, 
     return run_stage(stage, problem, params, history, progress=settings.progress)
 
 
-def _groups(lengths: list[int], max_frames: int) -> list[list[int]]:
-    """Consecutive indices grouped so that each group holds at most ``max_frames`` frames."""
+def group_by_frames(lengths: list[int], max_frames: int) -> list[list[int]]:
+    """Consecutive indices grouped so that each group holds at most ``max_frames`` frames (a
+    single longer item makes a group of its own)."""
     groups, current, count = [], [], 0
     for i, n in enumerate(lengths):
         if current and count + n > max_frames:
@@ -309,7 +310,7 @@ def fit_stage(
     size = settings.max_frames
     short = [s for s, n in enumerate(lengths) if n <= size]
     full = stage_config(fit_settings, settings.solver, VARIABLES)
-    for g, group in enumerate(_groups([lengths[s] for s in short], size)):
+    for g, group in enumerate(group_by_frames([lengths[s] for s in short], size)):
         ids = [short[i] for i in group]
         rows = _padded_rows([seqs[s] for s in ids])
         result = _solve(replace(full, name=f"mocap_{g}"), targets, body, rows, out,
@@ -329,7 +330,7 @@ def fit_stage(
         windows += [(s, w) for w in _windows(int(starts[s]), int(starts[s + 1]), size)]
     # Step 2: every frame of the long sequences, betas fixed, windows solved side by side.
     frames_only = stage_config(fit_settings, settings.solver, VARIABLES[:3])
-    for g, group in enumerate(_groups([len(w) for _, w in windows], size)):
+    for g, group in enumerate(group_by_frames([len(w) for _, w in windows], size)):
         rows = _padded_rows([windows[i][1] for i in group])
         betas = out["betas"][[windows[i][0] for i in group]]
         result = _solve(replace(frames_only, name=f"windows_{g}"), targets, body, rows, out,
