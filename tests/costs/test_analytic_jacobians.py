@@ -11,6 +11,7 @@ from pytorch3d.transforms import axis_angle_to_matrix
 from stages.scene import make_scene
 from torch.func import jacrev, vmap
 
+from costs.jacobian_checks import TOL, autodiff_jacobians
 from priors.pose_gmm.model import PoseGMM
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.body.jacobian import (
@@ -26,15 +27,6 @@ from slahmr_opt.init.from_tracks import initialize_bodies
 from slahmr_opt.stages.problem import params_from_body
 
 DT = torch.float64
-TOL = dict(rtol=1e-8, atol=1e-10)
-
-
-@pytest.fixture(scope="module", params=["synthetic", "default"])
-def body(request, synthetic_body_path):
-    path = str(synthetic_body_path) if request.param == "synthetic" else None
-    model = load_body_model(BodyConfig(model_path=path), dtype=DT)
-    assert (model.kp_posedirs is not None) == (request.param == "synthetic")
-    return model
 
 
 def _random_pose(n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
@@ -144,16 +136,6 @@ def _params(obs, body):
     return params
 
 
-def _autodiff(term, inputs, args):
-    """Per-element Jacobians of ``term.fn`` by vmap(jacrev), keyed by argument."""
-    fixed = {k: v for k, v in inputs.items() if k not in args}
-
-    def f(x, c):
-        return term.fn(**{k: v[None] for k, v in {**x, **c}.items()})[0]
-
-    return vmap(jacrev(f))({a: inputs[a] for a in args}, fixed)
-
-
 @pytest.mark.parametrize("stage", ["root", "all"])
 def test_term_jacobians_match_autodiff(body, scene_obs, stage):
     params = _params(scene_obs, body)
@@ -167,7 +149,7 @@ def test_term_jacobians_match_autodiff(body, scene_obs, stage):
         residual, jac = term.jac(frozenset(args), **inputs)
         torch.testing.assert_close(residual, term.fn(**inputs), **TOL)
         assert set(jac) == set(args), term.name
-        expected = _autodiff(term, inputs, args)
+        expected = autodiff_jacobians(term, inputs, args)
         for arg in args:
             assert jac[arg].shape == (term.num_elements, term.dim, inputs[arg].shape[-1])
             torch.testing.assert_close(jac[arg], expected[arg], **TOL, msg=f"{term.name}.{arg}")
@@ -189,7 +171,7 @@ def test_reprojection_jacobian_behind_camera(body, scene_obs):
     assert (depth < 0).sum() > 10 and (depth > 0).sum() > 10
     args = ["root_orient", "trans", "pose_body", "log_alpha"]
     _, jac = term.jac(frozenset(args), **inputs)
-    expected = _autodiff(term, inputs, args)
+    expected = autodiff_jacobians(term, inputs, args)
     for arg in args:
         torch.testing.assert_close(jac[arg], expected[arg], **TOL)
 

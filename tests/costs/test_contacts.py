@@ -6,8 +6,8 @@ import dataclasses
 import pytest
 import torch
 from stages.scene import make_scene
-from torch.func import jacrev, vmap
 
+from costs.jacobian_checks import TOL, autodiff_jacobians
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.config import load_config
 from slahmr_opt.costs.contacts import (
@@ -25,13 +25,6 @@ from slahmr_opt.stages.problem import build_problem, params_from_body
 from slahmr_opt.stages.runner import run_stage
 
 DT = torch.float64
-TOL = dict(rtol=1e-8, atol=1e-10)
-
-
-@pytest.fixture(scope="module", params=["synthetic", "default"])
-def body(request, synthetic_body_path):
-    path = str(synthetic_body_path) if request.param == "synthetic" else None
-    return load_body_model(BodyConfig(model_path=path), dtype=DT)
 
 
 def _tilted_plane() -> FloorPlane:
@@ -67,15 +60,6 @@ def setup(body):
     return terms, params
 
 
-def _autodiff(term, inputs, args):
-    fixed = {k: v for k, v in inputs.items() if k not in args}
-
-    def f(x, c):
-        return term.fn(**{k: v[None] for k, v in {**x, **c}.items()})[0]
-
-    return vmap(jacrev(f))({a: inputs[a] for a in args}, fixed)
-
-
 @pytest.mark.parametrize("optimized", ["root", "all"])
 def test_contact_jacobians_match_autodiff(setup, optimized):
     terms, params = setup
@@ -87,7 +71,7 @@ def test_contact_jacobians_match_autodiff(setup, optimized):
         residual, jac = term.jac(frozenset(args), **inputs)
         torch.testing.assert_close(residual, term.fn(**inputs), **TOL)
         assert set(jac) == set(args), term.name
-        expected = _autodiff(term, inputs, args)
+        expected = autodiff_jacobians(term, inputs, args)
         for arg in args:
             assert jac[arg].shape == (term.num_elements, term.dim, inputs[arg].shape[-1])
             assert expected[arg].abs().max() > 1e-3, f"{term.name}.{arg}: zeros vs zeros"
