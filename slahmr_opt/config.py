@@ -22,12 +22,14 @@ VARIABLES = ("root_orient", "trans", "pose_body", "betas", "alpha", "floor")
 #: Terms on the floor and foot contacts (``costs.contacts``); they exist once the floor is
 #: estimated (before the first stage that weights one of them or optimizes ``floor``).
 CONTACT_TERMS = ("contact_slide", "contact_floor", "floor_penetration")
+#: Terms that need the floor's frame: the contact terms and the learned motion prior.
+FLOOR_TERMS = (*CONTACT_TERMS, "motion_prior")
 #: Every energy term a stage may weight (``slahmr_opt.costs``).
 TERMS = (
     "kp2d", "joints_smooth", "joints_accel", "pose_prior", "shape_prior", "init_pose",
-    *CONTACT_TERMS,
+    *FLOOR_TERMS,
 )  # fmt: skip
-CONTACT_SOURCES = ("heuristic",)
+CONTACT_SOURCES = ("heuristic", "cvae")
 SOLVERS = ("lm", "lbfgs", "adam")
 POSE_PRIORS = ("gmm", "vae", "l2")
 
@@ -94,11 +96,11 @@ def _smooth_stage() -> StageConfig:
     )
 
 
-def motion_stage() -> StageConfig:
-    """Stage 3 (``configs/stages_1_2_3.yaml``): the stage-2 terms plus feet that stay still in
-    contact, rest on the shared floor and never go below it; the floor is refined with the
-    bodies. Not in the defaults yet: on the development benchmark it cuts foot sliding but does
-    not yet improve W-MPJPE100 / WA-MPJPE100 / RTE on every sequence."""
+def _motion_stage() -> StageConfig:
+    # Stage 3: the stage-2 terms, the learned motion prior over every frame triple, and feet
+    # that stay still in contact, rest on the shared floor and never go below it; the floor is
+    # refined with the bodies. betas stay free: with them fixed the prior bends the poses to
+    # fit the wrong bone lengths (development benchmark: WA-MPJPE100 worse by 40-90%).
     return StageConfig(
         name="motion",
         optimize=["root_orient", "trans", "pose_body", "betas", "floor"],
@@ -108,11 +110,12 @@ def motion_stage() -> StageConfig:
             "pose_prior": 1.0e-4,
             "shape_prior": 0.05,
             "init_pose": 1.0,
+            "motion_prior": 1.0e-2,
             "contact_slide": 100.0,
             "contact_floor": 10.0,
             "floor_penetration": 100.0,
         },
-        solver=SolverConfig(iterations=20),
+        solver=SolverConfig(iterations=15),
     )
 
 
@@ -136,11 +139,13 @@ class DataConfig:
 class CostConfig:
     robust_sigma: float = 100.0
     """Geman-McClure scale of the 2D reprojection residual, pixels (SLAHMR: 100)."""
-    pose_prior: str = "gmm"
-    """Pose prior model: ``gmm`` (Gaussian mixture fitted to real motion), ``vae`` (variational
-    autoencoder fitted to the same poses) or ``l2``; one of ``POSE_PRIORS``."""
+    pose_prior: str = "vae"
+    """Pose prior model: ``vae`` (variational autoencoder fitted to real motion, VPoser's idea),
+    ``gmm`` (Gaussian mixture fitted to the same poses) or ``l2``; one of ``POSE_PRIORS``."""
     pose_prior_path: str | None = None
     """Pose prior weights; None uses the shipped file."""
+    motion_prior_path: str | None = None
+    """Weights of the CVAE motion prior (``motion_prior`` term); None uses the shipped file."""
     smooth_joints: int = 22
     """Number of leading SMPL joints in the smoothness terms (22 = body without hands)."""
 
@@ -160,8 +165,9 @@ class InitConfig:
 @dataclass
 class FloorConfig:
     contact_source: str = "heuristic"
-    """Where foot contact probabilities come from: ``heuristic`` (height above the estimated
-    floor and speed of the bodies before the first contact stage, ``init.floor``)."""
+    """Where foot contact probabilities come from, computed from the bodies before the first
+    stage that uses the floor: ``heuristic`` (height above the estimated floor and speed,
+    ``init.floor``) or ``cvae`` (the motion prior's contact head, ``costs.motion_prior``)."""
     speed_tolerance: float = 4.0
     """``heuristic``: factor on the motion data's contact speed threshold (fitted bodies jitter
     more than motion capture)."""
@@ -177,7 +183,9 @@ class Config:
     costs: CostConfig = field(default_factory=CostConfig)
     init: InitConfig = field(default_factory=InitConfig)
     floor: FloorConfig = field(default_factory=FloorConfig)
-    stages: list[StageConfig] = field(default_factory=lambda: [_root_stage(), _smooth_stage()])
+    stages: list[StageConfig] = field(
+        default_factory=lambda: [_root_stage(), _smooth_stage(), _motion_stage()]
+    )
     dtype: str = "float32"
     """Floating point type of the solve: ``float32`` or ``float64``."""
     num_threads: int = 0

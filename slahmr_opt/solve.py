@@ -12,8 +12,9 @@ from torch import Tensor
 from slahmr_opt import __version__
 from slahmr_opt.body import BodyModel, load_body_model
 from slahmr_opt.body.keypoints import OP25_NAMES
-from slahmr_opt.config import CONTACT_TERMS, Config, StageConfig, to_yaml
+from slahmr_opt.config import FLOOR_TERMS, Config, StageConfig, to_yaml
 from slahmr_opt.costs.contacts import build_contact_terms
+from slahmr_opt.costs.motion_prior import build_motion_prior_term, cvae_contacts
 from slahmr_opt.errors import InputError, SlahmrOptError
 from slahmr_opt.history import IterRecord, LossHistory
 from slahmr_opt.init.floor import (
@@ -68,6 +69,16 @@ def load_pose_prior(kind: str, path: str | None):
             raise InputError(file, "pose prior file not found (costs.pose_prior_path)")
         return PoseVAE.load(file)
     raise SlahmrOptError(f"unknown pose prior {kind!r} (known: gmm, vae, l2)")
+
+
+def load_motion_prior(path: str | None):
+    """The CVAE motion prior of the ``motion_prior`` term and the ``cvae`` contact source."""
+    from priors.motion_cvae.model import SHIPPED, MotionCVAE
+
+    file = Path(path) if path else SHIPPED
+    if not file.exists():
+        raise InputError(file, "motion prior file not found (costs.motion_prior_path)")
+    return MotionCVAE.load(file)
 
 
 def _observation_hash(obs: Observations) -> str:
@@ -131,17 +142,28 @@ def floor_from_bodies(obs: Observations, body_model: BodyModel, params: dict) ->
     return estimate_floor(feet, body_up, obs.vis_mask, obs.fps)
 
 
-def prepare_contacts(
+def prepare_floor_terms(
     obs: Observations, body_model: BodyModel, params: dict, problem: Problem, cfg: Config
 ) -> dict:
     """Estimate the floor and the contact probabilities from the current bodies (once; they are
-    kept in ``params``: ``floor_ref``, ``floor``, ``contacts``) and add the contact terms."""
+    kept in ``params``: ``floor_ref``, ``floor``, ``contacts``) and add the contact terms and,
+    if a stage weights it, the motion prior (both work in the floor's frame)."""
+    use_prior = any(s.weights.get("motion_prior", 0) > 0 for s in cfg.stages)
+    prior = None
+    if use_prior or cfg.floor.contact_source == "cvae":
+        prior = load_motion_prior(cfg.costs.motion_prior_path)
     if not floor_estimated(params):
         plane = floor_from_bodies(obs, body_model, params)
         joints = _posed(body_model, params).joints
-        contacts = heuristic_contacts(
-            joints, obs.track_mask, plane, obs.fps, cfg.floor.speed_tolerance
-        )
+        if cfg.floor.contact_source == "cvae":
+            contacts = cvae_contacts(
+                joints, params["root_orient"], params["pose_body"], obs.track_mask,
+                floor_reference(plane), prior, obs.fps,
+            )  # fmt: skip
+        else:
+            contacts = heuristic_contacts(
+                joints, obs.track_mask, plane, obs.fps, cfg.floor.speed_tolerance
+            )
         logger.info("contacts (%s): %.0f%% of foot point-frames", cfg.floor.contact_source,
                     100 * float(contacts[obs.track_mask].mean()))  # fmt: skip
         dtype = params["trans"].dtype
@@ -154,11 +176,16 @@ def prepare_contacts(
             obs.track_mask, body_model, params["contacts"], params["floor_ref"],
             params["trans"].dtype,
         ))  # fmt: skip
+    if use_prior and "motion_prior" not in problem.terms:
+        problem.add_terms([build_motion_prior_term(
+            obs.track_mask, body_model, prior, params["floor_ref"], obs.fps,
+            params["trans"].dtype,
+        )])  # fmt: skip
     return params
 
 
 def _uses_floor(stage: StageConfig) -> bool:
-    return "floor" in stage.optimize or any(stage.weights.get(t, 0) > 0 for t in CONTACT_TERMS)
+    return "floor" in stage.optimize or any(stage.weights.get(t, 0) > 0 for t in FLOOR_TERMS)
 
 
 def align_to_floor(
@@ -248,7 +275,7 @@ def solve(
             summaries.append(ckpt["summary"])
             continue
         if _uses_floor(stage):
-            params = prepare_contacts(obs_d, body_model, params, problem, cfg)
+            params = prepare_floor_terms(obs_d, body_model, params, problem, cfg)
         result = run_stage(stage, problem, params, history, progress=progress)
         if result.status == "failed":
             raise SolveError(f"stage {stage.name!r} failed: {result.message}")

@@ -13,6 +13,7 @@ from slahmr_opt.io.results import RESULT_KEYS
 FAST = [
     "stages.root.solver.iterations=2",
     "stages.smooth.solver.iterations=2",
+    "stages.motion.solver.iterations=2",
     "costs.pose_prior=l2",
 ]
 
@@ -56,7 +57,7 @@ def test_fit_writes_results_and_resumes(inputs, tmp_path, caplog):
     assert main(args) == 2  # refuses to overwrite
     caplog.set_level("INFO")
     assert main([*args[: -len(FAST)], "--overwrite", *FAST]) == 0
-    assert sum("resumed from" in r.getMessage() for r in caplog.records) == 2
+    assert sum("resumed from" in r.getMessage() for r in caplog.records) == 3
 
 
 @pytest.mark.parametrize(

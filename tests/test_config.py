@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from slahmr_opt.config import CONFIG_DIR, defaults_yaml, load_config, motion_stage, to_yaml
+from slahmr_opt.config import CONFIG_DIR, defaults_yaml, load_config, to_yaml
 from slahmr_opt.errors import ConfigError
 
 
@@ -15,19 +15,17 @@ def test_defaults_file_matches_schema():
 
 def test_default_schedule():
     cfg = load_config()
-    assert [s.name for s in cfg.stages] == ["root", "smooth"]
+    assert [s.name for s in cfg.stages] == ["root", "smooth", "motion"]
     assert cfg.stages[0].optimize == ["root_orient", "trans"]
+    assert "floor" in cfg.stages[2].optimize and cfg.stages[2].weights["motion_prior"] > 0
     assert all(s.solver.kind == "lm" for s in cfg.stages)
 
 
-def test_stage_files_are_the_defaults_with_or_without_stage_3():
+def test_stages_1_2_is_the_default_without_stage_3():
     default = load_config()
-    assert to_yaml(load_config("stages_1_2")) == to_yaml(default)
-    cfg = load_config("stages_1_2_3")
-    assert [s.name for s in cfg.stages] == ["root", "smooth", "motion"]
-    expected = dataclasses.replace(default, stages=[*default.stages, motion_stage()])
+    cfg = load_config("stages_1_2")
+    expected = dataclasses.replace(default, stages=default.stages[:2])
     assert to_yaml(cfg) == to_yaml(expected)
-    assert "floor" in cfg.stages[2].optimize
 
 
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")))

@@ -2,6 +2,6 @@
 fitted mocap: ``MotionCVAE`` and the body-to-state map ``states_from_body``."""
 
 from priors.motion_cvae.model import MotionCVAE
-from priors.motion_cvae.state import STATE_DIM, Transitions, states_from_body
+from priors.motion_cvae.state import STATE_DIM, Transitions, states_from_body, states_from_rotations
 
-__all__ = ["STATE_DIM", "MotionCVAE", "Transitions", "states_from_body"]
+__all__ = ["STATE_DIM", "MotionCVAE", "Transitions", "states_from_body", "states_from_rotations"]

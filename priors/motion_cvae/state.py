@@ -135,7 +135,15 @@ def states_from_body(root_orient: Tensor, pose_body: Tensor, joints: Tensor,
                          f"{tuple(pose_body.shape)}, {tuple(joints.shape)}")  # fmt: skip
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    rot = axis_angle_to_matrix(root_orient)  # (..., T, 3, 3)
+    return states_from_rotations(axis_angle_to_matrix(root_orient), pose_body, joints, fps)
+
+
+def states_from_rotations(root_rotmat: Tensor, pose_body: Tensor, joints: Tensor,
+                          fps: float) -> Transitions:  # fmt: skip
+    """``states_from_body`` with root orientations given as matrices (..., T, 3, 3) (the solver
+    moves its bodies into the floor's frame by rotating them); inputs are not checked."""
+    rot = root_rotmat
+    T = rot.shape[-3]
     joints = joints[..., :NUM_JOINTS, :]
     ang_vel = _vee_skew(rot[..., 1:, :, :] @ rot[..., :-1, :, :].transpose(-1, -2)) * fps
     joints_vel = (joints[..., 1:, :, :] - joints[..., :-1, :, :]) * fps  # frames 1 .. T-1

@@ -88,12 +88,12 @@ def frames_jacobian(
     return residual, {k: v for k, v in jac.items() if k in wrt}
 
 
-def _inputs(num_frames: int) -> tuple[Input, ...]:
+def window_inputs(num_frames: int) -> tuple[Input, ...]:
     per_frame = tuple(Input(f"{v}{k}", v, k) for k in range(num_frames) for v in PER_FRAME)
     return per_frame + (Input("betas", "betas"),)
 
 
-def _windows(track_mask: Tensor, length: int) -> tuple[Tensor, Tensor]:
+def track_windows(track_mask: Tensor, length: int) -> tuple[Tensor, Tensor]:
     """Person and start frame of every window of ``length`` frames inside a track."""
     ok = track_mask[:, : track_mask.shape[1] - length + 1].clone()
     for k in range(1, length):
@@ -112,14 +112,14 @@ def build_smoothness_term(
         num_joints: leading SMPL joints used (22: body without hands).
     """
     residual_fn = {1: velocity_residual, 2: acceleration_residual}[order]
-    person, frame = _windows(track_mask, order + 1)
+    person, frame = track_windows(track_mask, order + 1)
     fn = partial(
         _frames_residual, residual_fn, body=body, num_joints=num_joints, num_frames=order + 1
     )
     return Term(
         name=name,
         fn=fn,
-        inputs=_inputs(order + 1),
+        inputs=window_inputs(order + 1),
         person=person,
         frame=frame,
         dim=3 * num_joints,

@@ -218,7 +218,9 @@ class StepControlledLM(th.LevenbergMarquardt):
     Theseus 0.2.3 only adapts damping with batched (tensor) damping, which the CHOLMOD solver does
     not accept. With batch size 1 a scalar suffices: a step that does not lower the error is
     rejected and the damping grows by ``damping_up``; an accepted step divides it by
-    ``damping_down``. The CHOLMOD symbolic analysis is reused for every solve.
+    ``damping_down``. The CHOLMOD symbolic analysis is reused for every solve. A rejected step
+    leaves the error unchanged, which Theseus' relative-decrease test would take for
+    convergence: here only accepted steps (or the damping reaching its maximum) can converge.
     """
 
     def __init__(self, *args, damping_up: float = 10.0, damping_down: float = 5.0, **kwargs):
@@ -230,10 +232,17 @@ class StepControlledLM(th.LevenbergMarquardt):
     def reset(self, damping: float = 1e-2, **kwargs) -> None:
         th.NonlinearLeastSquares.reset(self, **kwargs)
         self._damping = float(damping)
+        self._last_rejected = False
+
+    def _check_convergence(self, err: Tensor, last_err: Tensor) -> Tensor:
+        if self._last_rejected and self._damping < self._MAX_DAMPING:
+            return torch.zeros_like(err, dtype=torch.bool)
+        return super()._check_convergence(err, last_err)
 
     def _complete_step(self, delta, new_err, previous_err, **kwargs):
         reject = ~(new_err < previous_err)  # also rejects NaN errors
-        if bool(reject.all()):
+        self._last_rejected = bool(reject.all())
+        if self._last_rejected:
             self.num_rejected += 1
             # The variables stay where they were: the next linearization can be reused.
             linearization = self.linear_solver.linearization

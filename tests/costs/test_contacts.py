@@ -20,7 +20,7 @@ from slahmr_opt.costs.kinematics import world_keypoints
 from slahmr_opt.history import LossHistory
 from slahmr_opt.init.floor import FloorPlane, floor_reference, plane_from_params
 from slahmr_opt.init.from_tracks import initialize_bodies
-from slahmr_opt.solve import _cast_observations, floor_from_bodies, prepare_contacts
+from slahmr_opt.solve import _cast_observations, floor_from_bodies, prepare_floor_terms
 from slahmr_opt.stages.problem import build_problem, params_from_body
 from slahmr_opt.stages.runner import run_stage
 
@@ -109,7 +109,9 @@ def test_stage_3_keeps_contact_feet_still_on_the_floor():
     """A root stage, then the motion stage with the left foot given as planted in frames 0-7: its
     sole points nearly stop sliding and rest on the (refined) floor; the right foot stays free."""
     scene = make_scene(num_people=1, num_frames=14, camera="static", seed=1, outlier_prob=0.0)
-    cfg = load_config("stages_1_2_3", ["costs.pose_prior=l2", "init.scale=fixed"])
+    cfg = load_config(
+        None, ["costs.pose_prior=l2", "init.scale=fixed", "stages.motion.weights.motion_prior=0"]
+    )
     body = load_body_model(cfg.body, dtype=DT)
     obs = _cast_observations(scene.obs, DT)
     params = params_from_body(initialize_bodies(obs, body, 1.0), 1.0, DT)
@@ -121,7 +123,7 @@ def test_stage_3_keeps_contact_feet_still_on_the_floor():
     contacts[0, :8, [0, 2]] = 1.0  # left ankle and left foot
     params.update(floor_ref=floor_reference(plane), floor=torch.zeros(1, 3, dtype=DT),
                   contacts=contacts)  # fmt: skip
-    params = prepare_contacts(obs, body, params, problem, cfg)
+    params = prepare_floor_terms(obs, body, params, problem, cfg)
     after = run_stage(motion, problem, params, LossHistory(), progress=False).params
 
     def sole(p):

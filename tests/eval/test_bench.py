@@ -18,7 +18,8 @@ from slahmr_opt.inputs.observations import load_observations
 
 BANDAI_TAR = Path(__file__).resolve().parents[3] / "shared" / "data" / "mocap"
 BANDAI_TAR = BANDAI_TAR / "bandai-namco-2.tar.xz"
-FAST = ["stages.root.solver.iterations=2", "stages.smooth.solver.iterations=2"]
+FAST = ["stages.root.solver.iterations=2", "stages.smooth.solver.iterations=2",
+        "stages.motion.solver.iterations=2"]
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,7 @@ def test_fit_and_score_and_resume(bench, tmp_path):
     score = fit_and_score(bench / name, tmp_path / "one", overrides=FAST)
     for key in ("w_mpjpe100", "pa_mpjpe", "seconds", "frames", "stage_seconds", "final_losses"):
         assert key in score
-    assert set(score["stage_seconds"]) == {"root", "smooth"}
+    assert set(score["stage_seconds"]) == {"root", "smooth", "motion"}
     assert (tmp_path / "one" / "results.npz").is_file()
 
     report = run_benchmark(bench, tmp_path / "run", overrides=FAST)

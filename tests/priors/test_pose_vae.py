@@ -111,10 +111,9 @@ def test_importance_weighting_tightens_the_elbo(prior, eval_poses):
     assert iw_nll.mean() < -80
 
 
-def test_config_accepts_vae_and_the_solver_loads_it(tmp_path):
-    cfg = load_config(None, ["costs.pose_prior=vae"])
-    assert cfg.costs.pose_prior == "vae"
-    assert load_config().costs.pose_prior == "gmm"
+def test_vae_is_the_default_pose_prior_and_the_solver_loads_it(tmp_path):
+    assert load_config().costs.pose_prior == "vae"
+    assert load_config(None, ["costs.pose_prior=gmm"]).costs.pose_prior == "gmm"
     assert isinstance(load_pose_prior("vae", None), PoseVAE)
     with pytest.raises(ConfigError, match="costs.pose_prior"):
         load_config(None, ["costs.pose_prior=vposer"])

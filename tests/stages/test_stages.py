@@ -125,7 +125,7 @@ def test_stages_1_2_recover_known_bodies(camera):
     SLAM scale starts 10% off and stays there (stages 1-2 do not optimize it)."""
     scene = make_scene(num_people=1, num_frames=24, camera=camera, seed=5, outlier_prob=0.0)
     alpha = 1.1 * scene.settings.alpha_true
-    cfg = load_config(None, ["costs.pose_prior=l2", "stages.smooth.solver.iterations=15",
+    cfg = load_config("stages_1_2", ["costs.pose_prior=l2", "stages.smooth.solver.iterations=15",
                              "init.scale=fixed", f"init.alpha={alpha}"])  # fmt: skip
     result = solve(scene.obs, cfg, progress=False)
     err = sequence_errors(result.joints[0].double().numpy(), scene.joints[0].double().numpy())

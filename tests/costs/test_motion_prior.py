@@ -1,0 +1,110 @@
+"""The learned motion prior as a solver term: analytic Jacobians against autodiff (float64), the
+term against the prior applied to bodies moved into the floor's frame by hand, and the CVAE's
+contact head on held-out motion."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from pytorch3d.transforms import matrix_to_axis_angle
+
+from costs.jacobian_checks import TOL, autodiff_jacobians
+from priors.motion_cvae import MotionCVAE
+from priors.motion_cvae.model import SHIPPED
+from priors.motion_cvae.state import axis_angle_to_matrix
+from slahmr_opt.costs.kinematics import world_joints
+from slahmr_opt.costs.motion_prior import build_motion_prior_term, cvae_contacts
+from slahmr_opt.init.floor import FloorPlane, floor_reference
+
+DT = torch.float64
+SAMPLE_MOTIONS = SHIPPED.with_name("eval_sample.npz")
+FPS = 30.0
+
+
+@pytest.fixture(scope="module")
+def prior() -> MotionCVAE:
+    return MotionCVAE.load().to(DT)
+
+
+def _tilted_ref() -> torch.Tensor:
+    n = torch.nn.functional.normalize(torch.tensor([0.15, 1.0, -0.2], dtype=DT), dim=0)
+    return floor_reference(FloorPlane(n, -0.8))
+
+
+def _params(P: int, T: int, seed: int) -> dict[str, torch.Tensor]:
+    """A walk-like motion: steady forward translation, small random poses."""
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.arange(T, dtype=DT)[None, :, None]
+    step, start = (
+        torch.tensor([0.0, 0.0, 1.2 / FPS], dtype=DT),
+        torch.tensor([0.0, 0.9, 0.0], dtype=DT),
+    )
+    trans = step * t + start
+    return {
+        "root_orient": 0.2 * torch.randn(P, T, 3, dtype=DT, generator=gen),
+        "trans": trans.expand(P, T, 3) + 0.01 * torch.randn(P, T, 3, dtype=DT, generator=gen),
+        "pose_body": 0.2 * torch.randn(P, T, 63, dtype=DT, generator=gen),
+        "betas": 0.5 * torch.randn(P, 10, dtype=DT, generator=gen),
+        "log_alpha": torch.zeros(1, 1, dtype=DT),
+        "floor": torch.zeros(1, 3, dtype=DT),
+    }
+
+
+def test_analytic_jacobians_match_autodiff(body, prior):
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    mask[1, 4:] = False  # a shorter second track: windows stay inside tracks
+    term = build_motion_prior_term(mask, body, prior, _tilted_ref(), FPS, DT)
+    assert term.num_elements == 4 + 2 and term.dim == prior.latent + 204
+    inputs = term.gather(_params(2, 6, seed=0))
+    args = [i.arg for i in term.inputs]
+    residual, jac = term.jac(frozenset(args), **inputs)
+    torch.testing.assert_close(residual, term.fn(**inputs), **TOL)
+    expected = autodiff_jacobians(term, inputs, args)
+    for arg in args:
+        scale = float(expected[arg].abs().max())
+        assert scale > 0, arg
+        torch.testing.assert_close(jac[arg] / scale, expected[arg] / scale, **TOL)
+    # A subset of the arguments gives the same blocks.
+    _, part = term.jac(frozenset({"pose_body1", "trans2"}), **inputs)
+    assert set(part) == {"pose_body1", "trans2"}
+    torch.testing.assert_close(part["pose_body1"], jac["pose_body1"], **TOL)
+
+
+def test_term_is_the_prior_on_bodies_in_the_floor_frame(body, prior):
+    """The term's residuals equal ``MotionCVAE.motion_residual`` of the same motion moved into the
+    floor's frame by hand, window for window."""
+    T = 7
+    params = _params(1, T, seed=1)
+    ref = _tilted_ref()
+    term = build_motion_prior_term(torch.ones(1, T, dtype=torch.bool), body, prior, ref, FPS, DT)
+    joints = world_joints(body, 22, params["root_orient"][0], params["trans"][0],
+                          params["pose_body"][0], params["betas"].expand(T, -1))  # fmt: skip
+    R, t = ref[:3, :3], ref[:3, 3]
+    root_f = matrix_to_axis_angle(R @ axis_angle_to_matrix(params["root_orient"][0]))
+    expected = prior.motion_residual(root_f, params["pose_body"][0], joints @ R.T + t, FPS)
+    torch.testing.assert_close(term.residual(params), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_contact_head_finds_held_out_foot_contacts(prior):
+    """On held-out motion capture (``eval_sample.npz``, never trained on), the contact head agrees
+    with the labels on nearly every foot frame, in any world whose floor frame is given."""
+    with np.load(SAMPLE_MOTIONS) as data:
+        a, b = int(data["seq_start"][0]), int(data["seq_start"][1])
+        root = torch.as_tensor(data["root_orient"][a:b], dtype=DT)[None]
+        pose = torch.as_tensor(data["pose_body"][a:b], dtype=DT)[None]
+        joints = torch.as_tensor(data["joints"][a:b], dtype=DT)[None]
+        labels = torch.as_tensor(data["contacts"][a:b, :4], dtype=DT)[None]
+        fps = float(data["fps"][0])
+    mask = torch.ones(1, b - a, dtype=torch.bool)
+    probs = cvae_contacts(joints, root, pose, mask, torch.eye(4, dtype=DT), prior, fps)
+    accuracy = float(((probs > 0.5) == (labels > 0.5)).to(DT).mean())
+    assert accuracy > 0.95, accuracy  # measured: 1.0
+    # The same motion in a tilted, shifted world with that world's floor frame: same answer.
+    ref = _tilted_ref()
+    R, t = ref[:3, :3], ref[:3, 3]
+    joints_w = (joints - t) @ R  # R^T (x - t)
+    root_w = matrix_to_axis_angle(R.T @ axis_angle_to_matrix(root))
+    moved = cvae_contacts(joints_w, root_w, pose, mask, ref, prior, fps)
+    torch.testing.assert_close(moved, probs, rtol=1e-6, atol=1e-6)
+    assert math.isfinite(float(probs.sum()))
