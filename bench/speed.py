@@ -1,14 +1,15 @@
-"""Speed of stages 1-2 against sequence length and people, and LM against L-BFGS.
+"""Speed of stages 1-2 (or 1-3) against sequence length and people, and LM against L-BFGS.
 
 For every (frames, people) size a synthetic scene of walking bodies (hand-made gait, orbiting
 camera, detector noise) is fitted once with ``stages_1_2`` (Theseus LM, the default stages 1-2) and
 once with ``slahmr_lbfgs`` (torch L-BFGS, SLAHMR's optimizer), each in a fresh process so that
-peak memory is its own. Reported per run: seconds per stage, frames per second, final loss,
-peak RSS; per size: the time each solver needs to reach the other's final loss (from the
-per-iteration history).
+peak memory is its own. ``--stages 3`` fits the default stages 1-3 instead, against the same
+stages with every solver switched to L-BFGS (SLAHMR's 30 / 60 / 60 steps). Reported per run:
+seconds per stage, frames per second, final loss, peak RSS; per size: the time each solver needs
+to reach the other's final loss (from the per-iteration history).
 
     .venv/bin/python bench/speed.py [--frames 100 300 1000 3000] [--people 1 3] [--out FILE]
-                                    [--threads N]
+                                    [--threads N] [--stages 2|3]
     .venv/bin/python bench/speed.py --table bench/results/speed_*.json
 """
 
@@ -29,8 +30,22 @@ from slahmr_opt.eval import synth
 from slahmr_opt.io.results import versions
 from slahmr_opt.solve import solve
 
-#: Stages 1-2 with each solver (the same stages, terms and weights).
-SOLVERS = {"lm": "stages_1_2", "lbfgs": "slahmr_lbfgs"}
+#: Per number of stages, the config and overrides of each solver (the same stages, terms and
+#: weights).
+SOLVERS = {
+    2: {"lm": ("stages_1_2", []), "lbfgs": ("slahmr_lbfgs", [])},
+    3: {
+        "lm": ("default", []),
+        "lbfgs": (
+            "default",
+            [
+                f"stages.{name}.solver.{key}={value}"
+                for name, steps in (("root", 30), ("smooth", 60), ("motion", 60))
+                for key, value in (("kind", "lbfgs"), ("iterations", steps))
+            ],
+        ),  # fmt: skip
+    },
+}
 
 
 def walking_scene(num_people: int, num_frames: int, seed: int = 0) -> synth.SynthScene:
@@ -42,9 +57,9 @@ def walking_scene(num_people: int, num_frames: int, seed: int = 0) -> synth.Synt
 
 
 def _run(args: tuple) -> dict:
-    num_people, num_frames, config, threads = args
+    num_people, num_frames, (config, overrides), threads = args
     scene = walking_scene(num_people, num_frames)
-    cfg = load_config(config, [f"num_threads={threads}"])
+    cfg = load_config(config, [*overrides, f"num_threads={threads}"])
     start = time.perf_counter()
     result = solve(scene.obs, cfg, progress=False)
     seconds = time.perf_counter() - start
@@ -80,27 +95,31 @@ def markdown_table(paths: list[str]) -> str:
     """README table of speed JSON files. The common loss is the higher of the two final losses;
     the solver that ended there is charged its whole run (an upper bound), the other the time
     its history first came within 0.1% of it."""
-    head = ("| people | frames | LM root | LM smooth | LM total | LM frames/s | LM peak RSS "
-            "| L-BFGS total | L-BFGS frames/s | L-BFGS peak RSS | LM to common loss "
+    head = ("| people | frames | LM root | LM smooth | LM motion | LM total | LM frames/s "
+            "| LM peak RSS | L-BFGS total | L-BFGS frames/s | L-BFGS peak RSS | LM to common loss "
             "| L-BFGS to common loss | ratio |")  # fmt: skip
-    lines = [head, "|---" * 13 + "|"]
+    lines = [head, "|---" * 14 + "|"]
     for path in paths:
         for r in json.loads(Path(path).read_text())["runs"]:
-            lm, lb = r["lm"], r["lbfgs"]
-            if lm["final_loss"] <= lb["final_loss"]:
+            lm, lb = r["lm"], r.get("lbfgs")
+            if lb is None:
+                t_lm = t_lb = None
+            elif lm["final_loss"] <= lb["final_loss"]:
                 t_lm, t_lb = r["lm_seconds_to_lbfgs_loss"], lb["seconds"]
             else:
                 t_lm, t_lb = lm["seconds"], r["lbfgs_seconds_to_lm_loss"]
             ratio = f"{t_lm / t_lb:.2f}" if t_lm and t_lb else "-"
-            root, smooth = lm["stages"]["root"], lm["stages"]["smooth"]
+            lb = lb or {"seconds": float("nan"), "frames_per_second": float("nan"),
+                        "peak_rss_mb": float("nan")}  # fmt: skip
+            stages = [lm["stages"].get(name) for name in ("root", "smooth", "motion")]
             cells = [
                 r["people"], r["frames"],
-                f"{root['seconds']:.1f} s / {root['iterations']} it",
-                f"{smooth['seconds']:.1f} s / {smooth['iterations']} it",
+                *(f"{s['seconds']:.1f} s / {s['iterations']} it" if s else "-" for s in stages),
                 f"{lm['seconds']:.1f} s", f"{lm['frames_per_second']:.1f}",
                 f"{lm['peak_rss_mb'] / 1024:.1f} GB", f"{lb['seconds']:.1f} s",
                 f"{lb['frames_per_second']:.1f}", f"{lb['peak_rss_mb'] / 1024:.1f} GB",
-                f"{t_lm:.1f} s" if t_lm else "never", f"{t_lb:.1f} s" if t_lb else "never", ratio,
+                *(f"{t:.1f} s" if t else ("never" if "lbfgs" in r else "-") for t in (t_lm, t_lb)),
+                ratio,
             ]  # fmt: skip
             lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
@@ -114,40 +133,44 @@ def main() -> None:
     ap.add_argument(
         "--threads", type=int, default=0, help="torch threads per run (0: torch's default)"
     )
+    ap.add_argument("--stages", type=int, choices=sorted(SOLVERS), default=2)
+    ap.add_argument("--solvers", nargs="+", choices=["lm", "lbfgs"], default=["lm", "lbfgs"],
+                    help="lm alone skips the comparison (long sequences)")  # fmt: skip
     ap.add_argument("--table", nargs="+", metavar="JSON", help="print the README table and exit")
     args = ap.parse_args()
+    solvers = {k: v for k, v in SOLVERS[args.stages].items() if k in args.solvers}
     if args.table:
         print(markdown_table(args.table))
         return
     logging.basicConfig(level=logging.WARNING)
-    report = {"versions": versions(), "threads": args.threads, "runs": []}
+    report = {"versions": versions(), "threads": args.threads, "stages": args.stages, "runs": []}
     ctx = mp.get_context("spawn")
     for people in args.people:
         for frames in args.frames:
             row = {"people": people, "frames": frames}
-            for name, config in SOLVERS.items():
+            for name, config in solvers.items():
                 with ctx.Pool(1) as pool:
                     row[name] = pool.map(_run, [(people, frames, config, args.threads)])[0]
             stages = list(row["lm"]["stages"])
             slack = 1.001  # "the same loss": within 0.1%
             for a, b in (("lm", "lbfgs"), ("lbfgs", "lm")):
-                target = slack * row[b]["final_loss"]
-                row[f"{a}_seconds_to_{b}_loss"] = time_to_reach(row[a]["curve"], target, stages)
-            for name in SOLVERS:
+                if a in row and b in row:
+                    target = slack * row[b]["final_loss"]
+                    row[f"{a}_seconds_to_{b}_loss"] = time_to_reach(row[a]["curve"], target, stages)
+            for name in solvers:
                 row[name].pop("curve")
             report["runs"].append(row)
             logging.warning(
-                "P=%d T=%5d  LM %6.1f s (%5.1f fps, %5.0f MB)  L-BFGS %6.1f s (%5.1f fps)  "
-                "LM to L-BFGS loss %s s, L-BFGS to LM loss %s s",
+                "P=%d T=%5d  %s  LM to L-BFGS loss %s s, L-BFGS to LM loss %s s",
                 people,
                 frames,
-                row["lm"]["seconds"],
-                row["lm"]["frames_per_second"],
-                row["lm"]["peak_rss_mb"],
-                row["lbfgs"]["seconds"],
-                row["lbfgs"]["frames_per_second"],
-                row["lm_seconds_to_lbfgs_loss"],
-                row["lbfgs_seconds_to_lm_loss"],
+                "  ".join(
+                    f"{k} {row[k]['seconds']:.1f} s ({row[k]['frames_per_second']:.1f} fps, "
+                    f"{row[k]['peak_rss_mb']:.0f} MB)"
+                    for k in solvers
+                ),  # fmt: skip
+                row.get("lm_seconds_to_lbfgs_loss"),
+                row.get("lbfgs_seconds_to_lm_loss"),
             )
             out = Path(args.out)
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -154,8 +154,10 @@ def motion_prior_jacobian(
     d_states[..., _FRAME_COLS["root_orient"]] += d_rot
 
     residual, jac_prev, jac_cur = prior.transition_residual_and_jacobian(states[:, 0], states[:, 1])
-    jac = jac_prev @ d_states[:, 0].flatten(-2) + jac_cur @ d_states[:, 1].flatten(-2)
-    jac = jac.reshape(n, -1, nf, V)
+    # prev reads frames 0-1 and cur frames 1-2 (of t-2, t-1, t): skip the zero blocks.
+    jac = residual.new_zeros(n, residual.shape[-1], nf, V)
+    jac[:, :, :2] += (jac_prev @ d_states[:, 0, :, :2].flatten(-2)).unflatten(-1, (2, V))
+    jac[:, :, 1:] += (jac_cur @ d_states[:, 1, :, 1:].flatten(-2)).unflatten(-1, (2, V))
     out = {}
     for k in range(nf):
         for var, cols in _FRAME_COLS.items():
