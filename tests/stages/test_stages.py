@@ -13,9 +13,14 @@ from slahmr_opt.eval.metrics import sequence_errors
 from slahmr_opt.history import LossHistory
 from slahmr_opt.init.from_tracks import initialize_bodies
 from slahmr_opt.solve import solve
+from slahmr_opt.stages.block_cholesky import BlockHessianCholmodSolver
 from slahmr_opt.stages.problem import build_problem, params_from_body
 from slahmr_opt.stages.runner import run_stage
-from slahmr_opt.stages.theseus_problem import TheseusVariables, term_cost_functions
+from slahmr_opt.stages.theseus_problem import (
+    StepControlledLM,
+    TheseusVariables,
+    term_cost_functions,
+)
 
 from .scene import make_scene
 
@@ -212,3 +217,27 @@ def test_block_hessian_solver_matches_cholmod_aat(setup, optimize):
     assert lin.A_val is A_val and block._normal_equations()[0] is H
     lin.linearize()
     assert lin.A_val is not A_val
+
+
+def test_lm_does_not_stop_at_a_rejected_step():
+    """``r(x) = 10 (x^2 - 1)`` from x = 0.1 with almost no damping: the first Gauss-Newton step
+    overshoots to x = 5 and is rejected. Theseus' relative-decrease test would call the unchanged
+    error converged (the step control before this fix stopped there, at x = 0.1); the damping
+    grows instead until steps are accepted, and x reaches the root."""
+    dt = torch.float64
+    x = th.Vector(tensor=torch.tensor([[0.1]], dtype=dt), name="x")
+    weight = th.ScaleCostWeight(torch.tensor(1.0, dtype=dt))
+    objective = th.Objective(dtype=dt)
+
+    def residual(optim_vars, aux_vars):
+        return 10.0 * (optim_vars[0].tensor ** 2 - 1.0)
+
+    objective.add(th.AutoDiffCostFunction([x], residual, 1, name="r", cost_weight=weight))
+    lm = StepControlledLM(
+        objective, linear_solver_cls=BlockHessianCholmodSolver, vectorize=True,
+        max_iterations=50, rel_err_tolerance=1e-8, abs_err_tolerance=1e-12,
+    )  # fmt: skip
+    with torch.no_grad():
+        lm.optimize(damping=1e-7)
+    assert lm.num_rejected >= 1
+    assert float(x.tensor) == pytest.approx(1.0, abs=1e-6)
