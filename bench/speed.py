@@ -109,15 +109,15 @@ def markdown_table(paths: list[str]) -> str:
             else:
                 t_lm, t_lb = lm["seconds"], r["lbfgs_seconds_to_lm_loss"]
             ratio = f"{t_lm / t_lb:.2f}" if t_lm and t_lb else "-"
-            lb = lb or {"seconds": float("nan"), "frames_per_second": float("nan"),
-                        "peak_rss_mb": float("nan")}  # fmt: skip
+
             stages = [lm["stages"].get(name) for name in ("root", "smooth", "motion")]
             cells = [
                 r["people"], r["frames"],
                 *(f"{s['seconds']:.1f} s / {s['iterations']} it" if s else "-" for s in stages),
                 f"{lm['seconds']:.1f} s", f"{lm['frames_per_second']:.1f}",
-                f"{lm['peak_rss_mb'] / 1024:.1f} GB", f"{lb['seconds']:.1f} s",
-                f"{lb['frames_per_second']:.1f}", f"{lb['peak_rss_mb'] / 1024:.1f} GB",
+                f"{lm['peak_rss_mb'] / 1024:.1f} GB",
+                *((f"{lb['seconds']:.1f} s", f"{lb['frames_per_second']:.1f}",
+                   f"{lb['peak_rss_mb'] / 1024:.1f} GB") if lb else ("-", "-", "-")),
                 *(f"{t:.1f} s" if t else ("never" if "lbfgs" in r else "-") for t in (t_lm, t_lb)),
                 ratio,
             ]  # fmt: skip

@@ -42,6 +42,8 @@ from slahmr_opt.costs.term import Term
 
 #: Frames of one factor (t-2, t-1, t).
 NUM_FRAMES = 3
+#: Elements per batch of the analytic Jacobian.
+JACOBIAN_CHUNK = 32
 #: Per-frame variable columns of the Jacobian: root_orient, trans, pose_body.
 _FRAME_COLS = {"root_orient": slice(0, 3), "trans": slice(3, 6), "pose_body": slice(6, 69)}
 
@@ -98,7 +100,21 @@ def motion_prior_jacobian(
     wrt: frozenset[str], *, body: BodyModel, prior: MotionCVAE, fps: float, betas: Tensor,
     ref: Tensor, **kw: Tensor,
 ) -> tuple[Tensor, dict[str, Tensor]]:  # fmt: skip
-    """``motion_prior_residual`` (N, L + D) and its Jacobians (N, L + D, n) (module docstring)."""
+    """``motion_prior_residual`` (N, L + D) and its Jacobians (N, L + D, n) (module docstring),
+    in chunks of ``JACOBIAN_CHUNK`` elements: the intermediate blocks are ten times the size of
+    the result, and small batches stay in cache."""
+    n = betas.shape[0]
+    if n <= JACOBIAN_CHUNK:
+        return _jacobian_chunk(wrt, body, prior, fps, betas, ref, kw)
+    parts = [
+        _jacobian_chunk(wrt, body, prior, fps, betas[s], ref[s], {k: v[s] for k, v in kw.items()})
+        for s in (slice(a, a + JACOBIAN_CHUNK) for a in range(0, n, JACOBIAN_CHUNK))
+    ]
+    residual = torch.cat([p[0] for p in parts])
+    return residual, {k: torch.cat([p[1][k] for p in parts]) for k in parts[0][1]}
+
+
+def _jacobian_chunk(wrt, body, prior, fps, betas, ref, kw):
     n, nf = betas.shape[0], NUM_FRAMES
     R_F, t_F = _split_ref(ref)
     body_wrt = {"root_orient", "pose_body"} | ({"betas"} if "betas" in wrt else set())

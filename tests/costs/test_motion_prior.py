@@ -108,3 +108,20 @@ def test_contact_head_finds_held_out_foot_contacts(prior):
     moved = cvae_contacts(joints_w, root_w, pose, mask, ref, prior, fps)
     torch.testing.assert_close(moved, probs, rtol=1e-6, atol=1e-6)
     assert math.isfinite(float(probs.sum()))
+
+
+def test_chunked_jacobian_equals_one_batch(body, prior, monkeypatch):
+    """Long tracks are linearized in chunks of ``JACOBIAN_CHUNK`` windows: same result."""
+    import slahmr_opt.costs.motion_prior as mp
+
+    term = build_motion_prior_term(torch.ones(1, 9, dtype=torch.bool), body, prior, _tilted_ref(),
+                                   FPS, DT)  # fmt: skip
+    inputs = term.gather(_params(1, 9, seed=2))
+    args = frozenset(i.arg for i in term.inputs)
+    whole = term.jac(args, **inputs)
+    monkeypatch.setattr(mp, "JACOBIAN_CHUNK", 2)
+    chunked = term.jac(args, **inputs)
+    torch.testing.assert_close(chunked[0], whole[0], **TOL)
+    assert set(chunked[1]) == set(whole[1])
+    for key, value in whole[1].items():
+        torch.testing.assert_close(chunked[1][key], value, **TOL)
