@@ -141,15 +141,16 @@ def _jacobian_chunk(wrt, body, prior, fps, betas, ref, kw):
     R_F, t_F = R_F.to(dtype), t_F.to(dtype)
     states = _states_in_floor_frame(rot, pose, joints, R_F, t_F, fps)
 
-    # Joints enter linearly: C R_F dJ, C the heading rotation of frame 1 (t-1) in F.
-    C = heading_frame(R_F @ rot[:, 1]) @ R_F  # (n, 3, 3): world to canonical
+    # Joints enter linearly: H R_F dJ, H the heading rotation of frame 1 (t-1) in F.
+    H = heading_frame(R_F @ rot[:, 1])
+    C = H @ R_F  # (n, 3, 3): world to canonical
     c_dj = torch.einsum("nij,nfkjv->nfkiv", C, d_joints)
     coeff = _joint_coefficients(fps, dtype, joints.device)
     lin = torch.einsum("spf,nfkiv->nspkifv", coeff, c_dj)  # (n, 2, 2, 22, 3, 3, V)
     # The origin is the floor point under frame 1's pelvis: positions lose C P dJ_pelvis.
     proj = torch.diag(torch.tensor([1.0, 0.0, 1.0], dtype=dtype, device=joints.device))
-    pelvis = torch.einsum("nij,jk,nkv->niv", heading_frame(R_F @ rot[:, 1]), proj,
-                          torch.einsum("nij,njv->niv", R_F, d_joints[:, 1, 0]))  # fmt: skip
+    pelvis = torch.einsum("nij,jk,nkv->niv", H, proj, torch.einsum("nij,njv->niv", R_F,
+                                                                   d_joints[:, 1, 0]))  # fmt: skip
     lin[:, :, 0, :, :, 1] -= pelvis[:, None, None]
     d_states = joints.new_zeros(n, 2, STATE_DIM, nf, V)
     d_states[:, :, JOINTS] = lin[:, :, 0].reshape(n, 2, 3 * NUM_JOINTS, nf, V)
@@ -180,7 +181,7 @@ def _jacobian_chunk(wrt, body, prior, fps, betas, ref, kw):
             if f"{var}{k}" in wrt:
                 out[f"{var}{k}"] = jac[:, :, k, cols]
     if "betas" in wrt:
-        out["betas"] = jac[..., 69:].sum(2)
+        out["betas"] = jac[..., _FRAME_COLS["pose_body"].stop :].sum(2)
     return residual, out
 
 
