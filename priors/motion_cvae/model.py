@@ -31,32 +31,13 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from priors.mlp import mlp
+from priors.mlp import mlp, mlp_row_jacobian
 from priors.motion_cvae.state import STATE_DIM, states_from_body
 
 SHIPPED = Path(__file__).resolve().with_name("motion_cvae.pt")
 LOG_2PI = math.log(2 * math.pi)
 #: SMPL joints of the contact head: left/right ankle, toe base, wrist (``priors.data.states``).
 CONTACT_JOINTS = (7, 8, 10, 11, 20, 21)
-
-
-def _mlp_row_jacobian(mlp: nn.Sequential, x: Tensor, rows: int) -> tuple[Tensor, Tensor]:
-    """``mlp(x)`` (..., n_out) and the Jacobian of its first ``rows`` outputs (..., rows, n_in),
-    accumulated from the output side (``priors.mlp.mlp``'s layers: Linear, SiLU, ..., Linear).
-
-    ``silu'(a) = s (1 + a (1 - s))`` with ``s = sigmoid(a)``.
-    """
-    slopes = []
-    for layer in mlp:
-        if isinstance(layer, nn.SiLU):
-            s = torch.sigmoid(x)
-            slopes.append(s * (1 + x * (1 - s)))
-        x = layer(x)
-    linears = [layer for layer in mlp if isinstance(layer, nn.Linear)]
-    jac = linears[-1].weight[:rows].expand(*x.shape[:-1], rows, linears[-1].in_features)
-    for linear, slope in zip(reversed(linears[:-1]), reversed(slopes), strict=True):
-        jac = (jac * slope[..., None, :]) @ linear.weight
-    return x, jac
 
 
 class MotionCVAE(nn.Module):
@@ -179,12 +160,12 @@ class MotionCVAE(nn.Module):
         D, L = STATE_DIM, self.latent
         x_prev = self._norm(prev)
         x_delta = (cur - prev - self.delta_mean) / self.delta_std
-        post, jac_q = _mlp_row_jacobian(self.posterior_net, torch.cat([x_prev, x_delta], -1), L)
+        post, jac_q = mlp_row_jacobian(self.posterior_net, torch.cat([x_prev, x_delta], -1), L)
         z = post[..., :L]
         dz_dcur = jac_q[..., D:] / self.delta_std
         dz_dprev = jac_q[..., :D] / self.state_std - dz_dcur
-        mu_p, jac_p = _mlp_row_jacobian(self.prior_net, x_prev, L)
-        out, jac_d = _mlp_row_jacobian(self.decoder, torch.cat([x_prev, z], -1), D)
+        mu_p, jac_p = mlp_row_jacobian(self.prior_net, x_prev, L)
+        out, jac_d = mlp_row_jacobian(self.decoder, torch.cat([x_prev, z], -1), D)
         mean = prev + self.delta_mean + self.delta_std * out[..., :D]
         ddec_dprev = jac_d[..., :D] / self.state_std + jac_d[..., D:] @ dz_dprev
         ddec_dcur = jac_d[..., D:] @ dz_dcur

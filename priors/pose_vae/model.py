@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from priors.mlp import mlp
+from priors.mlp import mlp, mlp_row_jacobian
 
 SHIPPED = Path(__file__).resolve().with_name("pose_vae.pt")
 POSE_DIM = 63
@@ -54,24 +54,6 @@ def _mlp_with_jacobian(mlp: nn.Sequential, x: Tensor, jac: Tensor) -> tuple[Tens
             x, jac = x * s, (s * (1 + x * (1 - s)))[..., None] * jac
         else:
             raise TypeError(f"no Jacobian for layer {layer}")
-    return x, jac
-
-
-def _mlp_with_row_jacobian(mlp: nn.Sequential, x: Tensor, rows: int) -> tuple[Tensor, Tensor]:
-    """``mlp(x)`` (..., n_out) and the Jacobian of its first ``rows`` outputs (..., rows, n_in),
-    accumulated from the output side (cheaper than ``_mlp_with_jacobian`` when rows < n_in)."""
-    derivs = []
-    for layer in mlp:
-        if isinstance(layer, nn.SiLU):
-            s = torch.sigmoid(x)
-            derivs.append(s * (1 + x * (1 - s)))
-        x = layer(x)
-    linears = [layer for layer in mlp if isinstance(layer, nn.Linear)]
-    if len(linears) != len(derivs) + 1 or len(mlp) != 2 * len(linears) - 1:
-        raise TypeError("expected alternating Linear and SiLU layers, Linear last")
-    jac = linears[-1].weight[:rows]
-    for linear, deriv in zip(reversed(linears[:-1]), reversed(derivs), strict=True):
-        jac = (jac * deriv[..., None, :]) @ linear.weight
     return x, jac
 
 
@@ -182,7 +164,7 @@ class PoseVAE(nn.Module):
         self._check(pose)
         x = (pose - self.pose_mean) / self.pose_scale * self.observed
         # encoder from its L outputs, decoder from its L inputs: the cheap sides of each product
-        enc, jac_mu = _mlp_with_row_jacobian(self.encoder, x, self.latent)
+        enc, jac_mu = mlp_row_jacobian(self.encoder, x, self.latent)
         mu, jac_mu = enc[..., : self.latent], jac_mu * (self.observed / self.pose_scale)
         eye_z = torch.eye(self.latent, dtype=pose.dtype, device=pose.device)
         dec, jac_z = _mlp_with_jacobian(self.decoder, mu, eye_z)
