@@ -105,11 +105,7 @@ def _motion_stage() -> StageConfig:
         name="motion",
         optimize=["root_orient", "trans", "pose_body", "betas", "floor"],
         weights={
-            "kp2d": 1.0e-3,
-            "joints_smooth": 10.0,
-            "pose_prior": 1.0e-4,
-            "shape_prior": 0.05,
-            "init_pose": 1.0,
+            **_smooth_stage().weights,
             "motion_prior": 1.0e-2,
             "contact_slide": 100.0,
             "contact_floor": 10.0,

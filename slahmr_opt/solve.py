@@ -148,9 +148,12 @@ def prepare_floor_terms(
     """Estimate the floor and the contact probabilities from the current bodies (once; they are
     kept in ``params``: ``floor_ref``, ``floor``, ``contacts``) and add the contact terms and,
     if a stage weights it, the motion prior (both work in the floor's frame)."""
-    use_prior = any(s.weights.get("motion_prior", 0) > 0 for s in cfg.stages)
+    add_prior = "motion_prior" not in problem.terms and any(
+        s.weights.get("motion_prior", 0) > 0 for s in cfg.stages
+    )
+    cvae_contacts_needed = cfg.floor.contact_source == "cvae" and not floor_estimated(params)
     prior = None
-    if use_prior or cfg.floor.contact_source == "cvae":
+    if add_prior or cvae_contacts_needed:
         prior = load_motion_prior(cfg.costs.motion_prior_path)
     if not floor_estimated(params):
         plane = floor_from_bodies(obs, body_model, params)
@@ -176,7 +179,7 @@ def prepare_floor_terms(
             obs.track_mask, body_model, params["contacts"], params["floor_ref"],
             params["trans"].dtype,
         ))  # fmt: skip
-    if use_prior and "motion_prior" not in problem.terms:
+    if add_prior:
         problem.add_terms([build_motion_prior_term(
             obs.track_mask, body_model, prior, params["floor_ref"], obs.fps,
             params["trans"].dtype,
