@@ -109,7 +109,6 @@ def markdown_table(paths: list[str]) -> str:
             else:
                 t_lm, t_lb = lm["seconds"], r["lbfgs_seconds_to_lm_loss"]
             ratio = f"{t_lm / t_lb:.2f}" if t_lm and t_lb else "-"
-
             stages = [lm["stages"].get(name) for name in ("root", "smooth", "motion")]
             cells = [
                 r["people"], r["frames"],
@@ -138,6 +137,8 @@ def main() -> None:
                     help="lm alone skips the comparison (long sequences)")  # fmt: skip
     ap.add_argument("--table", nargs="+", metavar="JSON", help="print the README table and exit")
     args = ap.parse_args()
+    if "lm" not in args.solvers:
+        ap.error("--solvers must include lm (every row is reported against LM)")
     solvers = {k: v for k, v in SOLVERS[args.stages].items() if k in args.solvers}
     if args.table:
         print(markdown_table(args.table))
