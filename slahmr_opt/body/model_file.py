@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse
 
 from slahmr_opt.errors import InputError
+from slahmr_opt.inputs.safe_pickle import RestrictedUnpickler, load_pickle
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +28,6 @@ CONVERT_HINT = (
     "replace every chumpy object by np.array(obj), and pickle the dict again)"
 )
 
-_NUMPY_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("_codecs", "encode"),  # how Python 3 pickles bytes at protocol 2
-}
-# Plain data constructors (chumpy objects pickle their bookkeeping sets, for instance).
-_SAFE_BUILTINS = {t.__name__: t for t in (object, set, frozenset, slice, complex, bytearray)}
 _SPARSE_CLASSES = {
     "csc_matrix": scipy.sparse.csc_matrix,
     "csr_matrix": scipy.sparse.csr_matrix,
@@ -70,19 +58,17 @@ def _safe_reconstructor(cls: type, base: type, state: Any) -> Any:
     return copyreg._reconstructor(cls, base, state)
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _NUMPY_GLOBALS:
-            return super().find_class(module, name)
+class _BodyModelUnpickler(RestrictedUnpickler):
+    """Also admits scipy sparse matrices and stands chumpy objects in with ``_ChumpyStub``."""
+
+    def extra_global(self, module: str, name: str) -> Any:
         if module in _SPARSE_MODULES and name in _SPARSE_CLASSES:
             return _SPARSE_CLASSES[name]
         if module in ("copy_reg", "copyreg") and name == "_reconstructor":
             return _safe_reconstructor
-        if module in ("__builtin__", "builtins") and name in _SAFE_BUILTINS:
-            return _SAFE_BUILTINS[name]
         if module == "chumpy" or module.startswith("chumpy."):
             return _ChumpyStub
-        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a body model file")
+        return None
 
 
 def _to_plain(value: Any, key: str, path: Path) -> Any:
@@ -110,12 +96,7 @@ def load_pickle_dict(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "body model file not found")
-    try:
-        with open(path, "rb") as f:
-            data = _RestrictedUnpickler(f, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError,
-            TypeError, ValueError, KeyError, MemoryError) as exc:  # fmt: skip
-        raise InputError(path, f"cannot read as a body model pickle: {exc}") from exc
+    data = load_pickle(path, "body model file", unpickler=_BodyModelUnpickler, encoding="latin1")
     if not isinstance(data, dict):
         raise InputError(path, f"expected a pickled dict, found {type(data).__name__}")
     return {str(k): _to_plain(v, str(k), path) for k, v in data.items()}
