@@ -80,6 +80,7 @@ def _fit(tracks: Path, cameras: Path | None, static: bool, cfg: Config, out: Pat
         track_selection=selection,
         min_conf=data.min_conf,
         min_track_len=data.min_track_len,
+        shot=data.shot,
     )
     logger.info(
         "%d people, %d frames at %.3g fps, %s camera",

@@ -123,6 +123,10 @@ class DataConfig:
     """Tracks to fit: ``all``, ``longest-N`` or a comma-separated list of track ids."""
     min_track_len: int = 20
     """With ``all``: tracks with fewer detected frames are dropped."""
+    shot: int = 0
+    """PHALP pickles only: the shot to fit (0 = first), SLAHMR's ``shot_idx``. A frame's shot is
+    the cumulative sum of PHALP's shot-change flags in frame order; frames keep their video index,
+    so the camera file must be indexed by video frame too."""
     fps: float | None = None
     """Frame rate, if the track file does not carry one."""
     image_size: list[int] | None = None
@@ -216,6 +220,8 @@ def _validate(cfg: Config) -> None:
     if cfg.floor.contact_source not in CONTACT_SOURCES:
         raise ConfigError(f"floor.contact_source must be one of {CONTACT_SOURCES}, got "
                           f"{cfg.floor.contact_source!r}")  # fmt: skip
+    if cfg.data.shot < 0:
+        raise ConfigError(f"data.shot must be >= 0, got {cfg.data.shot}")
     if cfg.floor.speed_tolerance <= 0:
         raise ConfigError(f"floor.speed_tolerance must be > 0, got {cfg.floor.speed_tolerance}")
     if not cfg.stages:

@@ -41,11 +41,12 @@ def load_observations(
     min_conf: float = MIN_KEYP_CONF,
     min_track_len: int = MIN_TRACK_LEN,
     max_tracks: int = MAX_NUM_TRACKS,
+    shot: int = 0,
 ) -> Observations:
     """Read tracks and cameras, check that they agree, and crop to the tracked window.
 
     Args:
-        tracks_path: SLAHMR track folder or tracks ``.npz``.
+        tracks_path: SLAHMR track folder, PHALP output pickle (``.pkl``) or tracks ``.npz``.
         cameras_path: DROID-SLAM trajectory, ``cameras.npz`` (or its folder) or TUM trajectory;
             None together with ``static=True`` for a static camera.
         static: use a static camera (identity rotation, zero translation).
@@ -57,6 +58,7 @@ def load_observations(
         min_conf: keypoint confidences below this become 0.
         min_track_len: tracks need more detected frames than this (``"all"``, ``"longest-N"``).
         max_tracks: most tracks kept by ``"all"``.
+        shot: PHALP pickles: the shot to fit (0 = first); its frames keep their video index.
 
     Returns:
         Observations over the tracked window, with P selected tracks and T frames.
@@ -64,11 +66,14 @@ def load_observations(
     Raises:
         InputError: a file is missing or malformed, the files disagree (the camera file has fewer
             frames than the tracks), or fps / image size are unknown.
-        ConfigError: both or neither of ``cameras_path`` and ``static`` are given.
+        ConfigError: both or neither of ``cameras_path`` and ``static`` are given, or ``shot``
+            is not 0 for tracks without shots.
     """
     if static == (cameras_path is not None):
         raise ConfigError("give exactly one camera source: cameras_path=... or static=True")
-    tracks = read_tracks(tracks_path, track_selection, min_track_len, max_tracks, min_conf)
+    tracks = read_tracks(
+        tracks_path, track_selection, min_track_len, max_tracks, min_conf, shot=shot
+    )
     fps = _resolve_fps(tracks, fps)
     if image_size is None:
         image_size = tracks.image_size
@@ -125,7 +130,9 @@ def _resolve_fps(tracks: TrackData, fps: float | None) -> float:
             log.warning("%s records fps=%g; ignoring fps=%g", tracks.source, tracks.fps, fps)
         return tracks.fps
     if fps is None:
-        raise InputError(tracks.source, "no fps recorded in the tracks input; pass fps=...")
+        raise InputError(
+            tracks.source, "no fps recorded in the tracks input; pass fps=... (config data.fps)"
+        )
     return float(fps)
 
 

@@ -1,9 +1,10 @@
-"""Person tracks: ``read_tracks`` for SLAHMR track folders and the project's tracks ``.npz``.
+"""Person tracks: ``read_tracks`` for SLAHMR track folders, PHALP pickles and tracks ``.npz``.
 
-``read_tracks`` reads either format, cleans the keypoints the way SLAHMR does (confidence
+``read_tracks`` reads any of these formats, cleans the keypoints the way SLAHMR does (confidence
 < ``min_conf`` -> 0, OpenPose neck -> 0, undetected frames -> 0) and selects tracks
 (``"all"``, ``"longest-N"`` or a list of ids). The folder layout is described in
-``slahmr_opt.inputs.track_dirs``; the npz layout is defined here (and in ``docs/formats.md``).
+``slahmr_opt.inputs.track_dirs``, PHALP's pickle in ``slahmr_opt.inputs.phalp``; the npz layout
+is defined here (and in ``docs/formats.md``).
 
 Tracks ``.npz`` format (version 1), read with ``np.load(allow_pickle=False)``; strings are
 fixed-width unicode arrays (``np.asarray(list_of_str)``), never Python objects::
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from slahmr_opt.errors import InputError
+from slahmr_opt.errors import ConfigError, InputError
 from slahmr_opt.inputs.checks import (
     as_positive_scalar,
     as_scalar_string,
@@ -48,6 +49,7 @@ from slahmr_opt.inputs.checks import (
     prepare_output,
     write_atomic,
 )
+from slahmr_opt.inputs.phalp import read_phalp
 from slahmr_opt.inputs.track_data import (
     MAX_NUM_TRACKS,
     MIN_KEYP_CONF,
@@ -73,6 +75,7 @@ SMPL_KEYS = {
     "smpl_transl_c": ("P", "T", 3),
 }
 OPTIONAL_KEYS = ("format_version", "bbox", "frame_names", "image_size", *SMPL_KEYS, "smpl_valid")
+PICKLE_SUFFIXES = (".pkl", ".pickle")
 
 
 def read_tracks(
@@ -81,32 +84,42 @@ def read_tracks(
     min_track_len: int = MIN_TRACK_LEN,
     max_tracks: int = MAX_NUM_TRACKS,
     min_conf: float = MIN_KEYP_CONF,
+    shot: int = 0,
 ) -> TrackData:
-    """Read, clean and select person tracks from a SLAHMR track folder or a tracks ``.npz``.
+    """Read, clean and select person tracks from a track folder, PHALP pickle or tracks ``.npz``.
 
     Args:
-        path: a track folder (``<root>/<tid>/<frame>_keypoints.json``) or a ``.npz`` file.
+        path: a track folder (``<root>/<tid>/<frame>_keypoints.json``), PHALP's output pickle
+            (``.pkl``) or a tracks ``.npz`` file.
         track_selection: ``"all"``, ``"longest-N"`` or a list of track ids (see ``select_tracks``).
         min_track_len: ``"all"``/``"longest-N"`` keep tracks with more detected frames than this.
         max_tracks: at most this many tracks for ``"all"``.
         min_conf: keypoint confidences below this become 0.
+        shot: PHALP pickles: the shot to read (0 = first); other formats have none (must be 0).
 
     Returns:
         The selected tracks, (P, T, K, 3) keypoints over all T frames of the input.
 
     Raises:
         InputError: the input is missing, malformed, or has a track that is never detected.
-        ConfigError: ``track_selection`` is malformed.
+        ConfigError: ``track_selection`` is malformed, or ``shot`` is not 0 for a format
+            without shots.
     """
     path = Path(path)
+    expected = "expected a SLAHMR track folder, a PHALP .pkl or a tracks .npz"
     if not path.exists():
-        raise InputError(path, "tracks input not found (expected a SLAHMR track folder or .npz)")
+        raise InputError(path, f"tracks input not found ({expected})")
+    is_pickle = path.is_file() and path.suffix.lower() in PICKLE_SUFFIXES
+    if shot != 0 and not is_pickle:
+        raise ConfigError(f"data.shot={shot}: only PHALP pickles have shots ({path} has none)")
     if path.is_dir():
         tracks = read_track_dirs(path)
     elif path.suffix == ".npz":
         tracks = read_tracks_npz(path)
+    elif is_pickle:
+        tracks = read_phalp(path, shot)
     else:
-        raise InputError(path, "unsupported tracks input: expected a SLAHMR track folder or .npz")
+        raise InputError(path, f"unsupported tracks input: {expected}")
     check_tracks_detected(tracks)
     tracks = replace(
         tracks, kp2d=clean_keypoints(tracks.kp2d, tracks.vis_mask, tracks.kp_format, min_conf)
@@ -271,6 +284,7 @@ def write_tracks_npz(path: str | Path, tracks: TrackData, overwrite: bool = Fals
 
 __all__ = [
     "TrackData",
+    "read_phalp",
     "read_track_dirs",
     "read_tracks",
     "read_tracks_npz",
