@@ -10,6 +10,7 @@ frame (so output frame ``i`` is video frame ``frame_offset + i``). ``sources`` a
 
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -58,7 +59,9 @@ def load_observations(
         min_conf: keypoint confidences below this become 0.
         min_track_len: tracks need more detected frames than this (``"all"``, ``"longest-N"``).
         max_tracks: most tracks kept by ``"all"``.
-        shot: PHALP pickles: the shot to fit (0 = first); its frames keep their video index.
+        shot: PHALP pickles: the shot to fit (0 = first); its frames keep their video index,
+            and the camera file covers the whole video or exactly this shot (SLAHMR's per-shot
+            SLAM run).
 
     Returns:
         Observations over the tracked window, with P selected tracks and T frames.
@@ -77,6 +80,7 @@ def load_observations(
     fps = _resolve_fps(tracks, fps)
     if image_size is None:
         image_size = tracks.image_size
+    first = 0
     if static:
         if image_size is None:
             raise InputError(
@@ -87,6 +91,7 @@ def load_observations(
         cameras = static_cameras(tracks.num_frames, image_size, intrinsics)
     else:
         cameras = read_cameras(cameras_path, image_size=image_size, intrinsics=intrinsics)
+        tracks, first = _align_shot(tracks, cameras, Path(cameras_path))
         _check_frames(tracks, cameras, Path(cameras_path))
     start, stop = _tracked_window(tracks)
     tracks, cameras = tracks.crop(start, stop), cameras.slice(start, stop)
@@ -111,7 +116,7 @@ def load_observations(
         sources={
             "tracks": str(tracks.source),
             "cameras": "static" if static else str(cameras_path),
-            "frame_offset": str(start),
+            "frame_offset": str(first + start),
         },
     )
 
@@ -134,6 +139,26 @@ def _resolve_fps(tracks: TrackData, fps: float | None) -> float:
             tracks.source, "no fps recorded in the tracks input; pass fps=... (config data.fps)"
         )
     return float(fps)
+
+
+def _align_shot(tracks: TrackData, cameras: Cameras, path: Path) -> tuple[TrackData, int]:
+    """Tracks from a later shot against a camera file made for that shot alone.
+
+    SLAHMR runs SLAM per shot, so its camera file for shot k starts at the shot's first frame. A
+    camera file exactly as long as the shot is taken to be such a file (one covering the whole
+    video is longer: it reaches at least the shot's last frame); the tracks are then cut to the
+    shot. Returns the tracks and the video frame of their frame 0.
+    """
+    first = tracks.first_frame
+    if first == 0 or cameras.num_frames != tracks.num_frames - first:
+        return tracks, 0
+    log.info(
+        "%s: %d frames, the length of the shot: camera frame 0 is video frame %d",
+        path,
+        cameras.num_frames,
+        first,
+    )
+    return replace(tracks.crop(first, tracks.num_frames), first_frame=0), first
 
 
 def _check_frames(tracks: TrackData, cameras: Cameras, cameras_path: Path) -> None:

@@ -232,6 +232,7 @@ def read_phalp(path: str | Path, shot: int = 0) -> TrackData:
         image_size=reader.sizes.pop(),
         absolute_frames=absolute,
         source=path,
+        first_frame=index[chosen[0]],
     )
 
 

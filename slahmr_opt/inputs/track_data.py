@@ -92,6 +92,8 @@ class TrackData:
         image_size: ``(height, width)`` if the file records it, else None.
         absolute_frames: frame index = video frame index (see above).
         source: the file or folder these tracks were read from (None when built in memory).
+        first_frame: the first frame of the shot these tracks come from (PHALP pickles; earlier
+            frames hold no detections). A camera file exactly as long as the shot starts there.
         track_mask: (P, T) bool, derived from ``vis_mask``: between first and last detection.
             Not an argument: ``__post_init__`` computes it, so ``dataclasses.replace`` keeps it
             in step with ``vis_mask``.
@@ -108,6 +110,7 @@ class TrackData:
     image_size: tuple[int, int] | None = None
     absolute_frames: bool = True
     source: Path | None = None
+    first_frame: int = 0
     track_mask: Tensor = field(init=False)
 
     def __post_init__(self) -> None:

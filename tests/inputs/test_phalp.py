@@ -16,6 +16,7 @@ from scipy.spatial.transform import Rotation
 
 from slahmr_opt.body.keypoints import adjust_hips
 from slahmr_opt.errors import ConfigError, InputError
+from slahmr_opt.inputs.cameras import read_cameras, write_cameras_npz
 from slahmr_opt.inputs.observations import load_observations
 from slahmr_opt.inputs.phalp import read_phalp
 from slahmr_opt.inputs.track_dirs import COCO17_TO_OP25
@@ -238,6 +239,17 @@ def test_load_observations_end_to_end(phalp_pkl):
         load_observations(phalp_pkl, EXAMPLE / "cameras.npz", fps=30.0, shot=1)
     with pytest.raises(InputError, match="data.fps"):
         load_observations(phalp_pkl, EXAMPLE / "cameras.npz")
+
+
+def test_a_camera_file_as_long_as_the_shot_starts_at_the_shot(phalp_pkl, tmp_path):
+    """SLAHMR runs SLAM per shot: 30 camera frames for shot 1 (video frames 150..179)."""
+    cams = read_cameras(EXAMPLE / "cameras.npz").slice(0, len(SHOT1))
+    path = write_cameras_npz(tmp_path / "shot1.npz", cams)
+    obs = load_observations(phalp_pkl, path, fps=30.0, shot=1)
+    first_seen = int(obs.vis_mask.any(0).nonzero()[0])
+    assert obs.num_frames <= len(SHOT1) and obs.track_ids == ["001"]
+    assert int(obs.sources["frame_offset"]) == SHOT1[0] + first_seen
+    torch.testing.assert_close(obs.cameras.R_w2c[0], cams.R_w2c[first_seen])
 
 
 def test_uncompressed_joblib_and_plain_pickle(tmp_path, example):
