@@ -1,0 +1,107 @@
+"""``slahmr-opt render``: an mp4 of a fitted result, meshes over the frames beside a world view.
+
+``add_render_parser`` adds the subcommand to the main parser; ``run_render`` runs it. The
+renderer (pyrender, OSMesa) is imported only when the command runs, so ``slahmr-opt`` starts
+without it.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from slahmr_opt.errors import SlahmrOptError
+
+
+def parse_frames(text: str) -> slice:
+    """``"start:stop:step"`` (any part may be empty) or one frame ``"N"`` as a slice."""
+    parts = text.split(":")
+    try:
+        if len(parts) == 1:
+            n = int(parts[0])
+            return slice(n, n + 1 if n != -1 else None)
+        if len(parts) > 3:
+            raise ValueError
+        values = [int(p) if p.strip() else None for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not start:stop:step (e.g. 0:100, ::2, 30:)"
+        ) from None
+    if len(values) == 3 and values[2] is not None and values[2] <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the step must be positive")
+    return slice(*values)
+
+
+def add_render_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``render`` to the ``subparsers`` of the main parser; returns its parser."""
+    p = subparsers.add_parser(
+        "render",
+        help="render a results.npz to an mp4 (meshes over the frames, and a world view)",
+        description=__doc__.splitlines()[0],
+    )
+    p.add_argument("--results", required=True, help="results.npz written by fit or demo")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--video", help="the input video (result frame t = frame frame_offset + t)")
+    src.add_argument("--images", help="folder of the input frames (sorted names, i-th = frame i)")
+    p.add_argument("--out", required=True, help="output .mp4 (H.264)")
+    p.add_argument(
+        "--view", choices=("above", "side"), default="above", help="world view (default: above)"
+    )
+    p.add_argument(
+        "--width", type=int, default=1920, help="output width in pixels, both views (1920)"
+    )
+    p.add_argument(
+        "--frames", type=parse_frames, default=slice(None), metavar="START:STOP:STEP",
+        help="result frames to render, Python slice syntax (default: all)",
+    )  # fmt: skip
+    p.add_argument(
+        "--body-model", help="body model file, if not the one in config.yaml beside --results"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.suffix.lower() != ".mp4":
+        raise SlahmrOptError(f"{out}: the output must be an .mp4 file")
+    if out.is_dir():
+        raise SlahmrOptError(f"{out}: is a folder; give a file name ending in .mp4")
+    if out.exists() and not overwrite:
+        raise SlahmrOptError(f"{out} exists; pass --overwrite to replace it")
+
+
+def run_render(args: argparse.Namespace) -> int:
+    """Render ``args.results`` to ``args.out``.
+
+    Returns:
+        0, or 2 after a one-line error naming the file and the problem (nothing is left at
+        ``args.out`` then).
+    """
+    from slahmr_opt.io.result_bodies import load_result_bodies
+    from slahmr_opt.render.render import RenderOptions, render_result
+    from slahmr_opt.render.video_io import FrameReader
+
+    try:
+        out = Path(args.out)
+        _check_out(out, args.overwrite)
+        bodies = load_result_bodies(args.results, body_path=args.body_model)
+        options = RenderOptions(
+            view=args.view, width=args.width, frames=args.frames, progress=not args.quiet
+        )
+        reader = None
+        if args.video or args.images:
+            reader = FrameReader(video=args.video, images=args.images)
+        try:
+            report = render_result(bodies, out, reader, options, source=args.results)
+        finally:
+            if reader is not None:
+                reader.close()
+    except (SlahmrOptError, OSError) as e:  # OSError: e.g. the output folder is read-only
+        print(f"slahmr-opt: error: {e}", file=sys.stderr)
+        return 2
+    H, W = report.size
+    print(
+        f"wrote {report.path}: {report.num_frames} frames, {W}x{H}, "
+        f"{report.fps:.1f} frames/s ({report.seconds:.1f} s)"
+    )
+    return 0
