@@ -1,4 +1,5 @@
-"""``slahmr-opt eval``: score a ``results.npz`` against a ``gt.npz``.
+"""``slahmr-opt eval``: score a ``results.npz`` (or SLAHMR's ``world_results.npz``) against a
+``gt.npz``.
 
 ``add_eval_parser`` adds the subcommand to the main parser; ``run_eval`` runs it.
 """
@@ -9,6 +10,7 @@ import math
 import sys
 from pathlib import Path
 
+from slahmr_opt.body import BodyConfig
 from slahmr_opt.errors import SlahmrOptError
 from slahmr_opt.eval.evaluate import METRIC_UNITS, evaluate_result
 
@@ -20,9 +22,28 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
         help="score a results.npz against ground truth (W/WA-MPJPE100, RTE, jitter, FS, ...)",
         description=__doc__.splitlines()[0],
     )
-    p.add_argument("--pred", required=True, help="results.npz written by fit or demo")
+    p.add_argument(
+        "--pred",
+        required=True,
+        help="results.npz written by fit or demo, or SLAHMR's "
+        "<stage>/<seq>_<iter>_world_results.npz",
+    )
     p.add_argument("--gt", required=True, help="ground truth .npz (see slahmr_opt.eval.evaluate)")
     p.add_argument("--json", help="also write the metrics to this JSON file")
+    slahmr = p.add_argument_group("SLAHMR predictions (ignored for our results.npz)")
+    slahmr.add_argument(
+        "--slahmr-body",
+        help="SLAHMR's SMPL-H model (smplh/neutral/model.npz or a folder) to pose its bodies "
+        "exactly; default: the built-in body on SLAHMR's pelvis trajectory",
+    )
+    slahmr.add_argument(
+        "--fps", type=float, help="frame rate (default: the run's .hydra/config.yaml)"
+    )
+    slahmr.add_argument(
+        "--frame-offset",
+        type=int,
+        help="video frame of SLAHMR's frame 0 (default: from track_info.json, else 0)",
+    )
     return p
 
 
@@ -37,6 +58,13 @@ def format_metrics(metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def _slahmr_body(path: str | None) -> BodyConfig | None:
+    """SLAHMR's body model: SMPL-H neutral with 16 betas (``confs/config.yaml`` ``paths.smpl``)."""
+    if path is None:
+        return None
+    return BodyConfig(model_path=path, model_type="smplh", gender="neutral", num_betas=16)
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """Print the metrics of ``args.pred`` against ``args.gt`` (and write ``args.json``).
 
@@ -44,7 +72,13 @@ def run_eval(args: argparse.Namespace) -> int:
         0, or 2 after a one-line error naming the file and the problem.
     """
     try:
-        metrics = evaluate_result(args.pred, args.gt)
+        metrics = evaluate_result(
+            args.pred,
+            args.gt,
+            slahmr_body=_slahmr_body(getattr(args, "slahmr_body", None)),
+            fps=getattr(args, "fps", None),
+            frame_offset=getattr(args, "frame_offset", None),
+        )
     except SlahmrOptError as e:
         print(f"slahmr-opt: error: {e}", file=sys.stderr)
         return 2

@@ -27,6 +27,13 @@ section; the built-in model when there is no config).
 
 Frame ``t`` of the ground truth is video frame ``t``; the result's ``frame_offset`` maps its
 frames into the video.
+
+SLAHMR's own ``<stage>/<seq>_<iter>_world_results.npz`` is accepted as a prediction too: it is
+converted by ``io.slahmr_results.read_slahmr_results`` (frame offset and track ids from the
+``track_info.json`` of its run, frame rate from its ``.hydra/config.yaml`` or ``fps=``; posed with
+SLAHMR's SMPL-H when ``slahmr_body`` points at it, else with the built-in body on SLAHMR's pelvis
+trajectory). Its frame ``t`` is image ``data_start + start_idx + t`` of the shot SLAHMR read,
+which is video frame ``t + frame_offset`` for a single-shot video.
 """
 
 from dataclasses import fields
@@ -53,6 +60,7 @@ from slahmr_opt.eval.metrics import (
 )
 from slahmr_opt.inputs.checks import load_npz
 from slahmr_opt.io.results import read_result
+from slahmr_opt.io.slahmr_results import is_slahmr_results, read_slahmr_results
 
 FOOT_POINTS = (5, 7, 8, 10)
 """Left big toe, left heel, right big toe, right heel in ``KEYPOINT_VERTEX_NAMES`` order (for
@@ -142,8 +150,38 @@ def _check_prediction(pred: dict, path: Path) -> None:
                              f"got {pred[key].shape}")  # fmt: skip
 
 
-def evaluate_result(pred_path: str | Path, gt_path: str | Path) -> dict[str, float]:
+def load_prediction(
+    pred_path: Path,
+    slahmr_body: BodyConfig | None = None,
+    fps: float | None = None,
+    frame_offset: int | None = None,
+) -> tuple[dict, BodyConfig]:
+    """A prediction in the ``results.npz`` layout and the body model its parameters are for.
+
+    Our ``results.npz`` is read as is (``slahmr_body``, ``fps`` and ``frame_offset`` are ignored);
+    a SLAHMR ``world_results.npz`` is converted with them (see the module docstring).
+    """
+    pred = read_result(pred_path)
+    if not is_slahmr_results(pred):
+        return pred, body_config_of(pred_path)
+    pred = read_slahmr_results(pred_path, slahmr_body, fps=fps, frame_offset=frame_offset)
+    return pred, slahmr_body or BodyConfig()
+
+
+def evaluate_result(
+    pred_path: str | Path,
+    gt_path: str | Path,
+    slahmr_body: BodyConfig | None = None,
+    fps: float | None = None,
+    frame_offset: int | None = None,
+) -> dict[str, float]:
     """Frame-weighted metrics over every person and valid frame of the prediction.
+
+    Args:
+        pred_path: our ``results.npz`` or SLAHMR's ``world_results.npz``.
+        gt_path: ground truth (see the module docstring).
+        slahmr_body, fps, frame_offset: SLAHMR predictions only: SLAHMR's SMPL-H model, the
+            frame rate and the video frame of its frame 0 (see ``load_prediction``).
 
     Returns:
         The ``METRIC_UNITS`` keys (``pve`` is NaN when the truth has no body parameters or the
@@ -153,7 +191,7 @@ def evaluate_result(pred_path: str | Path, gt_path: str | Path) -> dict[str, flo
         InputError: a missing key, shapes or frame counts that disagree (names file and key).
     """
     pred_path, gt_path = Path(pred_path), Path(gt_path)
-    pred = read_result(pred_path)
+    pred, pred_body = load_prediction(pred_path, slahmr_body, fps, frame_offset)
     gt = read_ground_truth(gt_path)
     _check_prediction(pred, pred_path)
     offset = int(pred.get("frame_offset", 0))
@@ -163,7 +201,7 @@ def evaluate_result(pred_path: str | Path, gt_path: str | Path) -> dict[str, flo
         raise InputError(gt_path, f"joints has {gt['joints'].shape[1]} frames, the result covers "
                          f"frames {offset}..{offset + T - 1}")  # fmt: skip
     pred_feet, pred_verts = pose_bodies(
-        load_body_model(body_config_of(pred_path), torch.float64), pred, pred_path, True
+        load_body_model(pred_body, torch.float64), pred, pred_path, True
     )
     gt_feet, gt_verts = gt.get("feet"), None
     if all(k in gt for k in GT_PARAMS):

@@ -7,8 +7,10 @@ code. Here every global a pickle asks for goes through ``find_class`` and only a
 data constructors is returned:
 
 * numpy arrays, dtypes and scalars;
-* plain builtins (``set``, ``frozenset``, ``slice``, ``complex``, ``bytearray``) and
-  ``collections.OrderedDict``;
+* plain builtins (``set``, ``frozenset``, ``slice``, ``complex``, ``bytearray``, ``dict``,
+  ``list``) and ``collections.OrderedDict``;
+* ``collections.defaultdict`` (WHAM dumps one), read back as a plain ``dict``: its default factory
+  is never called;
 * joblib's ``NumpyArrayWrapper`` (its array bytes follow it in the stream; joblib >= 1.6 routes
   the nested pickle of an object array through the same restricted ``find_class``);
 * with ``torch_tensors=True``: tensors pickled by ``pickle``/``np.save``, whose storages are
@@ -16,11 +18,16 @@ data constructors is returned:
 
 Anything else (``os.system``, ``builtins.eval``, a class of the tool that wrote the file) is
 refused with an ``InputError`` naming the file and the global; nothing it names is called.
+
+``load_npz_objects`` reads an ``.npz`` whose members may be pickled objects (TRACE saves
+``np.savez(path, outputs=dict, ...)``) member by member through the same restricted unpickler,
+never through ``np.load(allow_pickle=True)``.
 """
 
 import collections
 import io
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +50,18 @@ NUMPY_GLOBALS = {
     ("_codecs", "encode"),  # how Python 3 pickles bytes at protocol 2
 }
 #: Plain data constructors (sets, slices, ...), as pickled by builtins and numpy.
-SAFE_BUILTINS = {t.__name__: t for t in (object, set, frozenset, slice, complex, bytearray)}
+SAFE_BUILTINS = {
+    t.__name__: t for t in (object, set, frozenset, slice, complex, bytearray, dict, list)
+}
 
 #: Errors that a malformed or refused pickle raises while loading.
 PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError,
                  TypeError, ValueError, KeyError, MemoryError, OSError, RuntimeError)  # fmt: skip
+
+
+def _plain_dict(*_factory) -> dict:
+    """Stand-in for ``collections.defaultdict``: a plain dict (the factory is dropped, uncalled)."""
+    return {}
 
 
 def _numpy_dtype_class(name: str):
@@ -100,6 +114,8 @@ class RestrictedUnpickler(NumpyUnpickler):
             return SAFE_BUILTINS[name]
         if (module, name) == ("collections", "OrderedDict"):
             return collections.OrderedDict
+        if (module, name) == ("collections", "defaultdict"):
+            return _plain_dict
         if module == "joblib.numpy_pickle" and name == "NumpyArrayWrapper":
             return NumpyArrayWrapper
         if module == "numpy.dtypes" and _numpy_dtype_class(name) is not None:
@@ -150,6 +166,24 @@ def load_pickle(
         raise InputError(path, f"cannot read as a {what}: {exc}") from None
 
 
+def _read_npy(f, what: str, torch_tensors: bool) -> Any:
+    """One ``.npy`` stream: numeric arrays by numpy, object arrays by the restricted unpickler."""
+    version = np.lib.format.read_magic(f)
+    read_header = (
+        np.lib.format.read_array_header_1_0
+        if version == (1, 0)
+        else np.lib.format.read_array_header_2_0
+    )
+    shape, _, dtype = read_header(f)
+    if not dtype.hasobject:
+        f.seek(0)
+        return np.load(f, allow_pickle=False)
+    array = RestrictedUnpickler(f, what, torch_tensors, "latin1").load()
+    if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
+        raise pickle.UnpicklingError(f"the .npy payload is not the {shape} array its header says")
+    return array.item() if array.shape == () else array
+
+
 def load_npy_object(path: str | Path, what: str, torch_tensors: bool = False) -> Any:
     """Read an ``.npy`` file written by ``np.save`` of any object (dict, list, array).
 
@@ -162,19 +196,36 @@ def load_npy_object(path: str | Path, what: str, torch_tensors: bool = False) ->
     path = require_file(path, what)
     try:
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
-            )
-            shape, _, dtype = read_header(f)
-            if not dtype.hasobject:
-                f.seek(0)
-                return np.load(f, allow_pickle=False)
-            array = RestrictedUnpickler(f, what, torch_tensors, "latin1").load()
+            return _read_npy(f, what, torch_tensors)
     except PICKLE_ERRORS as exc:
         raise InputError(path, f"cannot read as a {what} (.npy): {exc}") from None
-    if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
-        raise InputError(path, f"{what}: the .npy payload is not the {shape} array its header says")
-    return array.item() if array.shape == () else array
+
+
+def load_npz_objects(path: str | Path, what: str, torch_tensors: bool = False) -> dict[str, Any]:
+    """Read every member of an ``.npz`` archive, unpickling object members with the allow-list.
+
+    ``np.savez(path, outputs=some_dict)`` stores ``outputs`` as a pickled 0-d object array;
+    here it comes back as the dict (0-d object arrays are unwrapped, as in ``load_npy_object``).
+    Numeric members are plain arrays, read without unpickling.
+
+    Returns:
+        Mapping from member name (without ``.npy``) to its array or object.
+
+    Raises:
+        InputError: the file is missing, not a zip archive, or a member's pickle is refused.
+    """
+    path = require_file(path, what)
+    out: dict[str, Any] = {}
+    key = ""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                key = name[: -len(".npy")] if name.endswith(".npy") else name
+                with archive.open(name) as member:
+                    # Zip members seek slowly and not at all when compressed: read to memory.
+                    out[key] = _read_npy(io.BytesIO(member.read()), what, torch_tensors)
+    except zipfile.BadZipFile as exc:
+        raise InputError(path, f"{what} is not an .npz archive ({exc})") from None
+    except PICKLE_ERRORS as exc:
+        raise InputError(path, f"cannot read as a {what} (.npz member {key!r}): {exc}") from None
+    return out
