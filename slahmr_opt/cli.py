@@ -25,10 +25,21 @@ EXAMPLE_DIR = Path(__file__).resolve().parent / "data" / "example"
 
 
 def _add_fit_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tracks", required=True, help="track folder (SLAHMR export) or tracks .npz")
+    p.add_argument(
+        "--tracks",
+        required=True,
+        help="PHALP output pickle (.pkl), SLAHMR's exported track folder, or tracks .npz",
+    )
     cam = p.add_mutually_exclusive_group(required=True)
     cam.add_argument("--cameras", help="DROID-SLAM trajectory (.npy/.txt), cameras.npz or TUM file")
     cam.add_argument("--static", action="store_true", help="the camera does not move")
+    p.add_argument(
+        "--init",
+        metavar="KIND:PATH",
+        help="start from another method's bodies instead of the tracker's guesses: "
+        "wham:wham_output.pkl, trace:<seq>.npz, gvhmr:hmr4d_results.pt, tram:results/<seq>, "
+        "slahmr:<stage>/<seq>_<iter>_world_results.npz",
+    )
     _add_common(p)
 
 
@@ -58,7 +69,15 @@ def _check_out(out: Path, overwrite: bool) -> None:
         raise SlahmrOptError(f"{out / 'results.npz'} exists; pass --overwrite to replace it")
 
 
-def _fit(tracks: Path, cameras: Path | None, static: bool, cfg: Config, out: Path, quiet: bool):
+def _fit(
+    tracks: Path,
+    cameras: Path | None,
+    static: bool,
+    cfg: Config,
+    out: Path,
+    quiet: bool,
+    init: str | None = None,
+):
     from slahmr_opt.inputs.observations import load_observations
     from slahmr_opt.io.results import write_result
     from slahmr_opt.solve import solve
@@ -82,6 +101,10 @@ def _fit(tracks: Path, cameras: Path | None, static: bool, cfg: Config, out: Pat
         min_track_len=data.min_track_len,
         shot=data.shot,
     )
+    if init:
+        from slahmr_opt.init.external import apply_initializer
+
+        obs = apply_initializer(obs, init, cfg.body)
     logger.info(
         "%d people, %d frames at %.3g fps, %s camera",
         obs.num_people,
@@ -142,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 cfg,
                 out,
                 args.quiet,
+                init=args.init,
             )
             print(f"results written to {path}")
         else:

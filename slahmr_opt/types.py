@@ -59,6 +59,9 @@ class SMPLGuess:
         transl_c: (P, T, 3) SMPL ``transl`` parameter in camera coordinates, metres
             (PHALP/SLAHMR ``cam_trans``: the body is placed with ``transl`` applied after posing).
         valid: (P, T) bool, where a guess exists.
+        rest_pelvis: (3,) pelvis of the guessing tool's body model at zero pose and mean shape,
+            so that the guessed pelvis is at ``transl_c + rest_pelvis`` (SMPL's for PHALP); None:
+            the guesses were made with the fitting body model itself.
     """
 
     global_orient_c: Tensor
@@ -66,6 +69,7 @@ class SMPLGuess:
     betas: Tensor
     transl_c: Tensor
     valid: Tensor
+    rest_pelvis: Tensor | None = None
 
 
 @dataclass

@@ -140,8 +140,9 @@ def _empty_guess(P: int, T: int, num_betas: int) -> SMPLGuess:
     )
 
 
-def _merged_guess(obs: Observations, num_betas: int) -> SMPLGuess:
-    """A copy of the observations' guess (or an empty one) with room for ``num_betas`` betas."""
+def _merged_guess(obs: Observations, num_betas: int, pelvis0: np.ndarray) -> SMPLGuess:
+    """A copy of the observations' guess (or an empty one) with room for ``num_betas`` betas,
+    its translations relative to our body's rest pelvis ``pelvis0`` (``rest_pelvis`` None)."""
     P, T = obs.num_people, obs.num_frames
     old = obs.smpl_guess
     if old is None:
@@ -149,11 +150,14 @@ def _merged_guess(obs: Observations, num_betas: int) -> SMPLGuess:
     nb = max(num_betas, old.betas.shape[-1])
     betas = torch.zeros(P, T, nb, dtype=old.betas.dtype)
     betas[..., : old.betas.shape[-1]] = old.betas
+    transl = old.transl_c.clone()
+    if old.rest_pelvis is not None:
+        transl += old.rest_pelvis - torch.from_numpy(pelvis0).to(transl.dtype)
     return SMPLGuess(
         global_orient_c=old.global_orient_c.clone(),
         body_pose=old.body_pose.clone(),
         betas=betas,
-        transl_c=old.transl_c.clone(),
+        transl_c=transl,
         valid=old.valid.clone(),
     )
 
@@ -186,8 +190,8 @@ def apply_initializer(
     if max_pixel_dist is None:
         max_pixel_dist = MAX_PIXEL_FRACTION * float(np.hypot(h, w))
     matches = match_people(obs, people, offset, max_pixel_dist)
-    guess = _merged_guess(obs, max(p.betas.shape[1] for p in people))
     pelvis0 = _rest_pelvis(body)
+    guess = _merged_guess(obs, max(p.betas.shape[1] for p in people), pelvis0)
     intrins = obs.cameras.intrins.double().numpy()
     for m in matches:
         person = people[m.person]

@@ -127,7 +127,8 @@ def initialize_bodies(obs: Observations, body_model: BodyModel, alpha: float) ->
     if guess is not None:
         pose[have] = guess.body_pose[have].to(dtype)
         orient_c[have] = guess.global_orient_c[have].to(dtype)
-        pelvis_c[have] = (pelvis0.expand(P, T, 3) + guess.transl_c.to(dtype))[have]
+        rest = pelvis0 if guess.rest_pelvis is None else guess.rest_pelvis.to(dtype)
+        pelvis_c[have] = (rest.expand(P, T, 3) + guess.transl_c.to(dtype))[have]
     kp_ok = ~torch.isnan(pelvis_c).any(-1) & obs.track_mask
     for p in range(P):
         if not bool(have[p].any()):

@@ -55,6 +55,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from slahmr_opt.errors import ConfigError, InputError
+from slahmr_opt.inputs.initializers.common import REST_PELVIS
 from slahmr_opt.inputs.safe_pickle import load_pickle
 from slahmr_opt.inputs.track_data import TrackData
 from slahmr_opt.inputs.track_dirs import COCO17_TO_OP25, NUM_BODY_JOINTS, NUM_OP25
@@ -421,6 +422,7 @@ def _stack_guesses(
         betas=torch.as_tensor(betas, dtype=torch.float32),
         transl_c=torch.as_tensor(transl, dtype=torch.float32),
         valid=torch.as_tensor(valid),
+        rest_pelvis=torch.as_tensor(REST_PELVIS["smpl"], dtype=torch.float32),
     )
 
 

@@ -140,7 +140,7 @@ class TrackData:
         idx = torch.as_tensor(list(index), dtype=torch.long)
         guess = self.smpl_guess
         if guess is not None:
-            guess = SMPLGuess(*(getattr(guess, f)[idx] for f in _GUESS_FIELDS))
+            guess = replace(guess, **{f: getattr(guess, f)[idx] for f in _GUESS_FIELDS})
         return replace(
             self,
             kp2d=self.kp2d[idx],
@@ -154,7 +154,7 @@ class TrackData:
         """Keep frames ``start:stop`` of every track."""
         guess = self.smpl_guess
         if guess is not None:
-            guess = SMPLGuess(*(getattr(guess, f)[:, start:stop] for f in _GUESS_FIELDS))
+            guess = replace(guess, **{f: getattr(guess, f)[:, start:stop] for f in _GUESS_FIELDS})
         return replace(
             self,
             kp2d=self.kp2d[:, start:stop],

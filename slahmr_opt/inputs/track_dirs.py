@@ -26,6 +26,7 @@ import torch
 
 from slahmr_opt.errors import InputError
 from slahmr_opt.inputs.checks import as_float, check_finite, load_json, prepare_output
+from slahmr_opt.inputs.initializers.common import REST_PELVIS
 from slahmr_opt.inputs.track_data import TrackData
 from slahmr_opt.types import SMPLGuess
 
@@ -166,6 +167,7 @@ def _read_guesses(
         betas=torch.as_tensor(betas, dtype=torch.float32),
         transl_c=torch.as_tensor(transl, dtype=torch.float32),
         valid=torch.as_tensor(valid),
+        rest_pelvis=torch.as_tensor(REST_PELVIS["smpl"], dtype=torch.float32),
     )
 
 
@@ -275,13 +277,17 @@ def _to_op25(kp2d: np.ndarray, kp_format: str) -> np.ndarray:
 
 
 def _smpl_entry(guess: SMPLGuess, p: int, t: int) -> dict[str, list]:
+    """One ``_smpl.json``; ``cam_trans`` is SMPL's ``transl`` (guesses without ``rest_pelvis``
+    are taken as made with a body whose rest pelvis is at the origin, as the built-in one's)."""
+    rest = np.zeros(3) if guess.rest_pelvis is None else guess.rest_pelvis.double().numpy()
+    cam_trans = guess.transl_c[p, t].double().numpy() + rest - REST_PELVIS["smpl"]
     pose = np.zeros((NUM_SMPL_JOINTS, 3))
     pose[:NUM_BODY_JOINTS] = guess.body_pose[p, t].double().numpy()
     return {
         "betas": guess.betas[p, t].double().tolist(),
         "body_pose": pose.tolist(),
         "global_orient": guess.global_orient_c[p, t].double().tolist(),
-        "cam_trans": guess.transl_c[p, t].double().tolist(),
+        "cam_trans": cam_trans.tolist(),
     }
 
 

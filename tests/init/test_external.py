@@ -227,3 +227,20 @@ def test_bad_specs_name_the_file(scene, tmp_path):
         with pytest.raises(InputError) as info:
             apply_initializer(obs, spec)
         assert all(w in str(info.value) for w in words), str(info.value)
+
+
+def test_tracker_guesses_from_smpl_keep_their_pelvis(scene, tmp_path):
+    """PHALP's guesses are SMPL ``transl`` (``rest_pelvis`` = SMPL's): the untouched track's
+    initial bodies are the same before and after the merge with another tool's guesses."""
+    obs = _observations(scene, decoy_track=True)
+    smpl_rest = torch.tensor([-0.001795, -0.223333, 0.028219])
+    g = obs.smpl_guess
+    obs = replace(
+        obs, smpl_guess=replace(g, transl_c=g.transl_c - smpl_rest, rest_pelvis=smpl_rest)
+    )
+    out = apply_initializer(obs, f"gvhmr:{_write('gvhmr', tmp_path, scene, [scene['body']])}")
+    assert out.smpl_guess.rest_pelvis is None
+    before, after = _initial_joints(obs)[1], _initial_joints(out)[1]
+    assert np.abs(before - after).max() < 1e-5
+    plain = _initial_joints(_observations(scene, decoy_track=True))[1]  # same pelvis, no offset
+    assert np.abs(before - plain).max() < 1e-5

@@ -225,9 +225,15 @@ def test_dirs_round_trip_coco17(tmp_path, tracks_factory):
     torch.testing.assert_close(back.kp2d[:, :, list(COCO17_TO_OP25)], tracks.kp2d[:, :num_frames])
     empty = [k for k in range(25) if k not in COCO17_TO_OP25]
     assert (back.kp2d[:, :, empty] == 0).all()
-    for name in ("global_orient_c", "body_pose", "betas", "transl_c", "valid"):
+    for name in ("global_orient_c", "body_pose", "betas", "valid"):
         want = getattr(tracks.smpl_guess, name)[:, :num_frames]
         torch.testing.assert_close(getattr(back.smpl_guess, name), want)
+    # cam_trans is SMPL's transl: the folder keeps the pelvis (transl + the model's rest pelvis);
+    # the in-memory guesses were made with a body whose rest pelvis is at the origin.
+    assert back.smpl_guess.rest_pelvis[1] == pytest.approx(-0.2233, abs=1e-4)
+    valid = back.smpl_guess.valid
+    pelvis = back.smpl_guess.transl_c + back.smpl_guess.rest_pelvis
+    torch.testing.assert_close(pelvis[valid], tracks.smpl_guess.transl_c[:, :num_frames][valid])
 
 
 def test_dirs_round_trip_op25_custom_names(tmp_path, tracks_factory):
