@@ -94,6 +94,26 @@ class BodyModel(nn.Module):
             vertices=None if verts is None else verts.reshape(*batch, *verts.shape[1:]),
         )
 
+    def rest_pose(self, betas: Tensor, return_vertices: bool = True) -> BodyOutput:
+        """Bodies of shape ``betas`` at rest: every rotation identity, no translation.
+
+        The mesh and joints a skinned export binds to (pose blend shapes vanish at rest).
+
+        Args:
+            betas: (..., B') shape coefficients, B' <= ``num_betas``.
+            return_vertices: also return the (..., V, 3) mesh.
+        Returns:
+            ``BodyOutput`` with joints (..., 24, 3), metres, in the model's frame.
+        """
+        zeros = betas.new_zeros(*betas.shape[:-1], 3)
+        pose = betas.new_zeros(*betas.shape[:-1], NUM_BODY_POSE_JOINTS, 3)
+        return self(betas, zeros, pose, zeros, return_vertices=return_vertices)
+
+    def skinning_weights(self) -> Tensor:
+        """(V, 24) linear blend skinning weights of each vertex on SMPL's 24 joints (rows sum
+        to 1), in the model's dtype."""
+        raise NotImplementedError
+
     def keypoints(self, out: BodyOutput, fmt: str, hip_fix: bool = True) -> Tensor:
         """(..., K, 3) detector-format keypoints of posed bodies (K = 17 'coco17', 25 'op25').
 

@@ -106,6 +106,9 @@ class NativeBodyModel(BodyModel):
         buf("kp_weights", weights[kp])
         self.register_buffer("keypoint_vertex_ids", torch.as_tensor(kp), persistent=False)
 
+    def skinning_weights(self) -> Tensor:
+        return self.lbs_weights
+
     def _forward_flat(
         self, betas: Tensor, rotmats: Tensor, transl: Tensor, return_vertices: bool
     ) -> tuple[Tensor, Tensor, Tensor | None]:

@@ -84,6 +84,21 @@ class SmplxBodyModel(BodyModel):
             body = list(range(NUM_JOINTS))
         self.register_buffer("joint_index", torch.tensor(body), persistent=False)
 
+    def skinning_weights(self) -> Tensor:
+        """The layer's weights folded onto the 24 joints: a finger, jaw or eye joint's weight
+        goes to its nearest ancestor among them. Exact here, where those joints stay at rest
+        and so move rigidly with that ancestor."""
+        parents = self.layer.parents.tolist()
+        kept = self.joint_index.tolist()
+        target = []
+        for j in range(len(parents)):
+            while j not in kept:
+                j = parents[j]
+            target.append(kept.index(j))
+        weights = self.layer.lbs_weights
+        folded = weights.new_zeros(weights.shape[0], NUM_JOINTS)
+        return folded.index_add_(1, torch.tensor(target), weights)
+
     def _forward_flat(
         self, betas: Tensor, rotmats: Tensor, transl: Tensor, return_vertices: bool
     ) -> tuple[Tensor, Tensor, Tensor | None]:

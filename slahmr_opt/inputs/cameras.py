@@ -315,6 +315,32 @@ def write_droid_traj(path: str | Path, cameras: Cameras, overwrite: bool = False
     return path
 
 
+def write_tum_traj(
+    path: str | Path, timestamps: np.ndarray, cameras: Cameras, overwrite: bool = False
+) -> Path:
+    """Write a TUM trajectory (``read_tum_traj``'s format, also evo's ``tum``): a ``#`` header,
+    then ``timestamp tx ty tz qx qy qz qw`` per frame, camera-to-world, quaternion real part last.
+
+    Args:
+        path: the text file to write.
+        timestamps: (N,) seconds, strictly increasing.
+        cameras: N cameras; ``t_w2c`` is written as stored (apply ``alpha`` first for metres).
+        overwrite: replace an existing file.
+    """
+    path = Path(path)
+    timestamps = np.asarray(timestamps, dtype=np.float64).reshape(-1)
+    if timestamps.shape != (cameras.num_frames,) or np.any(np.diff(timestamps) <= 0):
+        raise ValueError(
+            f"{path}: need {cameras.num_frames} strictly increasing timestamps, got "
+            f"shape {timestamps.shape}"
+        )
+    rows = np.concatenate([timestamps[:, None], w2c_to_c2w_poses(cameras.R_w2c, cameras.t_w2c)], 1)
+    prepare_output(path, overwrite)
+    header = "timestamp tx ty tz qx qy qz qw (camera-to-world)"
+    write_atomic(path, lambda f: np.savetxt(f, rows, fmt=["%.6f"] + ["%.9f"] * 7, header=header))
+    return path
+
+
 def write_cameras_npz(path: str | Path, cameras: Cameras, overwrite: bool = False) -> Path:
     """Write SLAHMR's ``cameras.npz``: ``w2c`` (N, 4, 4), ``intrins`` (N, 4) float32,
     ``focal`` (mean of fx and fy over frames), ``height``, ``width``.

@@ -88,6 +88,19 @@ class ResultBodies:
         verts = None if out.vertices is None else out.vertices.float().numpy()
         return verts, out.joints.float().numpy()
 
+    @torch.no_grad()
+    def rest(self, vertices: bool = True):
+        """Every person at rest: shape ``betas``, identity rotations, no translation.
+
+        Returns:
+            ``(vertices (P, V, 3) or None, joints (P, 24, 3))`` as float64 numpy, metres, in
+            the body model's frame (``joints[:, 0] + trans`` is the pelvis in the world).
+        """
+        betas = torch.as_tensor(self.data["betas"], dtype=self.body_model.dtype)
+        out = self.body_model.rest_pose(betas.reshape(self.num_people, -1), vertices)
+        verts = None if out.vertices is None else out.vertices.double().numpy()
+        return verts, out.joints.double().numpy()
+
     def local_rotations(self) -> np.ndarray:
         """(P, T, 22, 3, 3) root orientation then the 21 body joints' local rotations."""
         d = self.data

@@ -1,0 +1,87 @@
+"""The camera of a result as a TUM trajectory, and as lines to draw (path and frustums)."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from slahmr_opt.inputs.cameras import write_tum_traj
+from slahmr_opt.io.export.files import usual_permissions
+from slahmr_opt.io.result_bodies import ResultBodies
+from slahmr_opt.types import Cameras
+
+
+def tum_timestamps(bodies: ResultBodies) -> np.ndarray:
+    """(T,) seconds of each result frame in the video: ``(frame_offset + t) / fps``."""
+    return (bodies.frame_offset + np.arange(bodies.num_frames)) / bodies.fps
+
+
+def export_tum(bodies: ResultBodies, path: str | Path, overwrite: bool = False) -> Path:
+    """Write the camera trajectory, camera-to-world in the result's world frame, metres.
+
+    One line ``timestamp tx ty tz qx qy qz qw`` per result frame (``tum_timestamps``), readable
+    by ``slahmr_opt.inputs.cameras.read_tum_traj`` and by evo (``evo_traj tum PATH``).
+    """
+    cams = Cameras(
+        R_w2c=torch.as_tensor(bodies.cam_R_w2c, dtype=torch.float64),
+        t_w2c=torch.as_tensor(bodies.cam_t_w2c, dtype=torch.float64),
+        intrins=torch.as_tensor(bodies.intrins),
+        image_size=bodies.image_size,
+    )
+    path = write_tum_traj(path, tum_timestamps(bodies), cams, overwrite=overwrite)
+    usual_permissions(path)
+    return path
+
+
+def camera_path_points(centres: np.ndarray, min_step: float = 1e-6) -> np.ndarray:
+    """(N, 3) camera centres ``centres`` (T, 3) without consecutive repeats (a still camera
+    gives one point)."""
+    keep = np.ones(len(centres), dtype=bool)
+    keep[1:] = np.linalg.norm(np.diff(centres, axis=0), axis=1) > min_step
+    return centres[keep]
+
+
+def frustum_frames(num_frames: int, max_frustums: int) -> np.ndarray:
+    """Frames that get a frustum: evenly spread, first and last included, at most
+    ``max_frustums``."""
+    if max_frustums <= 0:
+        return np.zeros(0, dtype=np.int64)
+    count = min(num_frames, max_frustums)
+    return np.unique(np.round(np.linspace(0, num_frames - 1, count)).astype(np.int64))
+
+
+def frustum_segments(
+    R_c2w: np.ndarray,
+    centres: np.ndarray,
+    intrins: np.ndarray,
+    image_size: tuple[int, int],
+    depth: float = 0.2,
+) -> np.ndarray:
+    """Line segments of camera frustums (pyramids: apex at the centre, image plane at ``depth``).
+
+    Args:
+        R_c2w: (N, 3, 3) camera-to-world rotations (OpenCV camera axes: x right, y down).
+        centres: (N, 3) camera centres.
+        intrins: (N, 4) ``[fx, fy, cx, cy]`` pixels.
+        image_size: ``(height, width)`` pixels.
+        depth: distance of the drawn image plane from the centre, metres.
+    Returns:
+        (N * 9, 2, 3) segments: four edges from the apex, the image rectangle, and a tick from
+        the top edge's middle upwards so that "up" can be told apart.
+    """
+    height, width = image_size
+    u = np.array([0.0, width, width, 0.0])
+    v = np.array([0.0, 0.0, height, height])
+    fx, fy, cx, cy = (intrins[:, k : k + 1] for k in range(4))
+    corners_c = np.stack([(u - cx) / fx, (v - cy) / fy, np.ones_like(u - cx)], -1) * depth
+    top_mid = corners_c[:, :2].mean(1)
+    tick = top_mid.copy()
+    tick[:, 1] -= 0.15 * depth * height / fy[:, 0]
+    corners = np.einsum("nij,nkj->nki", R_c2w, corners_c) + centres[:, None]
+    top_mid = np.einsum("nij,nj->ni", R_c2w, top_mid) + centres
+    tick = np.einsum("nij,nj->ni", R_c2w, tick) + centres
+    apex = np.broadcast_to(centres[:, None], corners.shape)
+    sides = np.stack([apex, corners], 2)  # (N, 4, 2, 3)
+    rim = np.stack([corners, np.roll(corners, -1, axis=1)], 2)  # (N, 4, 2, 3)
+    up = np.stack([top_mid, tick], 1)[:, None]  # (N, 1, 2, 3)
+    return np.concatenate([sides, rim, up], 1).reshape(-1, 2, 3)

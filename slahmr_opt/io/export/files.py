@@ -1,0 +1,34 @@
+"""File names and atomic writes shared by the exporters."""
+
+import os
+from pathlib import Path
+
+from slahmr_opt.inputs.checks import write_atomic
+
+
+def safe_name(track_id: str) -> str:
+    """A track id usable in a file or node name (letters, digits, ``-`` and ``_`` kept)."""
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(track_id))
+    return cleaned or "track"
+
+
+def person_names(track_ids: list[str]) -> list[str]:
+    """``person_<id>`` per track (``person_<index>_<id>`` where two ids clean to one name)."""
+    names = [f"person_{safe_name(t)}" for t in track_ids]
+    if len(set(names)) < len(names):
+        names = [f"person_{p}_{safe_name(t)}" for p, t in enumerate(track_ids)]
+    return names
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, with a new file's usual permissions."""
+    write_atomic(path, lambda f: f.write(data))
+    usual_permissions(path)
+
+
+def usual_permissions(path: Path) -> None:
+    """Give ``path`` a new file's permissions under the umask (``write_atomic``'s temporary
+    files are private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

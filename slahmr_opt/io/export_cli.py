@@ -1,0 +1,118 @@
+"""``slahmr-opt export``: a ``results.npz`` as GLB, BVH, TUM, OBJ or PLY files.
+
+    slahmr-opt export --results out/results.npz --format glb --out out/scene.glb
+    slahmr-opt export --results out/results.npz --format bvh --out out/bvh/
+    slahmr-opt export --results out/results.npz --format tum --out out/camera.tum
+    slahmr-opt export --results out/results.npz --format obj --out out/meshes --frames 0:150:10
+
+``add_export_parser`` adds the subcommand to the main parser; ``run_export`` runs it.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from slahmr_opt.errors import SlahmrOptError
+
+FORMATS = ("glb", "bvh", "tum", "obj", "ply")
+
+
+def parse_frames(text: str) -> slice:
+    """``START:STOP[:STEP]`` (Python slice, any part may be empty) or one frame ``N``."""
+    try:
+        parts = [int(p) if p.strip() else None for p in text.split(":")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1 and parts[0] is not None:
+        return slice(parts[0], parts[0] + 1 if parts[0] != -1 else None)
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] is not None and parts[2] <= 0):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not START:STOP[:STEP] (a positive step) or a frame number"
+        )
+    return slice(*parts)
+
+
+def add_export_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``export`` to the ``subparsers`` of the main parser; returns its parser."""
+    p = subparsers.add_parser(
+        "export",
+        help="write a results.npz as GLB (animated scene), BVH, TUM, OBJ or PLY files",
+        description=__doc__.splitlines()[0],
+    )
+    p.add_argument("--results", required=True, help="results.npz written by fit or demo")
+    p.add_argument("--format", required=True, choices=FORMATS, help="what to write")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="glb, tum: the file; bvh: a folder (person_<id>.bvh) or NAME.bvh "
+        "(NAME_person_<id>.bvh); obj, ply: a folder (person_<id>/frame_<video frame>.obj)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument(
+        "--body-model",
+        help="body model file to use instead of the one in the config.yaml beside --results",
+    )
+    p.add_argument(
+        "--frames",
+        type=parse_frames,
+        default=slice(None),
+        help="obj, ply: result frames START:STOP[:STEP] (default: all)",
+    )
+    p.add_argument(
+        "--bvh-units",
+        choices=("m", "cm"),
+        default="m",
+        help="bvh: metres (Blender's importer at scale 1) or centimetres; default m",
+    )
+    p.add_argument(
+        "--influences",
+        type=int,
+        choices=(4, 8),
+        default=4,
+        help="glb: skinning weights per vertex (8 is exact for more meshes; some viewers read 4)",
+    )
+    p.add_argument(
+        "--frustums", type=int, default=12, help="glb: camera frustums along the path (0: none)"
+    )
+    p.add_argument("--quiet", action="store_true", help="warnings only")
+    return p
+
+
+def export(args: argparse.Namespace) -> list[Path]:
+    """Run the export ``args`` describe; returns the files written."""
+    from slahmr_opt.io.export.bvh import export_bvh
+    from slahmr_opt.io.export.camera_path import export_tum
+    from slahmr_opt.io.export.glb import export_glb
+    from slahmr_opt.io.export.meshes import export_meshes
+    from slahmr_opt.io.result_bodies import load_result_bodies
+
+    if args.format not in ("obj", "ply") and args.frames != slice(None):
+        raise SlahmrOptError(f"--frames applies to obj and ply, not {args.format}")
+    bodies = load_result_bodies(args.results, body_path=args.body_model)
+    out = Path(args.out)
+    if args.format == "glb":
+        return [export_glb(bodies, out, args.overwrite, args.influences, args.frustums)]
+    if args.format == "bvh":
+        return export_bvh(bodies, out, args.overwrite, args.bvh_units)
+    if args.format == "tum":
+        return [export_tum(bodies, out, args.overwrite)]
+    return export_meshes(bodies, out, args.format, args.frames, args.overwrite)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Export ``args.results``; prints what was written.
+
+    Returns:
+        0, or 2 after a one-line error naming the file and the problem (missing or malformed
+        input, an output that exists without ``--overwrite``).
+    """
+    try:
+        paths = export(args)
+    except (SlahmrOptError, FileExistsError, IsADirectoryError) as e:
+        message = str(e).replace("overwrite=True", "--overwrite")
+        print(f"slahmr-opt: error: {message}", file=sys.stderr)
+        return 2
+    size = sum(p.stat().st_size for p in paths)
+    shown = ", ".join(str(p) for p in paths[:3]) + (", ..." if len(paths) > 3 else "")
+    print(f"wrote {len(paths)} {args.format} file(s), {size / 1e6:.2f} MB: {shown}")
+    return 0

@@ -1,0 +1,172 @@
+"""GLB export: re-read by trimesh, and the skin and animation evaluated as a viewer does.
+
+Joints of the evaluated skeleton must equal ``results.npz``'s joints (float32 rounding only).
+Vertices may differ from the body model's only by what a glTF skin cannot hold: with all of a
+vertex's weights kept (``influences=8``; the synthetic models have at most 5 per vertex), the
+per-vertex error is bounded by the length of that vertex's pose blend shape offset (LBS of
+rotated offsets cannot lengthen them), and is float rounding for a model without pose blend
+shapes.
+"""
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from body.synthetic_model import write_synthetic_smpl_pkl, write_synthetic_smplh_npz
+from export_helpers import FPS, FRAME_OFFSET, MASK_1, NUM_FRAMES, GlbReader, write_small_result
+from pytorch3d.transforms import axis_angle_to_matrix
+
+from slahmr_opt.io.export.glb import export_glb
+from slahmr_opt.io.export.motion import OPENCV_TO_Y_UP
+from slahmr_opt.io.result_bodies import load_result_bodies
+
+PEOPLE = ("person_7", "person_b_2")
+JOINT_TOL = 2e-5  # metres: float32 storage of rotations, offsets and vertices
+FLOAT_TOL = 5e-5  # metres: float32 LBS of vertices up to ~2 m from the origin
+
+
+@pytest.fixture(scope="module")
+def flat_body_path(tmp_path_factory):
+    """Synthetic SMPL-layout model without pose blend shapes."""
+    return write_synthetic_smpl_pkl(
+        tmp_path_factory.mktemp("flat") / "flat.pkl", posedirs_nonzero=False
+    )
+
+
+def _export(tmp_path, model_path, aligned=True, influences=4, model_type="smpl"):
+    results = write_small_result(tmp_path / "fit", model_path, aligned, model_type)
+    bodies = load_result_bodies(results)
+    path = export_glb(bodies, tmp_path / "scene.glb", influences=influences)
+    return bodies, GlbReader(path)
+
+
+def _pose_blend_lengths(bodies, p: int, t: int) -> np.ndarray:
+    """(V,) length of each vertex's pose blend shape offset (native model) at frame t."""
+    d = bodies.data
+    aa = np.concatenate([d["root_orient"][p, t][None], d["pose_body"][p, t].reshape(21, 3)])
+    rot = axis_angle_to_matrix(torch.as_tensor(aa, dtype=torch.float64)).numpy()
+    feature = np.concatenate([(rot[1:] - np.eye(3)).reshape(-1), np.zeros(18)])  # hands: rest
+    posedirs = bodies.body_model.posedirs.double().numpy()  # (207, V * 3)
+    return np.linalg.norm((feature @ posedirs).reshape(-1, 3), axis=1)
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_joints_equal_results(tmp_path, synthetic_body_path, aligned):
+    bodies, glb = _export(tmp_path, synthetic_body_path, aligned)
+    F = np.eye(3) if aligned else OPENCV_TO_Y_UP
+    errors = []
+    for p, name in enumerate(PEOPLE):
+        for t in np.flatnonzero(bodies.track_mask[p]):
+            joints, _ = glb.skinned(name, t)
+            errors.append(np.abs(joints - bodies.data["joints"][p, t] @ F.T).max())
+    assert len(errors) == NUM_FRAMES + MASK_1.sum()
+    assert max(errors) < JOINT_TOL, max(errors)
+
+
+def test_vertices_differ_by_pose_blend_shapes_only(tmp_path, synthetic_body_path):
+    bodies, glb = _export(tmp_path, synthetic_body_path, influences=8)
+    verts, _ = bodies.posed()
+    excess, largest = [], 0.0
+    for p, name in enumerate(PEOPLE):
+        for t in np.flatnonzero(bodies.track_mask[p]):
+            _, skinned = glb.skinned(name, t)
+            err = np.linalg.norm(skinned - verts[p, t], axis=1)
+            excess.append((err - _pose_blend_lengths(bodies, p, t)).max())
+            largest = max(largest, err.max())
+    assert max(excess) < FLOAT_TOL, max(excess)
+    assert largest > 1e-3  # the synthetic pose blend shapes do show
+
+
+@pytest.mark.parametrize("influences", [4, 8])
+def test_vertices_exact_without_pose_blend_shapes(tmp_path, flat_body_path, influences):
+    bodies, glb = _export(tmp_path, flat_body_path, influences=influences)
+    verts, _ = bodies.posed()
+    err = max(
+        np.abs(glb.skinned(name, t)[1] - verts[p, t]).max()
+        for p, name in enumerate(PEOPLE)
+        for t in np.flatnonzero(bodies.track_mask[p])
+    )
+    if influences == 8:
+        assert err < FLOAT_TOL, err
+    else:  # spine3 vertices have 5 influences in the synthetic model: top 4 drift
+        assert err < 0.05, err
+
+
+def test_skin_weights_are_the_models_largest(tmp_path, synthetic_body_path):
+    bodies, glb = _export(tmp_path, synthetic_body_path, influences=4)
+    node = glb.tree["nodes"][glb.names["person_7"]]
+    attrs = glb.tree["meshes"][node["mesh"]]["primitives"][0]["attributes"]
+    joints = glb.accessor(attrs["JOINTS_0"]).astype(int)
+    weights = glb.accessor(attrs["WEIGHTS_0"])
+    assert "JOINTS_1" not in attrs
+    model_w = bodies.body_model.skinning_weights().double().numpy()
+    for v in range(0, len(model_w), 7):
+        top = np.sort(model_w[v])[::-1][:4]
+        top = top[top > 0]
+        np.testing.assert_allclose(np.sort(weights[v])[::-1][: len(top)], top / top.sum(), 1e-6)
+        used = weights[v] > 0
+        np.testing.assert_allclose(model_w[v, joints[v, used]], top[: used.sum()] * 1.0, 0, 1e-7)
+    np.testing.assert_allclose(weights.sum(1), 1.0, atol=1e-6)
+
+
+def test_trimesh_rereads_people_and_camera_path(tmp_path, synthetic_body_path):
+    bodies, _ = _export(tmp_path, synthetic_body_path, aligned=False)
+    scene = trimesh.load(tmp_path / "scene.glb")
+    assert {*PEOPLE, "camera_path", "camera_frustums"} <= set(scene.geometry)
+    rest, _ = bodies.rest()
+    for p, name in enumerate(PEOPLE):
+        mesh = scene.geometry[name]
+        np.testing.assert_allclose(mesh.vertices, rest[p], atol=1e-6)
+        np.testing.assert_array_equal(mesh.faces, bodies.faces)
+    transform, geom = scene.graph.get("camera_path")
+    points = trimesh.transform_points(scene.geometry[geom].vertices, transform)
+    _, centres = bodies.cam_c2w()
+    expected = centres @ OPENCV_TO_Y_UP.T
+    gaps = np.linalg.norm(points[:, None] - expected[None], axis=-1)
+    assert gaps.min(1).max() < 1e-5 and gaps.min(0).max() < 1e-5
+
+
+def test_untracked_frames_hidden_and_timeline(tmp_path, synthetic_body_path):
+    bodies, glb = _export(tmp_path, synthetic_body_path)
+    nodes = glb.tree["nodes"]
+    roots = {nodes[i]["name"]: i for i in glb.tree["scenes"][0]["nodes"]}
+    assert set(roots) == {*PEOPLE, "person_7_rig", "person_b_2_rig", "camera_path",
+                          "camera_frustums"}  # fmt: skip
+    assert nodes[nodes[roots["person_7_rig"]]["children"][0]]["name"] == "person_7_pelvis"
+    anim = glb.tree["animations"][0]
+    scale = [
+        (anim["samplers"][c["sampler"]], c["target"]["node"])
+        for c in anim["channels"]
+        if c["target"]["path"] == "scale"
+    ]
+    assert len(scale) == 1 and scale[0][0]["interpolation"] == "STEP"  # only person 1 has gaps
+    assert glb.tree["nodes"][scale[0][1]]["name"] == "person_b_2_pelvis"
+    np.testing.assert_array_equal(glb.accessor(scale[0][0]["output"])[:, 0], MASK_1)
+    for t in range(NUM_FRAMES):
+        _, verts = glb.skinned("person_b_2", t)
+        spread = np.ptp(verts, axis=0).max()
+        assert (spread > 0.1) if MASK_1[t] else (spread < 1e-6)  # float32 weight sums
+    times = glb.accessor(anim["samplers"][0]["input"])
+    np.testing.assert_allclose(times, np.arange(NUM_FRAMES) / FPS, atol=1e-7)
+    extras = glb.tree["extras"]["slahmr_opt"]
+    assert extras["fps"] == FPS and extras["frame_offset"] == FRAME_OFFSET
+
+
+def test_smplh_model_weights_folded_onto_24_joints(tmp_path):
+    model_path = write_synthetic_smplh_npz(tmp_path / "SMPLH_NEUTRAL.npz")
+    bodies, glb = _export(tmp_path, model_path, influences=8, model_type="smplh")
+    verts, _ = bodies.posed()
+    layer = bodies.body_model.layer
+    for p, name in enumerate(PEOPLE):
+        t = int(np.flatnonzero(bodies.track_mask[p])[-1])
+        joints, skinned = glb.skinned(name, t)
+        assert np.abs(joints - bodies.data["joints"][p, t]).max() < JOINT_TOL
+        d = bodies.data
+        aa = np.concatenate([d["root_orient"][p, t][None], d["pose_body"][p, t].reshape(21, 3)])
+        rot = axis_angle_to_matrix(torch.as_tensor(aa, dtype=torch.float64)).numpy()
+        feature = np.zeros((51, 3, 3))
+        feature[:21] = rot[1:] - np.eye(3)
+        blend = feature.reshape(-1) @ layer.posedirs.double().numpy()
+        bound = np.linalg.norm(blend.reshape(-1, 3), axis=1)
+        err = np.linalg.norm(skinned - verts[p, t], axis=1)
+        assert (err - bound).max() < FLOAT_TOL
