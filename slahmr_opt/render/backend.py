@@ -15,9 +15,9 @@ from slahmr_opt.errors import SlahmrOptError
 from slahmr_opt.render.scene import Mesh
 
 INSTALL_HINT = (
-    "install the renderer with: apt-get install libosmesa6 && pip install --no-deps "
-    "pyrender==0.1.45 && pip install pyopengl==3.1.10 pyglet==1.5.31 freetype-py six "
-    "imageio imageio-ffmpeg trimesh networkx (or see the Makefile)"
+    "install the renderer: apt-get install libosmesa6; pip install --no-deps pyrender==0.1.45; "
+    "pip install PyOpenGL==3.1.10 pyglet==1.5.31 freetype-py six trimesh imageio imageio-ffmpeg "
+    "(the Makefile does both)"
 )
 
 
@@ -34,8 +34,12 @@ def import_pyrender():
     os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
     try:
         import pyrender
-    except ImportError as exc:
-        raise RendererUnavailableError(f"cannot import pyrender ({exc}); {INSTALL_HINT}") from None
+    except Exception as exc:  # without libOSMesa, PyOpenGL fails with an AttributeError
+        platform = os.environ["PYOPENGL_PLATFORM"]
+        raise RendererUnavailableError(
+            f"cannot import pyrender with PYOPENGL_PLATFORM={platform} "
+            f"({type(exc).__name__}: {exc}); {INSTALL_HINT}"
+        ) from None
     return pyrender
 
 
@@ -87,8 +91,8 @@ class Camera:
 class Renderer:
     """Draws lists of :class:`Mesh` offscreen at one size; one OpenGL context per instance.
 
-    Static meshes (a floor, a camera path) stay uploaded between frames; the per-frame meshes
-    are replaced at each :meth:`render`.
+    A mesh made once with :meth:`mesh` and passed to several renders stays uploaded; a
+    :class:`Mesh` is uploaded for one render only.
     """
 
     def __init__(self, width: int, height: int, ambient: float = 0.35):
@@ -144,7 +148,11 @@ class Renderer:
         pr = self._pr
         scene = pr.Scene(bg_color=(*background, 0.0), ambient_light=(self._ambient,) * 3)
         for m in meshes:
-            scene.add(self.mesh(m) if isinstance(m, Mesh) else m)
+            if isinstance(m, Mesh):
+                if len(m.faces) == 0:  # e.g. the path of a camera that never moves
+                    continue
+                m = self.mesh(m)
+            scene.add(m)
         if camera.intrins is not None:
             fx, fy, cx, cy = (float(v) for v in camera.intrins)
             cam = pr.IntrinsicsCamera(fx, fy, cx, cy, znear=0.05, zfar=1000.0)
@@ -157,6 +165,17 @@ class Renderer:
         # No shadow flags: pyrender 0.1.45's shadow code calls np.infty, gone in numpy 2.
         color, depth = self._gl.render(scene, flags=flags)
         return np.ascontiguousarray(color[..., :3]), depth
+
+    def gl_info(self) -> dict[str, str]:
+        """The OpenGL implementation drawing (e.g. ``llvmpipe``, Mesa's CPU rasterizer)."""
+        from OpenGL import GL
+
+        self._gl._platform.make_current()
+        return {
+            "platform": os.environ.get("PYOPENGL_PLATFORM", ""),
+            "renderer": GL.glGetString(GL.GL_RENDERER).decode(),
+            "version": GL.glGetString(GL.GL_VERSION).decode(),
+        }
 
     def close(self) -> None:
         if self._gl is not None:

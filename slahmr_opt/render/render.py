@@ -224,9 +224,9 @@ def _overlay_panel(
     if frame is None:
         return rgb
     mask = depth > 0
-    out = frame.astype(np.float32)
-    out[mask] = (1 - alpha) * out[mask] + alpha * rgb[mask]
-    return out.astype(np.uint8)
+    out = frame.copy()
+    out[mask] = ((1 - alpha) * frame[mask] + alpha * rgb[mask]).astype(np.uint8)
+    return out
 
 
 def _world_panel(
@@ -276,11 +276,10 @@ def render_result(
     world = _WorldView(bodies, opts.view, pw / ph)
     step = 1 if opts.frames.step is None else opts.frames.step
     start = time.perf_counter()
-    bar = tqdm(total=len(frames), desc="render", unit="frame", disable=not opts.progress)
     with (
         Renderer(pw, ph) as renderer,
         Mp4Writer(out, (ph, 2 * pw), bodies.fps / step) as writer,
-        bar,
+        tqdm(total=len(frames), desc="render", unit="frame", disable=not opts.progress) as bar,
     ):
         for c in range(0, len(frames), POSE_CHUNK):
             chunk = frames[c : c + POSE_CHUNK]

@@ -33,10 +33,13 @@ INTRINS = np.array([150.0, 150.0, 80.0, 60.0])
 TRANS = np.array([[0.0, 1.0, 0.0], [2.2, 1.0, 1.5]])  # two people, metres
 
 
-def write_tiny_result(path, frame_offset: int = 0):
-    """A results.npz: camera at (0.1 t, 1, -4) looking along +z (OpenCV: x = -x_w, y = -y_w)."""
+def write_tiny_result(path, frame_offset: int = 0, static: bool = False, floor: bool = True):
+    """A results.npz: camera at (0.1 t, 1, -4) looking along +z (OpenCV: x = -x_w, y = -y_w).
+
+    ``static``: the camera stays at (0, 1, -4); ``floor=False``: no floor was estimated.
+    """
     R = np.diag([-1.0, -1.0, 1.0])
-    centres = np.stack([0.1 * np.arange(T), np.ones(T), -4.0 * np.ones(T)], 1)
+    centres = np.stack([0.1 * np.arange(T) * (not static), np.ones(T), -4.0 * np.ones(T)], 1)
     cam_t = -centres @ R.T
     mask = np.ones((2, T), bool)
     mask[1, 0] = False
@@ -55,7 +58,7 @@ def write_tiny_result(path, frame_offset: int = 0):
         image_size=np.array([H, W]),
         frame_offset=np.array(frame_offset),
         world_transform=np.eye(4, dtype=np.float32),
-        floor_plane=np.array([0.0, 1.0, 0.0, 0.0], np.float32),
+        floor_plane=np.array([0.0, 1.0, 0.0, 0.0] if floor else [np.nan] * 4, np.float32),
     )
     return path
 
@@ -166,6 +169,14 @@ def _check_world_view(right: np.ndarray, min_floor: float) -> None:
 def test_world_view_shows_floor_people_camera(plain_video):
     _, frames, _ = plain_video
     _check_world_view(frames[1, :, W:], 0.5)
+
+
+def test_static_camera_without_floor(tmp_path):
+    path = write_tiny_result(tmp_path / "results.npz", static=True, floor=False)
+    _render(load_result_bodies(path), tmp_path / "out.mp4", frames=slice(1, 3))
+    frames, _ = read_video_frames(tmp_path / "out.mp4")
+    assert frames.shape == (2, H, 2 * W, 3)
+    _check_world_view(frames[0, :, W:], 0.5)
 
 
 def _level_frames(n: int) -> list[np.ndarray]:
