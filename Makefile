@@ -24,6 +24,12 @@ $(STAMP):
 	$(BIN)/pip install -q --no-build-isolation theseus-ai==0.2.3 urdf-parser-py torchlie torchkin semantic-version
 	@# pytorch3d: only its pure-Python parts (transforms, structures) build on CPU.
 	PYTORCH3D_NO_EXTENSION=1 $(BIN)/pip install -q --no-binary easypytorch3d --no-build-isolation --no-deps easypytorch3d==0.7.9.post1
+	@# The renderer (slahmr-opt render): pyrender on Mesa's OSMesa (CPU). pyrender pins
+	@# PyOpenGL==3.1.0, which lacks OSMesaCreateContextAttribs: its deps first, then it alone.
+	@if ! ldconfig -p | grep -q libOSMesa; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libosmesa6; fi
+	$(BIN)/pip install -q PyOpenGL==3.1.10 pyglet==1.5.31 freetype-py==2.5.1 six==1.17.0
+	$(BIN)/pip install -q --no-deps pyrender==0.1.45
 	$(BIN)/pip install -q -r requirements-dev.txt
 	$(BIN)/pip install -q --no-build-isolation --no-deps -e .
 	@rm -f $(VENV)/.installed-* && touch $@

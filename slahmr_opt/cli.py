@@ -1,4 +1,4 @@
-"""``slahmr-opt`` command line: ``fit``, ``demo``, ``eval``, ``bench make|run``, ``ablate``.
+"""``slahmr-opt``: fit, demo, eval, bench, ablate, export and render from the command line.
 
 Errors a user can fix (bad files, bad config) end with a one-line message naming the file and
 the problem, and exit code 2; nothing is written as if complete.
@@ -15,9 +15,17 @@ from slahmr_opt.errors import SlahmrOptError
 from slahmr_opt.eval.ablate_cli import add_ablate_parser, run_ablate
 from slahmr_opt.eval.bench_cli import add_bench_parser, run_bench
 from slahmr_opt.eval.eval_cli import add_eval_parser, run_eval
+from slahmr_opt.io.export_cli import add_export_parser, run_export
+from slahmr_opt.render.render_cli import add_render_parser, run_render
 
 #: Commands with their own runner (they take no --config / --out of the fit commands).
-RUNNERS = {"eval": run_eval, "bench": run_bench, "ablate": run_ablate}
+RUNNERS = {
+    "eval": run_eval,
+    "bench": run_bench,
+    "ablate": run_ablate,
+    "export": run_export,
+    "render": run_render,
+}
 
 logger = logging.getLogger("slahmr_opt")
 
@@ -61,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_bench_parser(sub)
     add_ablate_parser(sub)
+    add_export_parser(sub)
+    add_render_parser(sub)
     return parser
 
 
