@@ -10,25 +10,7 @@ import sys
 from pathlib import Path
 
 from slahmr_opt.errors import SlahmrOptError
-
-
-def parse_frames(text: str) -> slice:
-    """``"start:stop:step"`` (any part may be empty) or one frame ``"N"`` as a slice."""
-    parts = text.split(":")
-    try:
-        if len(parts) == 1:
-            n = int(parts[0])
-            return slice(n, n + 1 if n != -1 else None)
-        if len(parts) > 3:
-            raise ValueError
-        values = [int(p) if p.strip() else None for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not start:stop:step (e.g. 0:100, ::2, 30:)"
-        ) from None
-    if len(values) == 3 and values[2] is not None and values[2] <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the step must be positive")
-    return slice(*values)
+from slahmr_opt.io.export_cli import parse_frames
 
 
 def add_render_parser(subparsers) -> argparse.ArgumentParser:
