@@ -250,12 +250,20 @@ def prepare_output(path: Path, overwrite: bool, is_dir: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
 
 
+def usual_permissions(path: str | Path) -> None:
+    """Give ``path`` a new file's permissions under the umask (``mkstemp`` files are private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def write_atomic(path: Path, write: Callable[[Any], None]) -> None:
     """Write a file through ``write(file_object)`` into a temporary file, then rename it."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        usual_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from slahmr_opt.errors import InputError
+from slahmr_opt.inputs.checks import usual_permissions
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -186,9 +187,7 @@ class Mp4Writer:
         """Finish the file and move it to ``path``."""
         self._gen.close()
         self._gen = None
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp made it private
+        usual_permissions(self._tmp)
         os.replace(self._tmp, self.path)
         return self.path
 

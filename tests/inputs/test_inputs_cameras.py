@@ -1,6 +1,8 @@
 """Camera readers and writers: DROID-SLAM, TUM, SLAHMR cameras.npz, intrinsics, static camera."""
 
 import math
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -179,3 +181,13 @@ def test_camera_writers_refuse_to_overwrite(tmp_path):
         write(tmp_path / name, cams, overwrite=True)
     with pytest.raises(FileExistsError):
         write_intrinsics_txt(tmp_path / "t.npy", cams.intrins)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """Atomic writes go through a private temporary file; the result must not stay private."""
+    old = os.umask(0o022)
+    try:
+        path = write_droid_traj(tmp_path / "t.npy", _cameras())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -6,7 +6,6 @@ import numpy as np
 import torch
 
 from slahmr_opt.inputs.cameras import write_tum_traj
-from slahmr_opt.io.export.files import usual_permissions
 from slahmr_opt.io.result_bodies import ResultBodies
 from slahmr_opt.types import Cameras
 
@@ -28,9 +27,7 @@ def export_tum(bodies: ResultBodies, path: str | Path, overwrite: bool = False) 
         intrins=torch.as_tensor(bodies.intrins),
         image_size=bodies.image_size,
     )
-    path = write_tum_traj(path, tum_timestamps(bodies), cams, overwrite=overwrite)
-    usual_permissions(path)
-    return path
+    return write_tum_traj(path, tum_timestamps(bodies), cams, overwrite=overwrite)
 
 
 def camera_path_points(centres: np.ndarray, min_step: float = 1e-6) -> np.ndarray:

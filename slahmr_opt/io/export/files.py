@@ -1,6 +1,5 @@
 """File names and atomic writes shared by the exporters."""
 
-import os
 from pathlib import Path
 
 from slahmr_opt.inputs.checks import write_atomic
@@ -23,12 +22,3 @@ def person_names(track_ids: list[str]) -> list[str]:
 def write_file(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically, with a new file's usual permissions."""
     write_atomic(path, lambda f: f.write(data))
-    usual_permissions(path)
-
-
-def usual_permissions(path: Path) -> None:
-    """Give ``path`` a new file's permissions under the umask (``write_atomic``'s temporary
-    files are private)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
