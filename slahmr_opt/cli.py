@@ -124,6 +124,7 @@ def _fit(
     )
     result = solve(obs, cfg, checkpoint_dir=out / "checkpoints", progress=not quiet)
     path = write_result(result, out)
+    (out / "inputs.json").write_text(json.dumps(obs.sources, indent=2))
     return result, path
 
 

@@ -1,5 +1,7 @@
 """The ``slahmr-opt`` command: fit end to end, resume, refuse to overwrite, clear input errors."""
 
+import json
+
 import numpy as np
 import pytest
 from stages.scene import make_scene
@@ -54,6 +56,8 @@ def test_fit_writes_results_and_resumes(inputs, tmp_path, caplog):
         assert float(f["world_scale"][0, 0]) > 0
     for name in ("config.yaml", "versions.json", "history.csv", "loss.png", "stages.json"):
         assert (out / name).exists(), name
+    sources = json.loads((out / "inputs.json").read_text())
+    assert sources["tracks"].endswith("tracks.npz") and sources["cameras"].endswith("cameras.npz")
     assert main(args) == 2  # refuses to overwrite
     caplog.set_level("INFO")
     assert main([*args[: -len(FAST)], "--overwrite", *FAST]) == 0
