@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from slahmr_opt.errors import InputError
+from slahmr_opt.render.video_io import ffmpeg_frames
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +37,8 @@ def _ffmpeg_message(exc: Exception) -> str:
 
 
 def _open_ffmpeg(path: Path):
-    """The raw-frame generator of imageio-ffmpeg and its metadata dict."""
-    import imageio_ffmpeg
-
-    # passthrough: each decoded frame once. ffmpeg's default for raw output is a constant rate
-    # at the stream's tbr, which duplicates frames (tennis-static.mp4, 29.83 fps with a tbr of
-    # 60, comes out as 627 frames instead of 312).
-    frames = imageio_ffmpeg.read_frames(
-        str(path), pix_fmt="rgb24", output_params=["-fps_mode", "passthrough"]
-    )
+    """The raw-frame generator of imageio-ffmpeg (each frame once) and its metadata dict."""
+    frames = ffmpeg_frames(path)
     meta = next(frames)
     return frames, meta
 

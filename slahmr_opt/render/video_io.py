@@ -23,6 +23,21 @@ from slahmr_opt.inputs.checks import usual_permissions
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
+def ffmpeg_frames(path: str | Path):
+    """imageio-ffmpeg's raw RGB frame generator (its first item is the metadata dict).
+
+    Each decoded frame comes out once (``-fps_mode passthrough``): ffmpeg's default for raw
+    output is a constant rate at the stream's tbr, which duplicates frames (tennis-static.mp4,
+    29.83 fps with a tbr of 60, would come out as 627 frames instead of 312) and would put the
+    wrong frame under each result frame.
+    """
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.read_frames(
+        str(path), pix_fmt="rgb24", output_params=["-fps_mode", "passthrough"]
+    )
+
+
 def _ffmpeg_problem(exc: Exception) -> str:
     """The last line of an imageio-ffmpeg error (ffmpeg's own summary), not the whole log."""
     lines = [s.strip() for s in str(exc).strip().splitlines() if s.strip()]
@@ -59,11 +74,9 @@ class FrameReader:
         return files
 
     def _open_video(self) -> None:
-        import imageio_ffmpeg
-
         if not self.path.is_file():
             raise InputError(self.path, "video file not found")
-        self._frames = imageio_ffmpeg.read_frames(str(self.path), pix_fmt="rgb24")
+        self._frames = ffmpeg_frames(self.path)
         try:
             meta = next(self._frames)
         except (OSError, RuntimeError, StopIteration) as exc:
@@ -210,9 +223,7 @@ class Mp4Writer:
 
 def read_video_frames(path: str | Path) -> tuple[np.ndarray, float]:
     """All frames of a (small) video as (N, H, W, 3) uint8 RGB, and its frame rate."""
-    import imageio_ffmpeg
-
-    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    gen = ffmpeg_frames(path)
     meta = next(gen)
     W, H = meta["size"]
     frames = [np.frombuffer(raw, np.uint8).reshape(H, W, 3) for raw in gen]
