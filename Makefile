@@ -30,6 +30,12 @@ $(STAMP):
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libosmesa6; fi
 	$(BIN)/pip install -q PyOpenGL==3.1.10 pyglet==1.5.31 freetype-py==2.5.1 six==1.17.0
 	$(BIN)/pip install -q --no-deps pyrender==0.1.45
+	@# The video front end (slahmr-opt run): MediaPipe 0.10.21 ships its pose models in the wheel.
+	@# Its metadata pins numpy<2 and pulls jax and opencv-contrib; it runs with our numpy 2 and
+	@# needs only these, so it is installed without its declared dependencies.
+	$(BIN)/pip install -q absl-py==2.5.1 flatbuffers==25.12.19 protobuf==4.25.9 attrs==26.1.0 \
+	  opencv-python-headless==5.0.0.93
+	$(BIN)/pip install -q --no-deps mediapipe==0.10.21
 	$(BIN)/pip install -q -r requirements-dev.txt
 	$(BIN)/pip install -q --no-build-isolation --no-deps -e .
 	@rm -f $(VENV)/.installed-* && touch $@

@@ -1,4 +1,4 @@
-"""``slahmr-opt``: fit, demo, eval, bench, ablate, export and render from the command line.
+"""``slahmr-opt``: run, fit, demo, eval, bench, ablate, export and render.
 
 Errors a user can fix (bad files, bad config) end with a one-line message naming the file and
 the problem, and exit code 2; nothing is written as if complete.
@@ -17,6 +17,7 @@ from slahmr_opt.eval.bench_cli import add_bench_parser, run_bench
 from slahmr_opt.eval.eval_cli import add_eval_parser, run_eval
 from slahmr_opt.io.export_cli import add_export_parser, run_export
 from slahmr_opt.render.render_cli import add_render_parser, run_render
+from slahmr_opt.run import add_run_parser, run_cli
 
 #: Commands with their own runner (they take no --config / --out of the fit commands).
 RUNNERS = {
@@ -25,6 +26,7 @@ RUNNERS = {
     "ablate": run_ablate,
     "export": run_export,
     "render": run_render,
+    "run": run_cli,
 }
 
 logger = logging.getLogger("slahmr_opt")
@@ -64,6 +66,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slahmr-opt", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    add_run_parser(sub)
     _add_fit_args(sub.add_parser("fit", help="fit bodies and camera scale to tracks and cameras"))
     _add_common(sub.add_parser("demo", help="fit the bundled example and report its accuracy"))
     add_eval_parser(sub)
@@ -155,8 +158,21 @@ def _demo(args, cfg: Config) -> None:
     print(f"results written to {path}")
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse, letting ``key=value`` overrides come anywhere (``run VIDEO --out D key=value``:
+    argparse alone gives every positional to ``VIDEO``'s chunk)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    overrides = getattr(args, "overrides", None)
+    if extra and (overrides is None or any("=" not in e or e.startswith("-") for e in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = [*overrides, *extra]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     logging.basicConfig(
         level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

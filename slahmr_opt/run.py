@@ -1,0 +1,275 @@
+"""``slahmr-opt run VIDEO --out DIR``: raw video in; tracks, camera, fit, render and GLB out.
+
+Steps, each timed and written under ``DIR``:
+
+1. front end (``DIR/frontend/``): people's 2D keypoints and tracks (``tracks.npz``, person masks
+   ``masks.npz``) and the camera (``cameras.npz``, ``cameras.npy`` + ``intrinsics.txt``,
+   ``camera_estimate.json``; ``static.json`` marks a static camera, fitted in static mode);
+   ``frontend.json`` records the video (size, modification time) and the front-end settings.
+   A rerun with the same video and settings reuses them, so trying other solver settings
+   costs only the fit;
+2. fit (all configured stages) -> ``results.npz`` and its companions (``slahmr_opt.io.results``);
+3. ``render.mp4`` (meshes over the video beside a world view) and ``scene.glb``;
+4. ``summary.json``: wall time per step and every stage's losses.
+"""
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from slahmr_opt.errors import ConfigError, InputError, SlahmrOptError
+
+logger = logging.getLogger(__name__)
+
+FRONTEND_VERSION = 1
+"""Bumped when the front end's output changes meaning, so old caches are not reused."""
+
+
+@dataclass
+class FrontEndSettings:
+    """What the front end's output depends on besides the video (part of the cache key)."""
+
+    static: bool = False
+    """Skip camera estimation: the camera does not move."""
+    intrinsics: tuple[float, float, float, float] | None = None
+    """``(fx, fy, cx, cy)`` in pixels; None: the default for the image size."""
+    max_people: int = 4
+    """Most people tracked at once."""
+    min_track_len: int = 20
+    """Tracks need more detected frames than this."""
+
+    def key(self, video: Path) -> dict:
+        stat = video.stat()
+        return {
+            "version": FRONTEND_VERSION,
+            "video": str(video.resolve()),
+            "video_bytes": stat.st_size,
+            "video_mtime_ns": stat.st_mtime_ns,
+            "static": self.static,
+            "intrinsics": None if self.intrinsics is None else list(self.intrinsics),
+            "max_people": self.max_people,
+            "min_track_len": self.min_track_len,
+        }
+
+
+@dataclass
+class RunReport:
+    """What ``run_video`` did: output paths and wall time per step (seconds)."""
+
+    out: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+    reused_front_end: bool = False
+    stages: list[dict] = field(default_factory=list)
+    num_people: int = 0
+    num_frames: int = 0
+    is_static: bool = False
+
+
+def parse_intrinsics(text: str | None) -> tuple[float, float, float, float] | None:
+    """``"fx,fy,cx,cy"`` -> four positive-focal floats."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or values[0] <= 0 or values[1] <= 0:
+        raise ConfigError(f"--intrinsics must be fx,fy,cx,cy with positive focals, got {text!r}")
+    return values
+
+
+def _cached_front_end(folder: Path, key: dict) -> bool:
+    meta = folder / "frontend.json"
+    if not meta.is_file():
+        return False
+    try:
+        saved = json.loads(meta.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return saved.get("key") == key and all(
+        (folder / name).is_file() for name in ("tracks.npz", "cameras.npz")
+    )
+
+
+def run_front_end(video: Path, folder: Path, settings: FrontEndSettings, progress: bool) -> dict:
+    """Tracks and camera of ``video`` into ``folder``; returns ``{step: seconds}``."""
+    from slahmr_opt.frontend import detect_people, write_front_end
+    from slahmr_opt.frontend.camera import estimate_cameras, write_cameras
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "frontend.json").unlink(missing_ok=True)  # invalid until this run completes
+    (folder / "static.json").unlink(missing_ok=True)
+    seconds = {}
+    t0 = time.perf_counter()
+    people = detect_people(
+        video,
+        max_people=settings.max_people,
+        min_track_len=settings.min_track_len,
+        progress=progress,
+    )
+    write_front_end(people, folder, overwrite=True)
+    seconds["keypoints"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    estimate = estimate_cameras(
+        video,
+        masks=people.masks,
+        intrinsics=settings.intrinsics,
+        static=True if settings.static else "auto",
+        progress=progress,
+    )
+    write_cameras(estimate, folder, overwrite=True)
+    if estimate.is_static:
+        (folder / "static.json").write_text(json.dumps({"is_static": True}))
+    seconds["camera"] = time.perf_counter() - t0
+    meta = {"key": settings.key(video), "seconds": seconds, "motion": estimate.motion}
+    (folder / "frontend.json").write_text(json.dumps(meta, indent=2))
+    return seconds
+
+
+def _observations(folder: Path, cfg, settings: FrontEndSettings):
+    from slahmr_opt.inputs.observations import load_observations
+
+    static = (folder / "static.json").is_file()
+    intr = list(settings.intrinsics) if settings.intrinsics else cfg.data.intrinsics
+    return load_observations(
+        folder / "tracks.npz",
+        None if static else folder / "cameras.npz",
+        static=static,
+        intrinsics=intr,
+        track_selection="all",
+        min_conf=cfg.data.min_conf,
+        min_track_len=cfg.data.min_track_len,
+    )
+
+
+def run_video(
+    video: str | Path,
+    out: str | Path,
+    cfg,
+    settings: FrontEndSettings | None = None,
+    progress: bool = True,
+    render: bool = True,
+) -> RunReport:
+    """Front end, fit, render and GLB export of one video (see the module docstring).
+
+    Raises:
+        InputError: not a video, no person, tracks too short (the message names the video).
+    """
+    from slahmr_opt.io.export.glb import export_glb
+    from slahmr_opt.io.result_bodies import load_result_bodies
+    from slahmr_opt.io.results import write_result
+    from slahmr_opt.solve import solve
+
+    video, out = Path(video), Path(out)
+    if not video.is_file():
+        raise InputError(video, "video not found")
+    settings = settings or FrontEndSettings()
+    report = RunReport(out=out)
+    folder = out / "frontend"
+    key = settings.key(video)
+    if _cached_front_end(folder, key):
+        logger.info("reusing the front end's tracks and camera in %s", folder)
+        report.reused_front_end = True
+    else:
+        report.seconds.update(run_front_end(video, folder, settings, progress))
+    obs = _observations(folder, cfg, settings)
+    report.num_people, report.num_frames = obs.num_people, obs.num_frames
+    report.is_static = obs.cameras.is_static
+    logger.info("%d people, %d frames, %s camera", obs.num_people, obs.num_frames,
+                "static" if obs.cameras.is_static else "moving")  # fmt: skip
+    t0 = time.perf_counter()
+    result = solve(obs, cfg, checkpoint_dir=out / "checkpoints", progress=progress)
+    results_path = write_result(result, out)
+    (out / "inputs.json").write_text(json.dumps({**obs.sources, "video": str(video)}, indent=2))
+    report.seconds["fit"] = time.perf_counter() - t0
+    report.stages = result.stages
+    bodies = load_result_bodies(results_path)
+    t0 = time.perf_counter()
+    export_glb(bodies, out / "scene.glb", overwrite=True)
+    report.seconds["export"] = time.perf_counter() - t0
+    if render:
+        t0 = time.perf_counter()
+        _render(bodies, video, out / "render.mp4", progress, results_path)
+        report.seconds["render"] = time.perf_counter() - t0
+    _write_summary(report)
+    return report
+
+
+def _render(bodies, video: Path, path: Path, progress: bool, source: Path) -> None:
+    from slahmr_opt.render.render import RenderOptions, render_result
+    from slahmr_opt.render.video_io import FrameReader
+
+    with FrameReader(video=video) as reader:
+        render_result(bodies, path, reader, RenderOptions(progress=progress), source=source)
+
+
+def _write_summary(report: RunReport) -> None:
+    summary = {
+        "reused_front_end": report.reused_front_end,
+        "people": report.num_people,
+        "frames": report.num_frames,
+        "static_camera": report.is_static,
+        "seconds": {k: round(v, 2) for k, v in report.seconds.items()},
+        "stages": report.stages,
+    }
+    (report.out / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def add_run_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "run",
+        help="raw video in: tracks, camera, fit (all stages), render.mp4, scene.glb",
+        description=__doc__.splitlines()[0],
+    )
+    p.add_argument("video", help="the input video (mp4, mov, ...)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--static", action="store_true", help="the camera does not move")
+    p.add_argument("--intrinsics", metavar="FX,FY,CX,CY", help="camera intrinsics in pixels")
+    p.add_argument("--max-people", type=int, default=4, help="most people tracked (4)")
+    p.add_argument("--no-render", action="store_true", help="skip render.mp4")
+    p.add_argument("--config", help="YAML of overrides (or a name in configs/)")
+    p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
+    p.add_argument("overrides", nargs="*", help="dotted config overrides")
+    return p
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    from slahmr_opt.config import load_config
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+        out = Path(args.out)
+        if (out / "results.npz").exists() and not args.overwrite:
+            raise SlahmrOptError(f"{out / 'results.npz'} exists; pass --overwrite to replace it")
+        settings = FrontEndSettings(
+            static=args.static,
+            intrinsics=parse_intrinsics(args.intrinsics),
+            max_people=args.max_people,
+            min_track_len=cfg.data.min_track_len,
+        )
+        report = run_video(
+            args.video, out, cfg, settings, progress=not args.quiet, render=not args.no_render
+        )
+    except SlahmrOptError as e:
+        print(f"slahmr-opt: error: {e}", file=sys.stderr)
+        return 2
+    _print_report(report)
+    return 0
+
+
+def _print_report(report: RunReport) -> None:
+    cam = "static" if report.is_static else "moving"
+    print(f"{report.num_people} people, {report.num_frames} frames, {cam} camera")
+    if report.reused_front_end:
+        print("  front end: reused from frontend/")
+    for step, seconds in report.seconds.items():
+        print(f"  {step:10s} {seconds:7.1f} s")
+    for s in report.stages:
+        print(f"  stage {s['name']:>8s}: {s['iterations']:3d} it, loss {s['initial_loss']:.4g} "
+              f"-> {s['final_loss']:.4g} ({s['seconds']:.1f} s)")  # fmt: skip
+    print(f"results in {report.out}")
