@@ -21,7 +21,6 @@ background depths), time per frame; ``--plots DIR`` draws each trajectory.
 import argparse
 import json
 import logging
-import platform
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from scipy.spatial.transform import Rotation
 from slahmr_opt.frontend.camera import estimate_cameras
 from slahmr_opt.frontend.camera_eval import rotation_angle_deg, trajectory_error
 from slahmr_opt.frontend.camera_synth import make_video
+from slahmr_opt.io.results import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = Path("/work/shared/data/videos")
@@ -61,16 +61,6 @@ SYNTHETIC = [
     ("handheld_unmasked", "handheld", False, 1.0),
     ("tracking_focal+15%", "tracking", True, 1.15),
 ]
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _round(value, digits=4):
@@ -206,7 +196,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for name in ("slahmr_opt.frontend.camera", "slahmr_opt.frontend.camera_vo"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    result = {"machine": {"cpu": _cpu_name(), "note": "2 cores shared with other jobs"}}
+    result = {"machine": {"cpu": cpu_name(), "note": "2 cores shared with other jobs"}}
     if args.real_only:
         result["synthetic"] = json.loads(args.out.read_text())["synthetic"]
     else:

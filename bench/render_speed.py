@@ -25,17 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from slahmr_opt.io.results import cpu_name
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _write_test_video(path: Path, num_frames: int, size: tuple[int, int]) -> None:
@@ -151,7 +143,7 @@ def main() -> None:
     report = {
         "what": "slahmr-opt render on the bundled example (150 frames, 1280x720 input)",
         "machine": {
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "cores": os.cpu_count(),
             "python": platform.python_version(),
             "load_average_1min_at_start": round(load, 2),

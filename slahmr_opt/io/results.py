@@ -68,6 +68,17 @@ RESULT_KEYS = (
 )
 
 
+def cpu_name() -> str:
+    """The CPU's model name (for benchmark records)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def versions() -> dict[str, str]:
     """Versions of the libraries that shape the result."""
     import smplx
