@@ -91,29 +91,11 @@ def _fit(
     quiet: bool,
     init: str | None = None,
 ):
-    from slahmr_opt.inputs.observations import load_observations
+    from slahmr_opt.inputs.observations import load_observations_with
     from slahmr_opt.io.results import write_result
     from slahmr_opt.solve import solve
 
-    data = cfg.data
-    track_ids = data.track_ids
-    selection = (
-        track_ids
-        if track_ids == "all" or track_ids.startswith("longest")
-        else [s.strip() for s in track_ids.split(",")]
-    )
-    obs = load_observations(
-        tracks,
-        cameras,
-        static=static,
-        image_size=tuple(data.image_size) if data.image_size else None,
-        intrinsics=data.intrinsics,
-        fps=data.fps,
-        track_selection=selection,
-        min_conf=data.min_conf,
-        min_track_len=data.min_track_len,
-        shot=data.shot,
-    )
+    obs = load_observations_with(cfg.data, tracks, cameras, static=static)
     if init:
         from slahmr_opt.init.external import apply_initializer
 

@@ -131,19 +131,12 @@ def run_front_end(video: Path, folder: Path, settings: FrontEndSettings, progres
 
 
 def _observations(folder: Path, cfg, settings: FrontEndSettings):
-    from slahmr_opt.inputs.observations import load_observations
+    from slahmr_opt.inputs.observations import load_observations_with
 
     static = (folder / "static.json").is_file()
-    intr = list(settings.intrinsics) if settings.intrinsics else cfg.data.intrinsics
-    return load_observations(
-        folder / "tracks.npz",
-        None if static else folder / "cameras.npz",
-        static=static,
-        intrinsics=intr,
-        track_selection="all",
-        min_conf=cfg.data.min_conf,
-        min_track_len=cfg.data.min_track_len,
-    )
+    cameras = None if static else folder / "cameras.npz"
+    intrinsics = list(settings.intrinsics) if settings.intrinsics else None
+    return load_observations_with(cfg.data, folder / "tracks.npz", cameras, static, intrinsics)
 
 
 def run_video(

@@ -182,3 +182,34 @@ def _tracked_window(tracks: TrackData) -> tuple[int, int]:
     """[earliest first detection, latest last detection + 1) over all tracks."""
     seen = torch.nonzero(tracks.vis_mask.any(dim=0)).flatten()
     return int(seen[0]), int(seen[-1]) + 1
+
+
+def load_observations_with(
+    data,
+    tracks_path: str | Path,
+    cameras_path: str | Path | None = None,
+    static: bool = False,
+    intrinsics: IntrinsicsSource | None = None,
+) -> Observations:
+    """``load_observations`` with the options of a config's ``data:`` section.
+
+    Args:
+        data: ``Config.data`` (track ids as ``all``, ``longest-N`` or ``"001,003"``).
+        intrinsics: overrides ``data.intrinsics``.
+    """
+    ids = data.track_ids
+    selection = (
+        ids if ids == "all" or ids.startswith("longest") else [s.strip() for s in ids.split(",")]
+    )
+    return load_observations(
+        tracks_path,
+        cameras_path,
+        static=static,
+        image_size=tuple(data.image_size) if data.image_size else None,
+        intrinsics=data.intrinsics if intrinsics is None else intrinsics,
+        fps=data.fps,
+        track_selection=selection,
+        min_conf=data.min_conf,
+        min_track_len=data.min_track_len,
+        shot=data.shot,
+    )
