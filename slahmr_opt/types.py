@@ -71,6 +71,16 @@ class SMPLGuess:
     valid: Tensor
     rest_pelvis: Tensor | None = None
 
+    @classmethod
+    def from_arrays(cls, orient, pose, betas, transl, valid, rest_pelvis=None) -> "SMPLGuess":
+        """A guess from array-likes in the field order (float32 tensors, bool ``valid``)."""
+
+        def f32(x):
+            return torch.as_tensor(x, dtype=torch.float32)
+
+        rest = None if rest_pelvis is None else f32(rest_pelvis)
+        return cls(f32(orient), f32(pose), f32(betas), f32(transl), torch.as_tensor(valid), rest)
+
 
 @dataclass
 class Observations:

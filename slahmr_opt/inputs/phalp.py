@@ -416,14 +416,7 @@ def _stack_guesses(
     valid = np.zeros((num_people, num_frames), dtype=bool)
     for p, t, (o, b, s, tr) in present:
         orient[p, t], pose[p, t], betas[p, t], transl[p, t], valid[p, t] = o, b, s, tr, True
-    return SMPLGuess(
-        global_orient_c=torch.as_tensor(orient, dtype=torch.float32),
-        body_pose=torch.as_tensor(pose, dtype=torch.float32),
-        betas=torch.as_tensor(betas, dtype=torch.float32),
-        transl_c=torch.as_tensor(transl, dtype=torch.float32),
-        valid=torch.as_tensor(valid),
-        rest_pelvis=torch.as_tensor(REST_PELVIS["smpl"], dtype=torch.float32),
-    )
+    return SMPLGuess.from_arrays(orient, pose, betas, transl, valid, REST_PELVIS["smpl"])
 
 
 __all__ = ["read_phalp"]

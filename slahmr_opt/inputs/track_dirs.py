@@ -161,14 +161,7 @@ def _read_guesses(
             t = index[name]
             orient[p, t], pose[p, t] = entry["global_orient"], entry["body_pose"]
             betas[p, t], transl[p, t], valid[p, t] = entry["betas"], entry["cam_trans"], True
-    return SMPLGuess(
-        global_orient_c=torch.as_tensor(orient, dtype=torch.float32),
-        body_pose=torch.as_tensor(pose, dtype=torch.float32),
-        betas=torch.as_tensor(betas, dtype=torch.float32),
-        transl_c=torch.as_tensor(transl, dtype=torch.float32),
-        valid=torch.as_tensor(valid),
-        rest_pelvis=torch.as_tensor(REST_PELVIS["smpl"], dtype=torch.float32),
-    )
+    return SMPLGuess.from_arrays(orient, pose, betas, transl, valid, REST_PELVIS["smpl"])
 
 
 def _read_smpl(path: Path) -> dict[str, np.ndarray]:

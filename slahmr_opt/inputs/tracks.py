@@ -226,13 +226,7 @@ def _read_guess(data, path: Path, dims: dict[str, int]) -> SMPLGuess | None:
         raise InputError(path, f"SMPL guess keys come together: {present} given, {missing} missing")
     arrays = {k: _float_array(data, k, pattern, path, dims) for k, pattern in SMPL_KEYS.items()}
     valid = _bool_array(data, "smpl_valid", ("P", "T"), path, dims)
-    return SMPLGuess(
-        global_orient_c=torch.as_tensor(arrays["smpl_global_orient_c"], dtype=torch.float32),
-        body_pose=torch.as_tensor(arrays["smpl_body_pose"], dtype=torch.float32),
-        betas=torch.as_tensor(arrays["smpl_betas"], dtype=torch.float32),
-        transl_c=torch.as_tensor(arrays["smpl_transl_c"], dtype=torch.float32),
-        valid=torch.as_tensor(valid),
-    )
+    return SMPLGuess.from_arrays(*(arrays[k] for k in SMPL_KEYS), valid)
 
 
 def write_tracks_npz(path: str | Path, tracks: TrackData, overwrite: bool = False) -> Path:
