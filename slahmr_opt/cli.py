@@ -77,11 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    if (out / "results.npz").exists() and not overwrite:
-        raise SlahmrOptError(f"{out / 'results.npz'} exists; pass --overwrite to replace it")
-
-
 def _fit(
     tracks: Path,
     cameras: Path | None,
@@ -162,10 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command in RUNNERS:
         return RUNNERS[args.command](args)
+    from slahmr_opt.io.results import check_results_out
+
     try:
         cfg = load_config(args.config, args.overrides)
         out = Path(args.out)
-        _check_out(out, args.overwrite)
+        check_results_out(out, args.overwrite)
         if args.command == "fit":
             _, path = _fit(
                 Path(args.tracks),

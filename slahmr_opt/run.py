@@ -233,12 +233,12 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_cli(args: argparse.Namespace) -> int:
     from slahmr_opt.config import load_config
+    from slahmr_opt.io.results import check_results_out
 
     try:
         cfg = load_config(args.config, args.overrides)
         out = Path(args.out)
-        if (out / "results.npz").exists() and not args.overwrite:
-            raise SlahmrOptError(f"{out / 'results.npz'} exists; pass --overwrite to replace it")
+        check_results_out(out, args.overwrite)
         settings = FrontEndSettings(
             static=args.static,
             intrinsics=parse_intrinsics(args.intrinsics),

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from slahmr_opt import __version__
-from slahmr_opt.errors import InputError
+from slahmr_opt.errors import InputError, SlahmrOptError
 from slahmr_opt.inputs.checks import load_npz
 from slahmr_opt.types import Result
 
@@ -133,6 +133,12 @@ def _atomic_write(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     write(tmp)
     os.replace(tmp, path)
+
+
+def check_results_out(out_dir: Path, overwrite: bool) -> None:
+    """Refuse to run into a folder that already holds ``results.npz`` unless ``overwrite``."""
+    if (out_dir / "results.npz").exists() and not overwrite:
+        raise SlahmrOptError(f"{out_dir / 'results.npz'} exists; pass --overwrite to replace it")
 
 
 def write_result(result: Result, out_dir: str | Path) -> Path:
