@@ -56,6 +56,14 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
         help="at most this many motions per --contains string (stratified by action)",
     )
     make.add_argument(
+        "--guesses",
+        choices=("realistic", "near-true", "none"),
+        default="realistic",
+        help="per-frame SMPL guesses: as poor as a real tracker's (default), near the truth, "
+        "or none (keypoints only)",
+    )
+    make.add_argument("--no-face", action="store_true", help="no face keypoints (nose, eyes, ears)")
+    make.add_argument(
         "--allow-train",
         action="store_true",
         help="accept training-split files (not for reported numbers)",
@@ -104,6 +112,8 @@ def run_bench(args: argparse.Namespace) -> int:
             allow_train=args.allow_train,
             contains=args.contains,
             per_pattern=args.per_pattern,
+            guesses=args.guesses,
+            no_face=args.no_face,
         )
         index = json.loads(Path(path).read_text())
         print(f"wrote {len(index['sequences'])} sequences; index: {path}")

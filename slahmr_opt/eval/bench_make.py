@@ -29,7 +29,7 @@ import logging
 import tarfile
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ from slahmr_opt.body import BodyConfig, BodyModel, load_body_model
 from slahmr_opt.errors import InputError
 from slahmr_opt.eval import synth
 from slahmr_opt.eval.body_fit import BodyFit, fit_sequences
+from slahmr_opt.eval.guesses import COCO_FACE, GUESS_PRESETS, guess_quality
 from slahmr_opt.eval.mocap import (
     BANDAI_SCALE,
     joint_rotations,
@@ -47,9 +48,10 @@ from slahmr_opt.eval.mocap import (
     smpl_targets,
     split_of,
 )
+from slahmr_opt.eval.occlusions import OcclusionSettings, add_occlusions, hide_keypoints
 from slahmr_opt.inputs.bvh import BvhMotion, parse_bvh
 from slahmr_opt.inputs.cameras import write_cameras_npz
-from slahmr_opt.inputs.track_data import track_mask_from_vis, tracks_from_observations
+from slahmr_opt.inputs.track_data import tracks_from_observations
 from slahmr_opt.inputs.tracks import write_tracks_npz
 
 logger = logging.getLogger(__name__)
@@ -61,36 +63,6 @@ FEET = [5, 7, 8, 10]
 """Toe and heel points among ``keypoint_vertices`` (left toe, left heel, right toe, right heel)."""
 SPACING = 1.5
 """Metres between people placed side by side in one scene."""
-
-
-@dataclass
-class OcclusionSettings:
-    """Occlusions added to the detector-like keypoints.
-
-    Attributes:
-        spans: (min, max) occlusion spans per person.
-        length: (min, max) frames per span.
-        whole_prob: probability that a span hides the whole person (else a body part).
-        exit_prob: probability that the person is outside the image at the start or end.
-        exit_frames: (min, max) frames outside the image.
-    """
-
-    spans: tuple[int, int] = (1, 3)
-    length: tuple[int, int] = (4, 15)
-    whole_prob: float = 0.4
-    exit_prob: float = 0.3
-    exit_frames: tuple[int, int] = (5, 20)
-
-
-#: COCO-17 keypoint groups a part occlusion hides (legs, arms, one side, head).
-PARTS = (
-    (11, 12, 13, 14, 15, 16),
-    (13, 14, 15, 16),
-    (7, 8, 9, 10),
-    (5, 7, 9, 11, 13, 15),
-    (6, 8, 10, 12, 14, 16),
-    (0, 1, 2, 3, 4),
-)
 
 
 def _bvh_files(folder: Path) -> list[Path]:
@@ -184,39 +156,6 @@ def place_side_by_side(fits: list[BodyFit], spacing: float = SPACING) -> dict[st
     }
 
 
-def add_occlusions(obs, rng: np.random.Generator, s: OcclusionSettings):
-    """Hide keypoints (a part or the whole person) over a few spans of frames, and sometimes
-    put the person outside the image at the start or the end.
-
-    Returns:
-        New ``Observations`` with ``kp2d`` confidences, ``vis_mask``, ``track_mask`` and
-        ``smpl_guess.valid`` updated.
-    """
-    conf = obs.kp2d[..., 2].numpy().copy()
-    P, T, _ = conf.shape
-    for p in range(P):
-        for _ in range(rng.integers(s.spans[0], s.spans[1] + 1)):
-            length = int(rng.integers(s.length[0], s.length[1] + 1))
-            a = int(rng.integers(0, max(T - length, 1)))
-            if rng.random() < s.whole_prob:
-                conf[p, a : a + length] = 0.0
-            else:
-                conf[p, a : a + length, list(PARTS[rng.integers(len(PARTS))])] = 0.0
-        if rng.random() < s.exit_prob:
-            n = min(int(rng.integers(s.exit_frames[0], s.exit_frames[1] + 1)), T // 4)
-            if rng.random() < 0.5:
-                conf[p, :n] = 0.0
-            else:
-                conf[p, T - n :] = 0.0
-    vis = torch.from_numpy((conf > 0).sum(-1) >= 4)
-    conf[~vis.numpy()] = 0.0
-    kp2d = obs.kp2d.clone()
-    kp2d[..., 2] = torch.from_numpy(conf)
-    guess = obs.smpl_guess and replace(obs.smpl_guess, valid=vis.clone())
-    return replace(obs, kp2d=kp2d, vis_mask=vis, track_mask=track_mask_from_vis(vis),
-                   smpl_guess=guess)  # fmt: skip
-
-
 def write_sequence(
     dest: Path,
     body: BodyModel,
@@ -305,6 +244,8 @@ def make_benchmark(
     per_pattern: int | None = None,
     occlusions: OcclusionSettings | None = None,
     body: BodyModel | None = None,
+    guesses: str = "realistic",
+    no_face: bool = False,
 ) -> Path:
     """Build a benchmark: every chosen motion group filmed by every camera kind.
 
@@ -322,6 +263,11 @@ def make_benchmark(
             stratified by action); None: no limit.
         occlusions: occlusion settings (defaults if None).
         body: body model (the built-in default if None).
+        guesses: quality of the per-frame SMPL guesses, a key of
+            ``slahmr_opt.eval.guesses.GUESS_PRESETS`` (``realistic``, ``near-true``, ``none``).
+            The guesses have their own random stream: every kind sees the same keypoints and
+            cameras for the same seed.
+        no_face: no face keypoints (detectors that give none, people seen from behind).
 
     Returns:
         The path of ``index.json``.
@@ -331,6 +277,8 @@ def make_benchmark(
     if people < 1 or max_frames < 2:
         raise ValueError(f"need people >= 1 and max_frames >= 2, got {people}, {max_frames}")
     kinds = _camera_kinds(cameras)
+    if guesses not in GUESS_PRESETS:
+        raise ValueError(f"unknown guess kind {guesses!r} (expected one of {list(GUESS_PRESETS)})")
     motions = list_motions(mocap_paths, allow_train)
     motions = _select(motions, contains, per_pattern, np.random.default_rng(seed))
     pick = np.random.default_rng(seed).permutation(len(motions))
@@ -356,13 +304,20 @@ def make_benchmark(
         rng = sequence_rng(seed, name)
         group_fits = fits[g * people : (g + 1) * people]
         bodies = place_side_by_side(group_fits)
-        settings = synth.SynthSettings(camera=kind)
+        settings = synth.SynthSettings(camera=kind, guesses=GUESS_PRESETS[guesses])
         f64 = {k: torch.from_numpy(v) for k, v in bodies.items()}
         scene = synth.observe_bodies(
             body, *(f64[k] for k in ("root_orient", "trans", "pose_body", "betas")),
-            settings, rng, fps=float(group[0].fps),
+            settings, rng, fps=float(group[0].fps), guess_rng=sequence_rng(seed, name + "/guess"),
         )  # fmt: skip
-        scene = replace(scene, obs=add_occlusions(scene.obs, rng, occ))
+        obs = add_occlusions(scene.obs, rng, occ)
+        if no_face:
+            obs = hide_keypoints(obs, COCO_FACE)
+        if obs.smpl_guess is not None:  # occluded frames lose their guesses too
+            few = (obs.kp2d[..., 2] > 0).sum(-1) < settings.guesses.min_keypoints
+            guess = replace(obs.smpl_guess, valid=obs.smpl_guess.valid & ~few)
+            obs = replace(obs, smpl_guess=guess)
+        scene = replace(scene, obs=obs)
         T = bodies["trans"].shape[1]
         meta = {
             "name": name,
@@ -375,12 +330,19 @@ def make_benchmark(
             "people": people,
             "alpha_true": settings.alpha_true,
             "detected_frames": int(scene.obs.vis_mask.sum()),
+            "guesses": guesses,
+            "no_face": no_face,
         }
+        if obs.smpl_guess is not None:
+            meta["guess_quality"] = guess_quality(
+                body, obs.smpl_guess, scene.joints, scene.R_true, scene.t_true,
+                f64["root_orient"], obs.vis_mask,
+            )  # fmt: skip
         write_sequence(out / name, body, scene, bodies, settings, meta)
         entries.append({k: meta[k] for k in ("name", "camera", "people", "sources", "seed")}
                        | {"frames": T, "static": kind == "static"})  # fmt: skip
     index = {"seed": seed, "max_frames": max_frames, "cameras": kinds, "people": people,
-             "sequences": entries}  # fmt: skip
+             "guesses": guesses, "no_face": no_face, "sequences": entries}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     path = out / "index.json"
     path.write_text(json.dumps(index, indent=2))

@@ -38,6 +38,7 @@ METRIC_KEYS = (
     "mpjpe",
     "pve",
     "accel_error",
+    "facing_off45",
 )
 """Error metrics reported in the means (those ``evaluate_result`` provides)."""
 TOTAL_KEYS = ("seconds", "frames")

@@ -42,12 +42,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from scipy.spatial.transform import Rotation
 
 from slahmr_opt.body import BodyConfig, BodyModel, load_body_model
 from slahmr_opt.errors import InputError
 from slahmr_opt.eval.metrics import (
     accel_errors,
     chunked_world_errors,
+    facing_errors,
     foot_sliding,
     hip_centre,
     jitter,
@@ -78,6 +80,7 @@ METRIC_UNITS = {
     "mpjpe": "mm",
     "pve": "mm",
     "accel_error": "m/s^2",
+    "facing_off45": "%",
 }
 """The metrics ``evaluate_result`` returns, in order, with their units."""
 
@@ -139,6 +142,10 @@ def pose_bodies(model: BodyModel, data: dict, path: Path, vertices: bool):
         )
     feet = out.keypoint_vertices[..., list(FOOT_POINTS), :].double().numpy()
     return feet, None if out.vertices is None else out.vertices.double().numpy()
+
+
+def _rotmats(aa: np.ndarray) -> np.ndarray:
+    return Rotation.from_rotvec(np.asarray(aa, dtype=np.float64).reshape(-1, 3)).as_matrix()
 
 
 def _check_prediction(pred: dict, path: Path) -> None:
@@ -239,6 +246,11 @@ def evaluate_result(
             # As the field: camera-frame joints after the hip offset, so root motion is excluded.
             "accel_error": accel_errors(pj_c - hip_centre(pj_c), gj_c - hip_centre(gj_c), fps),
         }
+        errs["facing_off45"] = np.zeros(0)
+        if "root_orient" in gt and "root_orient" in pred:
+            R_p = pose_p[0] @ _rotmats(pred["root_orient"][p][valid])
+            R_g = pose_g[0] @ _rotmats(gt["root_orient"][g, frames_of][valid])
+            errs["facing_off45"] = facing_errors(R_p, R_g)
         if gt_verts is not None:
             pv_c = to_camera(pred_verts[p][valid], *pose_p)
             gv_c = to_camera(gt_verts[g, frames_of][valid], *pose_g)

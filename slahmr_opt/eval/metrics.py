@@ -19,6 +19,9 @@ Definitions (``shared/research/peers.md`` section 3, as in WHAM/GVHMR/SLAHMR):
 * Foot sliding (mm): predicted displacement of four foot points (left/right big toe and heel) on
   the frames where the true point moves less than 1 cm. One value per contact (point, frame).
 * Accel error (m/s^2): second difference of prediction minus truth, mean over joints, x fps^2.
+* Facing off (%): frames whose body forward axis (the root's +z) is more than 45 degrees from the
+  truth's, both in their camera frames (a body facing the wrong way fits 2D keypoints almost as
+  well; this counts it). Not a field metric.
 * Averages are over all frames of all sequences (frame-weighted). Like the field, differences
   (jitter, accel, foot sliding) run over the valid frames as concatenated.
 """
@@ -158,6 +161,19 @@ def sequence_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, np.ndarray]:
         "pa_mpjpe": pa_errors(pred, gt),
         "mpjpe": mpjpe_errors(pred, gt),
     }
+
+
+FACING_LIMIT_DEG = 45.0
+
+
+def facing_errors(R_pred: np.ndarray, R_gt: np.ndarray) -> np.ndarray:
+    """Per-frame facing errors: 100 where the forward axes differ by more than 45 degrees, else 0.
+
+    Args:
+        R_pred, R_gt: (T, 3, 3) body-to-camera root rotations (column 2: the body's forward axis).
+    """
+    cos = np.clip((R_pred[..., :, 2] * R_gt[..., :, 2]).sum(-1), -1.0, 1.0)
+    return 100.0 * (np.degrees(np.arccos(cos)) > FACING_LIMIT_DEG)
 
 
 def summarize(per_frame: list[dict[str, np.ndarray]]) -> dict[str, float]:

@@ -11,14 +11,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
+from pytorch3d.transforms import axis_angle_to_matrix
 from scipy.ndimage import gaussian_filter1d
 from torch import Tensor
 
 from slahmr_opt.body import BodyModel
+from slahmr_opt.eval.guesses import GUESS_PRESETS, GuessSettings, regressor_guess
 from slahmr_opt.geometry.camera import project, world_to_camera
 from slahmr_opt.inputs.track_data import track_mask_from_vis
-from slahmr_opt.types import Cameras, Observations, SMPLGuess
+from slahmr_opt.types import Cameras, Observations
 
 UP = np.array([0.0, 1.0, 0.0])
 #: Left/right keypoint pairs of COCO-17 (swapped by detector-like left/right confusions).
@@ -50,9 +51,8 @@ class SynthSettings:
     """Rotation drift accumulated over the sequence, degrees."""
     slam_trans_noise: float = 0.005
     """SLAM translation jitter, metres."""
-    guess_rot_deg: float = 8.0
-    guess_pose_std: float = 0.08
-    guess_depth_std: float = 0.08
+    guesses: GuessSettings = GUESS_PRESETS["near-true"]
+    """Errors of the per-frame SMPL guesses (``kind="none"``: no guesses)."""
 
 
 def look_at(eye: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,43 +156,6 @@ def detect_keypoints(
     return torch.from_numpy(kp2d), torch.from_numpy(vis)
 
 
-def regressor_guess(
-    root_orient_w: Tensor,
-    pose_body: Tensor,
-    pelvis_w: Tensor,
-    pelvis0: Tensor,
-    R: Tensor,
-    t: Tensor,
-    vis: Tensor,
-    s: SynthSettings,
-    rng: np.random.Generator,
-) -> SMPLGuess:
-    """Per-frame camera-frame SMPL guesses with regressor-like errors (rotation, pose, depth).
-
-    Args:
-        root_orient_w: (P, T, 3); pose_body: (P, T, 21, 3); pelvis_w: (P, T, 3) true pelvis;
-        pelvis0: (3,) pelvis of the mean shape at zero translation (the guesses assume the mean
-        shape); R, t: (T, 3, 3), (T, 3) true metric cameras; vis: (P, T) detections.
-    """
-    P, T = pelvis_w.shape[:2]
-    dt = torch.float64
-    rot_noise = torch.from_numpy(rng.normal(size=(P, T, 3)) * np.deg2rad(s.guess_rot_deg) / 1.7)
-    orient_c = matrix_to_axis_angle(
-        axis_angle_to_matrix(rot_noise) @ R.to(dt) @ axis_angle_to_matrix(root_orient_w.to(dt))
-    )
-    pose = pose_body.to(dt) + torch.from_numpy(rng.normal(size=pose_body.shape) * s.guess_pose_std)
-    pelvis_c = torch.einsum("tij,ptj->pti", R.to(dt), pelvis_w.to(dt)) + t.to(dt)
-    depth_err = gaussian_filter1d(rng.normal(size=(P, T)), 3, axis=1) * s.guess_depth_std * 2.5
-    pelvis_c = pelvis_c * torch.from_numpy(1.0 + depth_err)[..., None]
-    return SMPLGuess(
-        global_orient_c=orient_c.float(),
-        body_pose=pose.float(),
-        betas=torch.zeros(P, T, 10),
-        transl_c=(pelvis_c - pelvis0.to(dt)).float(),
-        valid=vis.clone(),
-    )
-
-
 def default_cameras(R, t, image_size, focal: float | None = None) -> Cameras:
     """Cameras with SLAHMR's default intrinsics (focal = (H + W) / 2) unless ``focal`` is given."""
     H, W = image_size
@@ -229,12 +192,15 @@ def observe_bodies(
     s: SynthSettings,
     rng: np.random.Generator,
     fps: float = 30.0,
+    guess_rng: np.random.Generator | None = None,
 ) -> SynthScene:
     """Film known bodies with the camera of ``s`` and corrupt what is seen as a tracker and a SLAM
     system would. A ``static`` camera keeps its true, metric extrinsics (``is_static``).
 
     Args:
         root_orient, trans: (P, T, 3); pose_body: (P, T, 21, 3); betas: (P, B); float64.
+        guess_rng: the random stream of the guesses; None: ``rng`` (then the keypoints and
+            cameras depend on the guess settings; a separate stream keeps them the same).
     """
     P, T = trans.shape[:2]
     out = body(betas[:, None].expand(-1, T, -1), root_orient, pose_body, trans)
@@ -252,9 +218,12 @@ def observe_bodies(
         torch.zeros(1, 21, 3, dtype=torch.float64),
         zeros,
     )
-    guess = regressor_guess(
-        root_orient, pose_body, out.joints[..., 0, :], rest.joints[0, 0], R64, t64, vis, s, rng
-    )
+    guess = None
+    if s.guesses.kind != "none":
+        guess = regressor_guess(
+            root_orient, pose_body, out.joints[..., 0, :], rest.joints[0, 0], R64, t64, vis,
+            s.guesses, guess_rng or rng, num_keypoints=(kp2d[..., 2] > 0).sum(-1),
+        )  # fmt: skip
     if s.camera == "static":
         cams = replace(cams_true, is_static=True)
     else:

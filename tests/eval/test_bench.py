@@ -46,7 +46,7 @@ def eval_bvh(mocap_dir) -> Path:
 @pytest.fixture(scope="module")
 def bench(eval_bvh, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bench") / "a"
-    make_benchmark([eval_bvh], out, seed=3, cameras=("pan", "static"), max_frames=40)
+    make_benchmark([eval_bvh], out, seed=5, cameras=("pan", "static"), max_frames=40)
     return out
 
 
@@ -57,7 +57,7 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
 
 def test_index_contents(bench, eval_bvh):
     index = json.loads((bench / "index.json").read_text())
-    assert index["seed"] == 3 and index["people"] == 1
+    assert index["seed"] == 5 and index["people"] == 1
     seqs = index["sequences"]
     assert [s["camera"] for s in seqs] == ["pan", "static"]
     for s in seqs:
@@ -66,7 +66,7 @@ def test_index_contents(bench, eval_bvh):
 
 
 def test_same_seed_same_arrays(bench, eval_bvh, tmp_path):
-    again = make_benchmark([eval_bvh], tmp_path / "b", seed=3, cameras=("pan", "static"),
+    again = make_benchmark([eval_bvh], tmp_path / "b", seed=5, cameras=("pan", "static"),
                            max_frames=40)  # fmt: skip
     other = make_benchmark([eval_bvh], tmp_path / "c", seed=4, cameras=("pan",), max_frames=40)
     names = [s["name"] for s in json.loads(again.read_text())["sequences"]]
@@ -80,6 +80,40 @@ def test_same_seed_same_arrays(bench, eval_bvh, tmp_path):
     kp_a = _arrays(bench / pan / "tracks.npz")["kp2d"]
     kp_c = _arrays(other.parent / pan / "tracks.npz")["kp2d"]
     assert not np.array_equal(kp_a, kp_c)
+
+
+def test_guess_kinds_share_keypoints_and_cameras(bench, eval_bvh, tmp_path):
+    """Only the guesses differ between guess kinds; realistic guesses are measurably worse."""
+    kinds = {}
+    for kind in ("near-true", "none"):
+        make_benchmark([eval_bvh], tmp_path / kind, seed=5, cameras=("pan", "static"),
+                       max_frames=40, guesses=kind)  # fmt: skip
+        kinds[kind] = tmp_path / kind
+    kinds["realistic"] = bench
+    for name in (p.name for p in bench.glob("000_*")):
+        tracks = {k: _arrays(d / name / "tracks.npz") for k, d in kinds.items()}
+        for k in ("near-true", "none"):
+            np.testing.assert_array_equal(tracks[k]["kp2d"], tracks["realistic"]["kp2d"])
+            cams = (_arrays(d / name / "cameras.npz")["w2c"] for d in (kinds[k], bench))
+            np.testing.assert_array_equal(*cams)
+        assert not any(k.startswith("smpl_") for k in tracks["none"])
+        assert "smpl_valid" in tracks["near-true"] and "smpl_valid" in tracks["realistic"]
+        quality = {k: json.loads((kinds[k] / name / "meta.json").read_text())["guess_quality"]
+                   for k in ("near-true", "realistic")}  # fmt: skip
+        assert quality["realistic"]["pa_mpjpe_mm"] > quality["near-true"]["pa_mpjpe_mm"] + 3
+        assert quality["near-true"]["facing_off45_pct"] == 0.0
+        # Frames with fewer than 8 confident keypoints have no realistic guess.
+        few = (tracks["realistic"]["kp2d"][..., 2] > 0).sum(-1) < 8
+        assert not (tracks["realistic"]["smpl_valid"] & few).any()
+
+
+def test_no_face(eval_bvh, tmp_path):
+    make_benchmark([eval_bvh], tmp_path, seed=5, cameras=("static",), max_frames=40,
+                   guesses="none", no_face=True)  # fmt: skip
+    (seq,) = tmp_path.glob("000_*")
+    kp = _arrays(seq / "tracks.npz")["kp2d"]
+    assert (kp[..., :5, 2] == 0).all() and (kp[..., 5:, 2] > 0).any()
+    assert json.loads((tmp_path / "index.json").read_text())["no_face"] is True
 
 
 def test_files_read_back(bench):
