@@ -150,6 +150,9 @@ class CostConfig:
     """Number of leading SMPL joints in the smoothness terms (22 = body without hands)."""
 
 
+GUESS_SOURCES = ("auto", "regressor", "tracker")
+
+
 @dataclass
 class InitConfig:
     alpha: float = 1.0
@@ -160,6 +163,13 @@ class InitConfig:
     scale_after: list[str] = field(default_factory=lambda: ["root", "smooth"])
     """Stages after which the ``feet`` scale search runs (again); bodies stay where the cameras
     see them. After ``smooth`` the feet are accurate enough to cut the scale error by a third."""
+    guesses: str = "auto"
+    """Where the per-frame 3D body guesses come from: ``auto`` (the tracker's; tracks without
+    any get the built-in keypoint regressor's), ``regressor`` (the regressor's for every track,
+    replacing the tracker's) or ``tracker`` (the tracker's only; tracks without any start from
+    their 2D torso size, facing the camera)."""
+    regressor_path: str | None = None
+    """Weights of the keypoint regressor (``priors/regressor``); None uses the shipped file."""
 
 
 @dataclass
@@ -212,6 +222,8 @@ def _resolve_stage_names(cfg: Any, dotlist: list[str]) -> list[str]:
 def _validate(cfg: Config) -> None:
     if cfg.init.scale not in ("feet", "fixed"):
         raise ConfigError(f"init.scale must be feet or fixed, got {cfg.init.scale!r}")
+    if cfg.init.guesses not in GUESS_SOURCES:
+        raise ConfigError(f"init.guesses must be one of {GUESS_SOURCES}, got {cfg.init.guesses!r}")
     if cfg.dtype not in ("float32", "float64"):
         raise ConfigError(f"dtype must be float32 or float64, got {cfg.dtype!r}")
     if cfg.costs.pose_prior not in POSE_PRIORS:

@@ -1,0 +1,83 @@
+"""Guesses from the keypoint regressor: translation solve, modes, the shipped model on held-out
+motion (the bundled example is an evaluation-split walk)."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from pytorch3d.transforms import axis_angle_to_matrix
+
+from priors.regressor.features import to_layout
+from priors.regressor.model import Regressor
+from slahmr_opt.body import BodyConfig, load_body_model
+from slahmr_opt.cli import EXAMPLE_DIR
+from slahmr_opt.errors import InputError
+from slahmr_opt.eval.metrics import facing_errors, pa_errors, to_camera
+from slahmr_opt.init.regressor import regress, solve_translation, with_regressor_guesses
+from slahmr_opt.inputs.observations import load_observations
+
+
+@pytest.fixture(scope="module")
+def body():
+    return load_body_model(BodyConfig())
+
+
+@pytest.fixture(scope="module")
+def example():
+    return load_observations(EXAMPLE_DIR / "tracks.npz", EXAMPLE_DIR / "cameras.npz")
+
+
+def test_translation_from_exact_projections(body):
+    T = 6
+    orient = torch.tensor([np.pi, 0.2, 0.0]).expand(T, 3)
+    out = body(torch.zeros(T, 10), orient, torch.zeros(T, 21, 3), torch.zeros(T, 3))
+    X = to_layout(body.keypoints(out, "op25"), "op25")
+    t_true = torch.tensor([0.3, -0.2, 5.0]) + torch.linspace(0, 1, T)[:, None]
+    intr = torch.tensor([1000.0, 1000.0, 640.0, 360.0]).expand(T, 4)
+    Xc = X + t_true[:, None]
+    uv = intr[:, None, :2] * Xc[..., :2] / Xc[..., 2:] + intr[:, None, 2:]
+    vis = torch.ones(T, 23, dtype=torch.bool)
+    uv[2, 4] += 300.0  # a gross outlier
+    vis[4, 3:] = False  # too few keypoints: NaN
+    t = solve_translation(X, uv, vis, intr)
+    ok = [0, 1, 2, 3, 5]
+    torch.testing.assert_close(t[ok], t_true[ok], atol=0.02, rtol=0)
+    assert torch.isnan(t[4]).all()
+
+
+def test_modes(example, body, tmp_path):
+    path = tmp_path / "r.pt"
+    torch.manual_seed(0)
+    Regressor(width=16, dilations=(1,)).save(path)
+    assert with_regressor_guesses(example, body, "tracker", path) is example
+    assert with_regressor_guesses(example, body, "auto", path) is example  # has guesses
+    bare = replace(example, smpl_guess=None)
+    got = with_regressor_guesses(bare, body, "auto", path).smpl_guess
+    assert torch.equal(got.valid, example.track_mask) and torch.isfinite(got.transl_c).all()
+    replaced = with_regressor_guesses(example, body, "regressor", path).smpl_guess
+    assert not torch.equal(replaced.body_pose, example.smpl_guess.body_pose)
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(InputError, match="junk.pt"):
+        with_regressor_guesses(bare, body, "auto", tmp_path / "junk.pt")
+
+
+def test_shipped_model_on_held_out_walk(example, body):
+    """The bundled example (an evaluation-split walk, hand-held camera, detector noise)."""
+    gt = np.load(EXAMPLE_DIR / "gt.npz")
+    bare = replace(example, smpl_guess=None)
+    reg = regress(bare, body)
+    g = reg.guess
+    frames = g.valid[0].numpy()
+    out = body(torch.zeros(1, 10), g.global_orient_c, g.body_pose, g.transl_c)
+    pred_c = out.joints[0].double().numpy()[frames]
+    true_c = to_camera(gt["joints"][0].astype(np.float64), gt["cam_R"], gt["cam_t"])[frames]
+    pa = pa_errors(pred_c, true_c).mean()
+    R_true_c = gt["cam_R"] @ axis_angle_to_matrix(torch.tensor(gt["root_orient"][0])).numpy()
+    R_pred_c = axis_angle_to_matrix(g.global_orient_c[0]).double().numpy()
+    facing = facing_errors(R_pred_c[frames], R_true_c[frames]).mean()
+    depth_err = np.abs(pred_c[:, 0, 2] - true_c[:, 0, 2]).mean()
+    assert pa < 70 and facing < 2 and depth_err < 0.6, (pa, facing, depth_err)
+    # A walker: the heading-frame velocity points forward at walking speed.
+    speed = reg.vel_h[0, frames, 2].mean()
+    assert 0.6 < speed < 2.0
