@@ -142,8 +142,8 @@ def sample_cameras(pelvis: Tensor, gen: torch.Generator):
         ``[f, f, cx, cy]``, ``size`` (B, 2) ``(H, W)``.
     """
     B, L, _ = pelvis.shape
-    sizes = torch.tensor(IMAGE_SIZES, dtype=torch.float32)[torch.randint(len(IMAGE_SIZES), (B,),
-                                                                         generator=gen)]  # fmt: skip
+    pick = torch.randint(len(IMAGE_SIZES), (B,), generator=gen)
+    sizes = torch.tensor(IMAGE_SIZES, dtype=torch.float32)[pick]
     f = sizes.amax(-1) * torch.exp(_uniform(gen, B, math.log(0.55), math.log(1.4)))
     intrins = torch.stack([f, f, sizes[:, 1] / 2, sizes[:, 0] / 2], -1)
     dist = torch.exp(_uniform(gen, B, math.log(2.0), math.log(12.0)))

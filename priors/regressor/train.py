@@ -160,10 +160,11 @@ def train(model: Regressor, data: MotionSet, val: MotionSet, args) -> list[dict]
             running[k] = running.get(k, 0.0) + float(v)
         if step % args.log_every == 0 or step == args.steps:
             n = args.log_every if step % args.log_every == 0 else step % args.log_every
+            scores = evaluate(model, val, args.seed, 4)
             row = {"step": step, "seconds": round(time.time() - start, 1),
                    "lr": sched.get_last_lr()[0],
                    **{f"train_{k}": round(v / n, 5) for k, v in running.items()},
-                   **{f"val_{k}": v for k, v in evaluate(model, val, args.seed, 4).items()}}  # fmt: skip
+                   **{f"val_{k}": v for k, v in scores.items()}}  # fmt: skip
             running = {}
             curve.append(row)
             logger.info("step %5d  %.0f s  train joints %.1f mm  val local %.1f mm, cam %.1f mm, "

@@ -9,9 +9,9 @@ shape) come back beside the guesses for the stages that can use them.
 """
 
 import logging
-from pickle import UnpicklingError
 from dataclasses import dataclass, replace
 from pathlib import Path
+from pickle import UnpicklingError
 
 import torch
 from pytorch3d.transforms import matrix_to_axis_angle
