@@ -1,0 +1,133 @@
+"""World trajectories and camera scale from the keypoint regressor (WHAM's trajectory idea).
+
+The regressor predicts, per frame, the up direction in the camera (``up_c``) and the pelvis
+velocity in the body's heading frame (``vel_h``, m/s). With the cameras' rotations these give
+
+* **gravity** in the SLAM world: ``R_w2c^T up_c``, averaged over every person and frame;
+* **world velocities**: ``vel_h`` turned into the world by the heading frame (up = gravity,
+  forward = the body's forward axis flattened onto the floor, left = up x forward);
+* a **scale cue**: a body's world position is ``R^T (p_c - alpha t_w2c)`` (``p_c`` its metric
+  camera-frame position), so its displacements over a window are
+  ``D[R^T p_c] - alpha D[R^T t_w2c]``; matching them to the integrated velocities is a linear
+  least-squares problem in ``alpha`` with a closed-form solution;
+* a **trajectory** that fuses the per-frame positions (noisy in depth) with the integrated
+  velocities (smooth, drifting): a least-squares problem in the positions, tridiagonal in time.
+"""
+
+import numpy as np
+import torch
+from scipy.linalg import solveh_banded
+from torch import Tensor
+
+from slahmr_opt.errors import SlahmrOptError
+
+SCALE_WINDOW = 15
+"""Frames over which displacements are compared in the scale cue (0.5 s at 30 fps)."""
+MIN_CAMERA_TRAVEL = 0.05
+"""SLAM-unit camera displacement (relative to the largest) below which a window says nothing
+about the scale."""
+
+
+def gravity_up(up_c: Tensor, R_w2c: Tensor, mask: Tensor) -> Tensor:
+    """(3,) unit up direction of the SLAM world: the mean of ``R_w2c^T up_c`` over ``mask``.
+
+    Args:
+        up_c: (P, T, 3) up directions in the cameras; R_w2c: (T, 3, 3); mask: (P, T) bool.
+    """
+    up_w = torch.einsum("tji,ptj->pti", R_w2c.double(), up_c.double())[mask]
+    if len(up_w) == 0:
+        raise SlahmrOptError("no frame to estimate gravity from")
+    return torch.nn.functional.normalize(up_w.mean(0), dim=0)
+
+
+def heading_frames(root_w: Tensor, up: Tensor) -> Tensor:
+    """(..., 3, 3) heading frames with columns ``[left, up, forward]`` in the world.
+
+    Args:
+        root_w: (..., 3, 3) root orientations, body to world; up: (3,) unit up.
+    """
+    fwd = root_w[..., :, 2].double()
+    fwd = fwd - (fwd @ up.double())[..., None] * up.double()
+    fwd = torch.nn.functional.normalize(fwd, dim=-1)
+    up_b = up.double().expand_as(fwd)
+    left = torch.cross(up_b, fwd, dim=-1)
+    return torch.stack([left, up_b, fwd], -1)
+
+
+def world_velocities(vel_h: Tensor, root_w: Tensor, up: Tensor) -> Tensor:
+    """(..., 3) world velocities (m/s) of heading-frame velocities ``vel_h`` (..., 3)."""
+    return (heading_frames(root_w, up) @ vel_h.double()[..., None])[..., 0]
+
+
+def scale_from_velocities(
+    pelvis_c: Tensor,
+    vel_w: Tensor,
+    R_w2c: Tensor,
+    t_w2c: Tensor,
+    mask: Tensor,
+    fps: float,
+    window: int = SCALE_WINDOW,
+) -> float | None:
+    """Camera scale ``alpha`` that makes the camera-frame positions move as the regressor says.
+
+    Args:
+        pelvis_c: (P, T, 3) metric pelvis positions in the cameras; vel_w: (P, T, 3) world
+        velocities (m/s); R_w2c, t_w2c: (T, 3, 3), (T, 3) SLAM cameras; mask: (P, T) frames
+        to use; fps: frame rate.
+
+    Returns:
+        ``alpha`` > 0, or None when the camera does not translate enough to tell it.
+    """
+    R, t = R_w2c.double(), t_w2c.double()
+    a = torch.einsum("tji,ptj->pti", R, pelvis_c.double())  # R^T p_c
+    b = torch.einsum("tji,tj->ti", R, t)  # R^T t_w2c = minus the camera centre
+    v = vel_w.double()
+    T = a.shape[1]
+    if T <= window:
+        return None
+    # Displacements over the window and integrated velocities (trapezoid rule).
+    cum = torch.cat([torch.zeros_like(v[:, :1]), torch.cumsum(0.5 * (v[:, 1:] + v[:, :-1]), 1)], 1)
+    Dv = (cum[:, window:] - cum[:, :-window]) / fps
+    Da = a[:, window:] - a[:, :-window]
+    Db = (b[window:] - b[:-window])[None].expand_as(Da)
+    ok = mask[:, window:] & mask[:, :-window]
+    travel = Db.norm(dim=-1)
+    ok &= travel > MIN_CAMERA_TRAVEL * travel.max().clamp(min=1e-12)
+    if int(ok.sum()) < window or float(travel.max()) < 1e-9:
+        return None
+    num = (Db * (Da - Dv)).sum(-1)[ok].sum()
+    den = (Db * Db).sum(-1)[ok].sum()
+    alpha = float(num / den)
+    return alpha if alpha > 0 else None
+
+
+def fuse_trajectory(pos: Tensor, vel: Tensor, have: Tensor, fps: float,
+                    pos_sigma: float = 0.15, vel_sigma: float = 0.2) -> Tensor:  # fmt: skip
+    """A trajectory near the positions and moving with the velocities (least squares).
+
+    Minimises ``sum_t have_t |x_t - pos_t|^2 / pos_sigma^2
+    + sum_t |(x_{t+1} - x_t) fps - (vel_t + vel_{t+1}) / 2|^2 / vel_sigma^2``.
+
+    Args:
+        pos: (T, 3) positions (m; NaN allowed where ``have`` is False); vel: (T, 3) m/s;
+        have: (T,) bool; pos_sigma: m; vel_sigma: m/s.
+
+    Returns:
+        (T, 3) float64 trajectory.
+    """
+    T = pos.shape[0]
+    if not bool(have.any()):
+        raise SlahmrOptError("no frame with a position to anchor the trajectory")
+    wp = have.double().numpy() / pos_sigma**2
+    wv = fps**2 / vel_sigma**2
+    # Symmetric tridiagonal system in upper banded form: row 0 the super-diagonal, row 1 the main.
+    band = np.zeros((2, T))
+    band[1] = wp
+    band[1, :-1] += wv
+    band[1, 1:] += wv
+    band[0, 1:] = -wv
+    step = 0.5 * (vel[1:] + vel[:-1]).double().numpy() / fps  # (T-1, 3)
+    rhs = wp[:, None] * np.nan_to_num(pos.double().numpy())
+    rhs[:-1] -= wv * step
+    rhs[1:] += wv * step
+    return torch.from_numpy(solveh_banded(band, rhs))
