@@ -159,7 +159,9 @@ class InitConfig:
     """Initial metric scale of the SLAM camera translation (and the fallback of ``scale``)."""
     scale: str = "feet"
     """Scale before the stages that optimize it: ``feet`` (1D search that keeps planted feet
-    still, run after stage ``scale_after``) or ``fixed`` (``alpha``)."""
+    still, run after stage ``scale_after``), ``regressor`` (from the keypoint regressor's
+    velocities, before the first stage; ``alpha`` if the camera barely translates) or ``fixed``
+    (``alpha``)."""
     scale_after: list[str] = field(default_factory=lambda: ["root", "smooth"])
     """Stages after which the ``feet`` scale search runs (again); bodies stay where the cameras
     see them. After ``smooth`` the feet are accurate enough to cut the scale error by a third."""
@@ -170,6 +172,9 @@ class InitConfig:
     their 2D torso size, facing the camera)."""
     regressor_path: str | None = None
     """Weights of the keypoint regressor (``priors/regressor``); None uses the shipped file."""
+    fuse_trajectory: bool = True
+    """Where the regressor's guesses are used, start each track on the least-squares fusion of
+    its per-frame positions (noisy in depth) and the regressor's world velocities."""
 
 
 @dataclass
@@ -220,8 +225,8 @@ def _resolve_stage_names(cfg: Any, dotlist: list[str]) -> list[str]:
 
 
 def _validate(cfg: Config) -> None:
-    if cfg.init.scale not in ("feet", "fixed"):
-        raise ConfigError(f"init.scale must be feet or fixed, got {cfg.init.scale!r}")
+    if cfg.init.scale not in ("feet", "regressor", "fixed"):
+        raise ConfigError(f"init.scale must be feet, regressor or fixed, got {cfg.init.scale!r}")
     if cfg.init.guesses not in GUESS_SOURCES:
         raise ConfigError(f"init.guesses must be one of {GUESS_SOURCES}, got {cfg.init.guesses!r}")
     if cfg.dtype not in ("float32", "float64"):

@@ -26,8 +26,7 @@ from slahmr_opt.init.floor import (
     heuristic_contacts,
     plane_from_params,
 )
-from slahmr_opt.init.from_tracks import initialize_bodies
-from slahmr_opt.init.regressor import with_regressor_guesses
+from slahmr_opt.init.initial import initial_state
 from slahmr_opt.init.scale import estimate_alpha
 from slahmr_opt.stages.problem import (
     Problem,
@@ -258,9 +257,8 @@ def solve(
         torch.set_num_threads(cfg.num_threads)
     body_model = (body_model or load_body_model(cfg.body)).to(dtype)
     obs_d = _cast_observations(obs, dtype)
-    obs_d = with_regressor_guesses(obs_d, body_model, cfg.init.guesses, cfg.init.regressor_path)
-    init = initialize_bodies(obs_d, body_model, cfg.init.alpha)
-    params = params_from_body(init, cfg.init.alpha, dtype)
+    start = initial_state(obs_d, body_model, cfg.init)
+    params = params_from_body(start.body, start.alpha, dtype)
     pose_prior = load_pose_prior(cfg.costs.pose_prior, cfg.costs.pose_prior_path)
     if pose_prior is not None:
         pose_prior = pose_prior.to(dtype)

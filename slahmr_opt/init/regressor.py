@@ -221,26 +221,28 @@ def regress(obs: Observations, body_model: BodyModel, path: str | Path | None = 
 
 
 def with_regressor_guesses(obs: Observations, body_model: BodyModel, mode: str,
-                           path: str | Path | None = None) -> Observations:  # fmt: skip
-    """``obs`` with the regressor's guesses where ``mode`` (``init.guesses``) asks for them.
+                           path: str | Path | None = None):  # fmt: skip
+    """``obs`` with the regressor's guesses where ``mode`` (``init.guesses``) asks for them, and
+    the ``Regression`` (None if the regressor did not run).
 
     ``auto``: tracks without any tracker guess; ``regressor``: every track; ``tracker``: none.
     The regressor's translations are re-expressed for the tracker's ``rest_pelvis`` when the
     two are mixed, so ``initialize_bodies`` places both alike.
     """
     if mode == "tracker":
-        return obs
+        return obs, None
     old = obs.smpl_guess
     if mode == "auto" and old is not None and bool((old.valid & obs.track_mask).any(1).all()):
-        return obs
-    new = regress(obs, body_model, path).guess
+        return obs, None
+    regression = regress(obs, body_model, path)
+    new = regression.guess
     use = torch.ones(obs.num_people, dtype=torch.bool)
     if mode == "auto" and old is not None:
         use = ~(old.valid & obs.track_mask).any(1)
     names = [obs.track_ids[p] for p in range(obs.num_people) if use[p]]
     logger.info("tracks %s: 3D guesses from the keypoint regressor", ", ".join(names))
     if old is None or bool(use.all()):
-        return replace(obs, smpl_guess=new)
+        return replace(obs, smpl_guess=new), regression
     if old.rest_pelvis is not None:
         dtype = body_model.dtype
         rest = body_model.rest_pose(torch.zeros(1, body_model.num_betas, dtype=dtype), False)
@@ -258,4 +260,4 @@ def with_regressor_guesses(obs: Observations, body_model: BodyModel, mode: str,
         valid=torch.where(m, new.valid, old.valid),
         rest_pelvis=old.rest_pelvis,
     )
-    return replace(obs, smpl_guess=merged)
+    return replace(obs, smpl_guess=merged), regression

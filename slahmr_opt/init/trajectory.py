@@ -14,8 +14,11 @@ velocity in the body's heading frame (``vel_h``, m/s). With the cameras' rotatio
   velocities (smooth, drifting): a least-squares problem in the positions, tridiagonal in time.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import torch
+from pytorch3d.transforms import axis_angle_to_matrix
 from scipy.linalg import solveh_banded
 from torch import Tensor
 
@@ -131,3 +134,43 @@ def fuse_trajectory(pos: Tensor, vel: Tensor, have: Tensor, fps: float,
     rhs[:-1] -= wv * step
     rhs[1:] += wv * step
     return torch.from_numpy(solveh_banded(band, rhs))
+
+
+def regressor_alpha(obs, regression, pelvis0: Tensor) -> float | None:
+    """The scale cue of ``scale_from_velocities`` for the regressor's guesses of ``obs``.
+
+    Args:
+        obs: ``Observations`` (SLAM cameras); regression: ``init.regressor.Regression``;
+        pelvis0: (3,) pelvis of the mean shape at zero pose (guesses are ``transl_c + pelvis0``).
+    """
+    cams = obs.cameras
+    if cams.is_static:
+        return None
+    g = regression.guess
+    mask = g.valid & obs.vis_mask
+    up = gravity_up(regression.up_c, cams.R_w2c, mask)
+    root_w = cams.R_w2c.double().transpose(-1, -2) @ axis_angle_to_matrix(
+        g.global_orient_c.double()
+    )
+    vel_w = world_velocities(regression.vel_h, root_w, up)
+    pelvis_c = g.transl_c.double() + pelvis0.double()
+    return scale_from_velocities(pelvis_c, vel_w, cams.R_w2c, cams.t_w2c, mask, obs.fps)
+
+
+def fused_trans(body, obs, regression, pelvis0: Tensor):
+    """``body`` (``BodyParams``, SLAM world) with each track's translation replaced by the fused
+    trajectory of its per-frame pelvis positions and the regressor's world velocities."""
+    cams = obs.cameras
+    up = gravity_up(regression.up_c, cams.R_w2c, regression.guess.valid & obs.vis_mask)
+    root_w = axis_angle_to_matrix(body.root_orient.double())
+    vel_w = world_velocities(regression.vel_h, root_w, up)
+    trans = body.trans.clone()
+    for p in range(trans.shape[0]):
+        frames = torch.nonzero(obs.track_mask[p])[:, 0]
+        if len(frames) < 2:
+            continue
+        a, b = int(frames[0]), int(frames[-1]) + 1
+        pos = trans[p, a:b].double() + pelvis0.double()
+        fused = fuse_trajectory(pos, vel_w[p, a:b], obs.vis_mask[p, a:b], obs.fps)
+        trans[p, a:b] = (fused - pelvis0.double()).to(trans.dtype)
+    return replace(body, trans=trans)

@@ -50,12 +50,12 @@ def test_modes(example, body, tmp_path):
     path = tmp_path / "r.pt"
     torch.manual_seed(0)
     Regressor(width=16, dilations=(1,)).save(path)
-    assert with_regressor_guesses(example, body, "tracker", path) is example
-    assert with_regressor_guesses(example, body, "auto", path) is example  # has guesses
+    assert with_regressor_guesses(example, body, "tracker", path) == (example, None)
+    assert with_regressor_guesses(example, body, "auto", path) == (example, None)  # has guesses
     bare = replace(example, smpl_guess=None)
-    got = with_regressor_guesses(bare, body, "auto", path).smpl_guess
+    got = with_regressor_guesses(bare, body, "auto", path)[0].smpl_guess
     assert torch.equal(got.valid, example.track_mask) and torch.isfinite(got.transl_c).all()
-    replaced = with_regressor_guesses(example, body, "regressor", path).smpl_guess
+    replaced = with_regressor_guesses(example, body, "regressor", path)[0].smpl_guess
     assert not torch.equal(replaced.body_pose, example.smpl_guess.body_pose)
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     with pytest.raises(InputError, match="junk.pt"):
