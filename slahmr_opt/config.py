@@ -241,8 +241,6 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"data.shot must be >= 0, got {cfg.data.shot}")
     if cfg.floor.speed_tolerance <= 0:
         raise ConfigError(f"floor.speed_tolerance must be > 0, got {cfg.floor.speed_tolerance}")
-    if not cfg.stages:
-        raise ConfigError("the stage list is empty")
     for stage in cfg.stages:
         for var in stage.optimize:
             if var not in VARIABLES:

@@ -225,6 +225,11 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-people", type=int, default=4, help="most people tracked (4)")
     p.add_argument("--no-render", action="store_true", help="skip render.mp4")
     p.add_argument("--config", help="YAML of overrides (or a name in configs/)")
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="the keypoint regressor's result, no optimization (--config regressor_only)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
     p.add_argument("overrides", nargs="*", help="dotted config overrides")
@@ -236,7 +241,9 @@ def run_cli(args: argparse.Namespace) -> int:
     from slahmr_opt.io.results import check_results_out
 
     try:
-        cfg = load_config(args.config, args.overrides)
+        if args.fast and args.config:
+            raise ConfigError("--fast is --config regressor_only; give one of them")
+        cfg = load_config("regressor_only" if args.fast else args.config, args.overrides)
         out = Path(args.out)
         check_results_out(out, args.overwrite)
         settings = FrontEndSettings(

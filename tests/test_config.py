@@ -31,7 +31,12 @@ def test_stages_1_2_is_the_default_without_stage_3():
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")))
 def test_every_shipped_config_loads(path):
     cfg = load_config(path)
-    assert cfg.stages
+    assert cfg.stages or path.stem == "regressor_only"
+
+
+def test_regressor_only_has_no_stages():
+    cfg = load_config("regressor_only")
+    assert cfg.stages == [] and cfg.init.guesses == "regressor" and cfg.init.scale == "regressor"
 
 
 def test_override_stage_by_name_and_index():
