@@ -29,7 +29,7 @@ TERMS = (
     "kp2d", "joints_smooth", "joints_accel", "pose_prior", "shape_prior", "init_pose",
     *FLOOR_TERMS,
 )  # fmt: skip
-CONTACT_SOURCES = ("heuristic", "cvae")
+CONTACT_SOURCES = ("heuristic", "cvae", "regressor")
 SOLVERS = ("lm", "lbfgs", "adam")
 POSE_PRIORS = ("gmm", "vae", "l2")
 
@@ -182,7 +182,8 @@ class FloorConfig:
     contact_source: str = "heuristic"
     """Where foot contact probabilities come from, computed from the bodies before the first
     stage that uses the floor: ``heuristic`` (height above the estimated floor and speed,
-    ``init.floor``) or ``cvae`` (the motion prior's contact head, ``costs.motion_prior``)."""
+    ``init.floor``), ``cvae`` (the motion prior's contact head, ``costs.motion_prior``) or
+    ``regressor`` (the keypoint regressor's contact head, from the 2D keypoints)."""
     speed_tolerance: float = 4.0
     """``heuristic``: factor on the motion data's contact speed threshold (fitted bodies jitter
     more than motion capture)."""

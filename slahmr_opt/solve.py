@@ -27,6 +27,7 @@ from slahmr_opt.init.floor import (
     plane_from_params,
 )
 from slahmr_opt.init.initial import initial_state
+from slahmr_opt.init.regressor import Regression, regress
 from slahmr_opt.init.scale import estimate_alpha
 from slahmr_opt.stages.problem import (
     Problem,
@@ -143,11 +144,17 @@ def floor_from_bodies(obs: Observations, body_model: BodyModel, params: dict) ->
 
 
 def prepare_floor_terms(
-    obs: Observations, body_model: BodyModel, params: dict, problem: Problem, cfg: Config
+    obs: Observations,
+    body_model: BodyModel,
+    params: dict,
+    problem: Problem,
+    cfg: Config,
+    regression: Regression | None = None,
 ) -> dict:
     """Estimate the floor and the contact probabilities from the current bodies (once; they are
     kept in ``params``: ``floor_ref``, ``floor``, ``contacts``) and add the contact terms and,
-    if a stage weights it, the motion prior (both work in the floor's frame)."""
+    if a stage weights it, the motion prior (both work in the floor's frame). The ``regressor``
+    contact source takes the contacts of ``regression`` (run here if None)."""
     add_prior = "motion_prior" not in problem.terms and any(
         s.weights.get("motion_prior", 0) > 0 for s in cfg.stages
     )
@@ -158,7 +165,10 @@ def prepare_floor_terms(
     if not floor_estimated(params):
         plane = floor_from_bodies(obs, body_model, params)
         joints = _posed(body_model, params).joints
-        if cfg.floor.contact_source == "cvae":
+        if cfg.floor.contact_source == "regressor":
+            regression = regression or regress(obs, body_model, cfg.init.regressor_path)
+            contacts = regression.contact.to(joints) * obs.track_mask[..., None]
+        elif cfg.floor.contact_source == "cvae":
             contacts = cvae_contacts(
                 joints, params["root_orient"], params["pose_body"], obs.track_mask,
                 floor_reference(plane), prior, obs.fps,
@@ -278,7 +288,7 @@ def solve(
             summaries.append(ckpt["summary"])
             continue
         if _uses_floor(stage):
-            params = prepare_floor_terms(obs_d, body_model, params, problem, cfg)
+            params = prepare_floor_terms(obs_d, body_model, params, problem, cfg, start.regression)
         result = run_stage(stage, problem, params, history, progress=progress)
         if result.status == "failed":
             raise SolveError(f"stage {stage.name!r} failed: {result.message}")
