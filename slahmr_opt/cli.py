@@ -8,6 +8,7 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from slahmr_opt.config import Config, load_config
@@ -46,9 +47,9 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--init",
         metavar="KIND:PATH",
-        help="start from another method's bodies instead of the tracker's guesses: "
-        "wham:wham_output.pkl, trace:<seq>.npz, gvhmr:hmr4d_results.pt, tram:results/<seq>, "
-        "slahmr:<stage>/<seq>_<iter>_world_results.npz",
+        help="start from other bodies than the tracker's guesses: regressor (the built-in "
+        "keypoint regressor), wham:wham_output.pkl, trace:<seq>.npz, gvhmr:hmr4d_results.pt, "
+        "tram:results/<seq>, slahmr:<stage>/<seq>_<iter>_world_results.npz",
     )
     _add_common(p)
 
@@ -91,7 +92,10 @@ def _fit(
     from slahmr_opt.solve import solve
 
     obs = load_observations_with(cfg.data, tracks, cameras, static=static)
-    if init:
+    if init == "regressor":
+        cfg = replace(cfg, init=replace(cfg.init, guesses="regressor"))
+        obs = replace(obs, sources={**obs.sources, "init": "regressor"})
+    elif init:
         from slahmr_opt.init.external import apply_initializer
 
         obs = apply_initializer(obs, init, cfg.body)
