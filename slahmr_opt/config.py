@@ -150,7 +150,7 @@ class CostConfig:
     """Number of leading SMPL joints in the smoothness terms (22 = body without hands)."""
 
 
-GUESS_SOURCES = ("auto", "regressor", "tracker")
+GUESS_SOURCES = ("auto", "regressor", "blend", "tracker")
 
 
 @dataclass
@@ -168,8 +168,9 @@ class InitConfig:
     guesses: str = "auto"
     """Where the per-frame 3D body guesses come from: ``auto`` (the tracker's; tracks without
     any get the built-in keypoint regressor's), ``regressor`` (the regressor's for every track,
-    replacing the tracker's) or ``tracker`` (the tracker's only; tracks without any start from
-    their 2D torso size, facing the camera)."""
+    replacing the tracker's), ``blend`` (the tracker's, but the regressor's orientation and pose
+    where the tracker's body faces the other way or has no guess) or ``tracker`` (the tracker's
+    only; tracks without any start from their 2D torso size, facing the camera)."""
     regressor_path: str | None = None
     """Weights of the keypoint regressor (``priors/regressor``); None uses the shipped file."""
     fuse_trajectory: bool = True

@@ -9,12 +9,13 @@ shape) come back beside the guesses for the stages that can use them.
 """
 
 import logging
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from pickle import UnpicklingError
 
 import torch
-from pytorch3d.transforms import matrix_to_axis_angle
+from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
 from torch import Tensor
 
 from priors.regressor.features import (
@@ -220,29 +221,47 @@ def regress(obs: Observations, body_model: BodyModel, path: str | Path | None = 
     return Regression(guess, up, vel, contact, betas)
 
 
+BLEND_FACING_DEG = 60.0
+"""``blend``: a tracker guess whose forward axis is further than this from the regressor's
+takes the regressor's orientation and pose."""
+
+
 def with_regressor_guesses(obs: Observations, body_model: BodyModel, mode: str,
                            path: str | Path | None = None):  # fmt: skip
     """``obs`` with the regressor's guesses where ``mode`` (``init.guesses``) asks for them, and
     the ``Regression`` (None if the regressor did not run).
 
-    ``auto``: tracks without any tracker guess; ``regressor``: every track; ``tracker``: none.
-    The regressor's translations are re-expressed for the tracker's ``rest_pelvis`` when the
-    two are mixed, so ``initialize_bodies`` places both alike.
+    ``auto``: tracks without any tracker guess; ``regressor``: every track; ``blend``: the
+    tracker's guesses, except on frames without one and frames where the tracker's body faces
+    more than ``BLEND_FACING_DEG`` away from the regressor's (a front/back flip), which take the
+    regressor's orientation and pose (translations stay the tracker's where it has them);
+    ``tracker``: none. The regressor's translations are re-expressed for the tracker's
+    ``rest_pelvis`` when the two are mixed, so ``initialize_bodies`` places both alike.
     """
     if mode == "tracker":
         return obs, None
     old = obs.smpl_guess
-    if mode == "auto" and old is not None and bool((old.valid & obs.track_mask).any(1).all()):
+    has_any = None if old is None else (old.valid & obs.track_mask).any(1)
+    if mode == "auto" and has_any is not None and bool(has_any.all()):
         return obs, None
     regression = regress(obs, body_model, path)
     new = regression.guess
-    use = torch.ones(obs.num_people, dtype=torch.bool)
-    if mode == "auto" and old is not None:
-        use = ~(old.valid & obs.track_mask).any(1)
-    names = [obs.track_ids[p] for p in range(obs.num_people) if use[p]]
-    logger.info("tracks %s: 3D guesses from the keypoint regressor", ", ".join(names))
-    if old is None or bool(use.all()):
+    if old is None or mode == "regressor" or (mode == "auto" and not bool(has_any.any())):
         return replace(obs, smpl_guess=new), regression
+    have = old.valid & obs.track_mask
+    if mode == "auto":
+        use_pose = use_transl = ~has_any[:, None].expand_as(have)
+    else:  # blend
+        R_old = axis_angle_to_matrix(old.global_orient_c.double())
+        R_new = axis_angle_to_matrix(new.global_orient_c.double())
+        cos = (R_old[..., :, 2] * R_new[..., :, 2]).sum(-1)
+        flipped = have & (cos < math.cos(math.radians(BLEND_FACING_DEG)))
+        use_pose, use_transl = ~have | flipped, ~have
+        logger.info("blend: %d of %d tracker guesses face away from the regressor's; %d frames "
+                    "without one", int(flipped.sum()), int(have.sum()),
+                    int((obs.track_mask & ~have).sum()))  # fmt: skip
+    names = [obs.track_ids[p] for p in range(obs.num_people) if bool(use_pose[p].any())]
+    logger.info("tracks %s: 3D guesses (partly) from the keypoint regressor", ", ".join(names))
     if old.rest_pelvis is not None:
         dtype = body_model.dtype
         rest = body_model.rest_pose(torch.zeros(1, body_model.num_betas, dtype=dtype), False)
@@ -251,13 +270,13 @@ def with_regressor_guesses(obs: Observations, body_model: BodyModel, mode: str,
     B = old.betas.shape[-1]
     betas = torch.zeros(*old.betas.shape[:2], B)
     betas[..., : min(B, 10)] = new.betas[..., : min(B, 10)]
-    m = use[:, None]
+    m, mt = use_pose, use_transl
     merged = SMPLGuess(
         global_orient_c=torch.where(m[..., None], new.global_orient_c, old.global_orient_c),
         body_pose=torch.where(m[..., None, None], new.body_pose, old.body_pose),
-        betas=torch.where(m[..., None], betas, old.betas.float()),
-        transl_c=torch.where(m[..., None], new.transl_c, old.transl_c),
-        valid=torch.where(m, new.valid, old.valid),
+        betas=torch.where(mt[..., None], betas, old.betas.float()),
+        transl_c=torch.where(mt[..., None], new.transl_c, old.transl_c),
+        valid=have | (new.valid & (m | mt)),
         rest_pelvis=old.rest_pelvis,
     )
     return replace(obs, smpl_guess=merged), regression
