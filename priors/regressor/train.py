@@ -157,7 +157,7 @@ def train(model: Regressor, data: MotionSet, val: MotionSet, args) -> list[dict]
         opt.step()
         sched.step()
         for k, v in terms.items():
-            running[k] = running.get(k, 0.0) + float(v)
+            running[k] = running.get(k, 0.0) + float(v.detach())
         if step % args.log_every == 0 or step == args.steps:
             n = args.log_every if step % args.log_every == 0 else step % args.log_every
             scores = evaluate(model, val, args.seed, 4)
