@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
+from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
 
 from priors.regressor.features import to_layout
 from priors.regressor.model import Regressor
@@ -81,3 +81,28 @@ def test_shipped_model_on_held_out_walk(example, body):
     # A walker: the heading-frame velocity points forward at walking speed.
     speed = reg.vel_h[0, frames, 2].mean()
     assert 0.6 < speed < 2.0
+
+
+def test_blend_replaces_flipped_tracker_guesses(example, body):
+    """A tracker that turns the walker round for 20 frames (a front/back flip, the limbs
+    mirrored): ``blend`` keeps the regressor's facing there and the tracker's elsewhere."""
+    from slahmr_opt.eval.guesses import mirror_pose
+
+    g = example.smpl_guess
+    flip = torch.zeros_like(g.valid)
+    flip[0, 60:80] = True
+    half = axis_angle_to_matrix(torch.tensor([0.0, np.pi, 0.0]))
+    R = axis_angle_to_matrix(g.global_orient_c)
+    orient = torch.where(flip[..., None], matrix_to_axis_angle(R @ half), g.global_orient_c)
+    pose = torch.where(flip[..., None, None], mirror_pose(g.body_pose), g.body_pose)
+    flipped = replace(example, smpl_guess=replace(g, global_orient_c=orient, body_pose=pose))
+    blended = with_regressor_guesses(flipped, body, "blend")[0].smpl_guess
+    gt = np.load(EXAMPLE_DIR / "gt.npz")
+    R_true = gt["cam_R"] @ axis_angle_to_matrix(torch.tensor(gt["root_orient"][0])).numpy()
+    R_blend = axis_angle_to_matrix(blended.global_orient_c[0]).double().numpy()
+    off = facing_errors(R_blend, R_true)
+    assert off[60:80].mean() == 0 and off.mean() == 0
+    have = g.valid & example.track_mask
+    keep = have & ~flip
+    assert torch.equal(blended.body_pose[keep], g.body_pose[keep])
+    assert torch.equal(blended.transl_c[have], g.transl_c[have])
