@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from priors.motion_cvae.state import axis_angle_to_matrix
 from priors.regressor.features import (
     FACE,
     FEET,
@@ -62,8 +63,9 @@ def _swap(x: Tensor, pairs, dim: int) -> Tensor:
     return out
 
 
-def mirror_pose_aa(pose: Tensor) -> Tensor:
-    """Mirror (..., 21, 3) axis-angle body poses through the sagittal plane (x -> -x)."""
+def mirror_pose(pose: Tensor) -> Tensor:
+    """Mirror (..., 21, 3) axis-angle body poses through the sagittal plane (x -> -x): the left
+    and right joints swap and a rotation vector ``(x, y, z)`` becomes ``(x, -y, -z)``."""
     pairs = [(a - 1, b - 1) for a, b in SMPL_PAIRS]
     return _swap(pose, pairs, -2) * pose.new_tensor([1.0, -1.0, -1.0])
 
@@ -83,7 +85,7 @@ def mirror(w: Window, which: Tensor) -> Window:
     return Window(
         kp_w=pick(_swap(w.kp_w * MIRROR, MIRROR_PAIRS, -2), w.kp_w),
         root=pick(M @ w.root @ M, w.root),
-        pose=pick(mirror_pose_aa(w.pose), w.pose),
+        pose=pick(mirror_pose(w.pose), w.pose),
         pelvis=pick(w.pelvis * MIRROR, w.pelvis),
         vel_h=pick(w.vel_h * MIRROR, w.vel_h),
         contact=pick(w.contact[..., [1, 0, 3, 2]], w.contact),
@@ -172,19 +174,9 @@ def sample_cameras(pelvis: Tensor, gen: torch.Generator):
     shake_deg = torch.where(kind == 0, 0.0, _uniform(gen, B, 0.0, 0.8))
     shake = _smooth(torch.randn(B, L, 3, generator=gen), 2.0)
     shake = shake / shake.std().clamp(min=1e-6) * torch.deg2rad(shake_deg)[:, None, None]
-    R = _rotvec_to_matrix(shake) @ R
+    R = axis_angle_to_matrix(shake) @ R
     t = -(R @ eye[..., None])[..., 0]
     return R, t, intrins, sizes
-
-
-def _rotvec_to_matrix(v: Tensor) -> Tensor:
-    angle = v.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-    k = v / angle
-    K = torch.zeros(*v.shape[:-1], 3, 3, dtype=v.dtype)
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -k[..., 2], k[..., 1], -k[..., 0]
-    K = K - K.transpose(-1, -2)
-    a = angle[..., None]
-    return torch.eye(3, dtype=v.dtype) + torch.sin(a) * K + (1 - torch.cos(a)) * K @ K
 
 
 def detect(kp_w: Tensor, R: Tensor, t: Tensor, intrins: Tensor, size: Tensor,

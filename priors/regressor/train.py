@@ -23,6 +23,7 @@ import torch
 from smplx.lbs import batch_rigid_transform
 from torch.nn.functional import binary_cross_entropy
 
+from priors.motion_cvae.state import axis_angle_to_matrix
 from priors.regressor.data import MotionSet, load_motion
 from priors.regressor.features import FPS
 from priors.regressor.model import Regressor, RegressorOutput
@@ -54,19 +55,9 @@ def local_joints(pose: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
     return posed - posed[:, :, :1]
 
 
-def _aa_to_matrix(aa: torch.Tensor) -> torch.Tensor:
-    angle = aa.norm(dim=-1, keepdim=True).clamp(min=1e-8)
-    k = aa / angle
-    K = torch.zeros(*aa.shape[:-1], 3, 3)
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -k[..., 2], k[..., 1], -k[..., 0]
-    K = K - K.transpose(-1, -2)
-    a = angle[..., None]
-    return torch.eye(3) + torch.sin(a) * K + (1 - torch.cos(a)) * K @ K
-
-
 def losses(out: RegressorOutput, tg: dict) -> dict[str, torch.Tensor]:
     """Per-term mean losses of a batch (see ``WEIGHTS``)."""
-    pose_true = _aa_to_matrix(tg["pose"])
+    pose_true = axis_angle_to_matrix(tg["pose"])
     local = local_joints(out.pose, tg["rest"])
     joints_c = (out.root_c[:, :, None] @ local[..., None])[..., 0]
     true_c = (tg["root_c"][:, :, None] @ tg["local"][..., None])[..., 0]

@@ -31,12 +31,10 @@ from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
 from scipy.ndimage import gaussian_filter1d
 from torch import Tensor
 
+from priors.regressor.synth import mirror_pose
 from slahmr_opt.eval.metrics import facing_errors, mpjpe_errors, pa_errors, to_camera
 from slahmr_opt.types import SMPLGuess
 
-#: Left/right pairs of SMPL body joints, as indices into ``pose_body`` (joint id - 1):
-#: hips, knees, ankles, feet, collars, shoulders, elbows, wrists.
-SMPL_MIRROR_PAIRS = ((0, 1), (3, 4), (6, 7), (9, 10), (12, 13), (15, 16), (17, 18), (19, 20))
 #: COCO-17 face keypoints (nose, eyes, ears): hidden by ``--no-face``.
 COCO_FACE = (0, 1, 2, 3, 4)
 
@@ -89,18 +87,6 @@ GUESS_PRESETS = {
     "none": GuessSettings(kind="none"),
 }
 GUESS_KINDS = tuple(GUESS_PRESETS)
-
-
-def mirror_pose(pose_body: Tensor) -> Tensor:
-    """Left-right mirror of body poses ``(..., 21, 3)`` axis-angle (x is the body's left).
-
-    Mirroring through the body's sagittal plane (x -> -x) swaps the left and right joints and
-    maps a rotation vector ``(x, y, z)`` to ``(x, -y, -z)``.
-    """
-    out = pose_body.clone()
-    for a, b in SMPL_MIRROR_PAIRS:
-        out[..., a, :], out[..., b, :] = pose_body[..., b, :], pose_body[..., a, :]
-    return out * out.new_tensor([1.0, -1.0, -1.0])
 
 
 def _bursts(valid: np.ndarray, frac: float, lengths, rng: np.random.Generator) -> np.ndarray:

@@ -7,11 +7,10 @@ import torch
 from pytorch3d.transforms import axis_angle_to_matrix
 from scipy.spatial.transform import Rotation
 
+from priors.regressor.synth import SMPL_PAIRS, mirror_pose
 from slahmr_opt.eval.guesses import (
     GUESS_PRESETS,
-    SMPL_MIRROR_PAIRS,
     _bursts,
-    mirror_pose,
     regressor_guess,
 )
 from slahmr_opt.eval.metrics import facing_errors
@@ -21,7 +20,7 @@ def test_mirror_pose_is_an_involution_that_swaps_sides():
     pose = torch.randn(5, 21, 3, dtype=torch.float64)
     torch.testing.assert_close(mirror_pose(mirror_pose(pose)), pose)
     m = mirror_pose(pose)
-    a, b = SMPL_MIRROR_PAIRS[0]
+    a, b = (j - 1 for j in SMPL_PAIRS[0])  # the hips, as pose_body indices
     torch.testing.assert_close(m[:, a], pose[:, b] * torch.tensor([1.0, -1.0, -1.0]).double())
     spine = 2  # spine1 has no partner: only its y and z components change sign
     torch.testing.assert_close(m[:, spine, 0], pose[:, spine, 0])

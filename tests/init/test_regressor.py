@@ -10,6 +10,7 @@ from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
 
 from priors.regressor.features import to_layout
 from priors.regressor.model import Regressor
+from priors.regressor.synth import mirror_pose
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.cli import EXAMPLE_DIR
 from slahmr_opt.errors import InputError
@@ -86,8 +87,6 @@ def test_shipped_model_on_held_out_walk(example, body):
 def test_blend_replaces_flipped_tracker_guesses(example, body):
     """A tracker that turns the walker round for 20 frames (a front/back flip, the limbs
     mirrored): ``blend`` keeps the regressor's facing there and the tracker's elsewhere."""
-    from slahmr_opt.eval.guesses import mirror_pose
-
     g = example.smpl_guess
     flip = torch.zeros_like(g.valid)
     flip[0, 60:80] = True
