@@ -55,10 +55,11 @@ def main() -> None:
         feats = torch.randn(people, frames, model.feature_mean.shape[0])
         with torch.no_grad():
             net = _fastest(lambda feats=feats: model(feats), args.repeats)
+        n = people * frames
         rows.append({"people": people, "frames": frames, "seconds": round(seconds, 4),
-                     "person_frames_per_second": round(people * frames / seconds, 1),
+                     "person_frames_per_second": round(n / seconds, 1),
                      "network_seconds": round(net, 4),
-                     "network_person_frames_per_second": round(people * frames / net, 1)})  # fmt: skip
+                     "network_person_frames_per_second": round(n / net, 1)})  # fmt: skip
         print(rows[-1])
     report = {"threads": args.threads, "cpu": cpu_name(), "python": platform.python_version(),
               "torch": torch.__version__, "rows": rows}  # fmt: skip
