@@ -64,6 +64,16 @@ def test_fit_writes_results_and_resumes(inputs, tmp_path, caplog):
     assert sum("resumed from" in r.getMessage() for r in caplog.records) == 3
 
 
+def test_fit_init_regressor(inputs, tmp_path):
+    out = tmp_path / "reg"
+    args = ["fit", "--tracks", str(inputs / "tracks.npz"), "--cameras",
+            str(inputs / "cameras.npz"), "--out", str(out), "--quiet", "--init", "regressor",
+            *FAST]  # fmt: skip
+    assert main(args) == 0
+    assert json.loads((out / "inputs.json").read_text())["init"] == "regressor"
+    assert "guesses: regressor" in (out / "config.yaml").read_text()
+
+
 @pytest.mark.parametrize(
     "case, expect",
     [

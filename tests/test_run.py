@@ -67,6 +67,16 @@ def test_run_end_to_end_and_rerun_reuses_the_front_end(clip, tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["reused_front_end"] and "keypoints" not in summary["seconds"]
 
+    fast = ["run", str(clip), "--out", str(out), "--quiet", "--max-people", "1", "--fast",
+            "--overwrite", "--no-render", "data.min_track_len=10"]  # fmt: skip
+    assert main(fast) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stages"] == [] and summary["reused_front_end"]
+    with np.load(out / "results.npz") as f:
+        assert np.isfinite(f["joints"]).all() and np.isfinite(f["world_scale"]).all()
+    assert main([*fast, "--config", "stages_1_2"]) == 2
+    assert "--fast is --config regressor_only" in capsys.readouterr().err
+
 
 def test_run_refuses_a_video_without_people(tmp_path, capsys):
     path = tmp_path / "empty.mp4"
