@@ -158,10 +158,10 @@ class InitConfig:
     alpha: float = 1.0
     """Initial metric scale of the SLAM camera translation (and the fallback of ``scale``)."""
     scale: str = "feet"
-    """Scale before the stages that optimize it: ``feet`` (1D search that keeps planted feet
-    still, run after stage ``scale_after``), ``regressor`` (from the keypoint regressor's
-    velocities, before the first stage; ``alpha`` if the camera barely translates) or ``fixed``
-    (``alpha``)."""
+    """Camera scale: ``feet`` (1D search that keeps planted feet still, run after the stages
+    ``scale_after``), ``regressor`` (the keypoint regressor's velocity cue, before the first
+    stage, kept) or ``fixed`` (``alpha``). Where the regressor runs anyway, its cue is also the
+    starting scale of ``feet``; ``alpha`` where it has none (a camera that barely translates)."""
     scale_after: list[str] = field(default_factory=lambda: ["root", "smooth"])
     """Stages after which the ``feet`` scale search runs (again); bodies stay where the cameras
     see them. After ``smooth`` the feet are accurate enough to cut the scale error by a third."""
@@ -174,8 +174,9 @@ class InitConfig:
     regressor_path: str | None = None
     """Weights of the keypoint regressor (``priors/regressor``); None uses the shipped file."""
     fuse_trajectory: bool = True
-    """Where the regressor's guesses are used, start each track on the least-squares fusion of
-    its per-frame positions (noisy in depth) and the regressor's world velocities."""
+    """Where the regressor's guesses are used and the scale is known (static camera or the
+    regressor's cue), start each track on the least-squares fusion of its per-frame positions
+    (noisy in depth) and the regressor's world velocities."""
 
 
 @dataclass

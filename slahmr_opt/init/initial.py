@@ -26,23 +26,29 @@ class InitialState:
 
 
 def initial_state(obs: Observations, body_model: BodyModel, cfg: InitConfig) -> InitialState:
-    """Guesses from the tracker and/or the regressor (``cfg.guesses``), the initial scale
-    (``cfg.alpha``, or the regressor's velocity cue with ``cfg.scale == "regressor"``) and the
-    world bodies; with ``cfg.fuse_trajectory`` each track's positions are fused with the
-    regressor's velocities where the regressor ran."""
+    """Guesses from the tracker and/or the regressor (``cfg.guesses``), the initial scale and
+    the world bodies.
+
+    The scale is ``cfg.alpha``, or, on a moving camera where the regressor ran (or
+    ``cfg.scale == "regressor"`` makes it run), its velocity cue (``init.trajectory``); the
+    ``feet`` search after the stages re-estimates it on its own. With ``cfg.fuse_trajectory``
+    each track the regressor guessed starts on its positions fused with the regressor's
+    velocities, where the scale is known (a static camera, or the cue).
+    """
     obs, regression = with_regressor_guesses(obs, body_model, cfg.guesses, cfg.regressor_path)
     rest = body_model.rest_pose(torch.zeros(1, body_model.num_betas, dtype=body_model.dtype), False)
     pelvis0 = rest.joints[0, 0]
-    alpha = cfg.alpha
-    if cfg.scale == "regressor" and not obs.cameras.is_static:
-        if regression is None:
-            regression = regress(obs, body_model, cfg.regressor_path)
+    static = obs.cameras.is_static
+    if regression is None and cfg.scale == "regressor" and not static:
+        regression = regress(obs, body_model, cfg.regressor_path)
+    alpha, cue = cfg.alpha, None
+    if regression is not None and not static and cfg.scale != "fixed":
         cue = regressor_alpha(obs, regression, pelvis0)
         said = "none (the camera barely translates)" if cue is None else f"{cue:.4g}"
         logger.info("camera scale from the regressor's velocities: %s", said)
         alpha = cue or cfg.alpha
     body = initialize_bodies(obs, body_model, alpha)
-    uses_regressor = regression is not None and cfg.guesses != "tracker"
-    if cfg.fuse_trajectory and uses_regressor:
+    guessed = regression is not None and cfg.guesses != "tracker"
+    if cfg.fuse_trajectory and guessed and (static or cue is not None):
         body = fused_trans(body, obs, regression, pelvis0.to(body.trans.dtype))
     return InitialState(body, alpha, regression)
