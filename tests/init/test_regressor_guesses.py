@@ -77,8 +77,9 @@ def test_shipped_model_on_held_out_walk(example, body):
     R_true_c = gt["cam_R"] @ axis_angle_to_matrix(torch.tensor(gt["root_orient"][0])).numpy()
     R_pred_c = axis_angle_to_matrix(g.global_orient_c[0]).double().numpy()
     facing = facing_errors(R_pred_c[frames], R_true_c[frames]).mean()
-    depth_err = np.abs(pred_c[:, 0, 2] - true_c[:, 0, 2]).mean()
-    assert pa < 70 and facing < 2 and depth_err < 0.6, (pa, facing, depth_err)
+    # Depth from body size with the mean shape, which is 8 % taller than this performer.
+    depth_ratio = np.median(pred_c[:, 0, 2] / true_c[:, 0, 2])
+    assert pa < 55 and facing < 2 and 0.95 < depth_ratio < 1.2, (pa, facing, depth_ratio)
     # A walker: the heading-frame velocity points forward at walking speed.
     speed = reg.vel_h[0, frames, 2].mean()
     assert 0.6 < speed < 2.0
