@@ -26,6 +26,8 @@ from slahmr_opt.errors import SlahmrOptError
 
 SCALE_WINDOW = 15
 """Frames over which displacements are compared in the scale cue (0.5 s at 30 fps)."""
+MAX_SCALE_STDERR = 0.1
+"""Relative standard error above which the scale cue is not trusted."""
 MIN_CAMERA_TRAVEL = 0.05
 """SLAM-unit camera displacement (relative to the largest) below which a window says nothing
 about the scale."""
@@ -79,7 +81,8 @@ def scale_from_velocities(
         to use; fps: frame rate.
 
     Returns:
-        ``alpha`` > 0, or None when the camera does not translate enough to tell it.
+        ``alpha`` > 0, or None when the camera does not translate enough to tell it (the
+        estimate's relative standard error exceeds ``MAX_SCALE_STDERR``).
     """
     R, t = R_w2c.double(), t_w2c.double()
     a = torch.einsum("tji,ptj->pti", R, pelvis_c.double())  # R^T p_c
@@ -101,7 +104,13 @@ def scale_from_velocities(
     num = (Db * (Da - Dv)).sum(-1)[ok].sum()
     den = (Db * Db).sum(-1)[ok].sum()
     alpha = float(num / den)
-    return alpha if alpha > 0 else None
+    # Standard error of alpha from the residual spread: large where the camera's displacements
+    # are small against the body's (a pan's SLAM jitter), where the cue means nothing.
+    resid = (Da - alpha * Db - Dv)[ok]
+    stderr = float((resid.square().sum(-1).mean() / 3 / den).sqrt())
+    if alpha <= 0 or stderr > MAX_SCALE_STDERR * alpha:
+        return None
+    return alpha
 
 
 def fuse_trajectory(pos: Tensor, vel: Tensor, have: Tensor, fps: float,
