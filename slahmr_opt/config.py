@@ -174,9 +174,9 @@ class InitConfig:
     regressor_path: str | None = None
     """Weights of the keypoint regressor (``priors/regressor``); None uses the shipped file."""
     fuse_trajectory: bool = True
-    """Where the regressor's guesses are used and the scale is known (static camera or the
-    regressor's cue), start each track on the least-squares fusion of its per-frame positions
-    (noisy in depth) and the regressor's world velocities."""
+    """Where the regressor's guesses are used, start each track on the least-squares fusion of
+    its per-frame positions (precise across the camera ray, noisy along it) and the regressor's
+    world velocities."""
 
 
 @dataclass

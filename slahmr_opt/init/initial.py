@@ -33,7 +33,8 @@ def initial_state(obs: Observations, body_model: BodyModel, cfg: InitConfig) -> 
     ``cfg.scale == "regressor"`` makes it run), its velocity cue (``init.trajectory``); the
     ``feet`` search after the stages re-estimates it on its own. With ``cfg.fuse_trajectory``
     each track the regressor guessed starts on its positions fused with the regressor's
-    velocities, where the scale is known (a static camera, or the cue).
+    velocities (``init.trajectory.fused_trans``: the depth along each camera ray from the
+    fusion, the position across it from the 2D keypoints).
     """
     obs, regression = with_regressor_guesses(obs, body_model, cfg.guesses, cfg.regressor_path)
     rest = body_model.rest_pose(torch.zeros(1, body_model.num_betas, dtype=body_model.dtype), False)
@@ -49,6 +50,6 @@ def initial_state(obs: Observations, body_model: BodyModel, cfg: InitConfig) -> 
         alpha = cue or cfg.alpha
     body = initialize_bodies(obs, body_model, alpha)
     guessed = regression is not None and cfg.guesses != "tracker"
-    if cfg.fuse_trajectory and guessed and (static or cue is not None):
-        body = fused_trans(body, obs, regression, pelvis0.to(body.trans.dtype))
+    if cfg.fuse_trajectory and guessed:
+        body = fused_trans(body, obs, regression, pelvis0.to(body.trans.dtype), alpha)
     return InitialState(body, alpha, regression)

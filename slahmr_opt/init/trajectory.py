@@ -26,6 +26,12 @@ from slahmr_opt.errors import SlahmrOptError
 
 SCALE_WINDOW = 15
 """Frames over which displacements are compared in the scale cue (0.5 s at 30 fps)."""
+DEPTH_SIGMA = 0.3
+"""Metres: spread of a per-frame position along the camera ray (depth from body size)."""
+LATERAL_SIGMA = 0.03
+"""Metres: spread of a per-frame position across the ray (2D keypoint noise)."""
+VEL_SIGMA = 0.2
+"""Metres per second: spread of the regressor's velocities (0.1 m/s on held-out motion)."""
 MAX_SCALE_STDERR = 0.1
 """Relative standard error above which the scale cue is not trusted."""
 MIN_CAMERA_TRAVEL = 0.05
@@ -113,16 +119,28 @@ def scale_from_velocities(
     return alpha
 
 
-def fuse_trajectory(pos: Tensor, vel: Tensor, have: Tensor, fps: float,
-                    pos_sigma: float = 0.15, vel_sigma: float = 0.2) -> Tensor:  # fmt: skip
+def fuse_trajectory(
+    pos: Tensor,
+    vel: Tensor,
+    have: Tensor,
+    fps: float,
+    rays: Tensor | None = None,
+    depth_sigma: float = DEPTH_SIGMA,
+    lateral_sigma: float = LATERAL_SIGMA,
+    vel_sigma: float = VEL_SIGMA,
+) -> Tensor:
     """A trajectory near the positions and moving with the velocities (least squares).
 
-    Minimises ``sum_t have_t |x_t - pos_t|^2 / pos_sigma^2
-    + sum_t |(x_{t+1} - x_t) fps - (vel_t + vel_{t+1}) / 2|^2 / vel_sigma^2``.
+    Minimises ``sum_t have_t (x_t - pos_t)^T W_t (x_t - pos_t)
+    + sum_t |(x_{t+1} - x_t) fps - (vel_t + vel_{t+1}) / 2|^2 / vel_sigma^2`` with
+    ``W_t = d d^T / depth_sigma^2 + (I - d d^T) / lateral_sigma^2`` for the unit viewing ray
+    ``d = rays[t]`` (positions seen by a camera are precise across the ray and noisy along it);
+    without rays ``W_t = I / depth_sigma^2``. A symmetric banded system (3x3 blocks,
+    block-tridiagonal in time): linear in frames.
 
     Args:
         pos: (T, 3) positions (m; NaN allowed where ``have`` is False); vel: (T, 3) m/s;
-        have: (T,) bool; pos_sigma: m; vel_sigma: m/s.
+        have: (T,) bool; rays: (T, 3) unit viewing directions or None; sigmas: m, m/s.
 
     Returns:
         (T, 3) float64 trajectory.
@@ -130,19 +148,31 @@ def fuse_trajectory(pos: Tensor, vel: Tensor, have: Tensor, fps: float,
     T = pos.shape[0]
     if not bool(have.any()):
         raise SlahmrOptError("no frame with a position to anchor the trajectory")
-    wp = have.double().numpy() / pos_sigma**2
+    eye = np.eye(3)
+    if rays is None:
+        W = np.broadcast_to(eye / depth_sigma**2, (T, 3, 3)).copy()
+    else:
+        d = rays.double().numpy()
+        ddT = d[:, :, None] * d[:, None, :]
+        W = ddT / depth_sigma**2 + (eye - ddT) / lateral_sigma**2
+    W *= have.numpy()[:, None, None]
     wv = fps**2 / vel_sigma**2
-    # Symmetric tridiagonal system in upper banded form: row 0 the super-diagonal, row 1 the main.
-    band = np.zeros((2, T))
-    band[1] = wp
-    band[1, :-1] += wv
-    band[1, 1:] += wv
-    band[0, 1:] = -wv
+    # Unknowns ordered (x_0, y_0, z_0, x_1, ...); upper band form with 4 rows (offsets 0-3).
+    n = 3 * T
+    band = np.zeros((4, n))
+    for i in range(3):
+        for j in range(i, 3):
+            band[3 - (j - i), j::3] = W[:, i, j]  # within-frame block (offsets 0..2)
+    band[3] += (
+        wv * np.r_[np.ones(3 * (T - 1)), np.zeros(3)]
+        + wv * np.r_[np.zeros(3), np.ones(3 * (T - 1))]
+    )
+    band[0, 3:] = -wv  # x_t against x_{t+1}: offset 3
     step = 0.5 * (vel[1:] + vel[:-1]).double().numpy() / fps  # (T-1, 3)
-    rhs = wp[:, None] * np.nan_to_num(pos.double().numpy())
+    rhs = np.einsum("tij,tj->ti", W, np.nan_to_num(pos.double().numpy()))
     rhs[:-1] -= wv * step
     rhs[1:] += wv * step
-    return torch.from_numpy(solveh_banded(band, rhs))
+    return torch.from_numpy(solveh_banded(band, rhs.reshape(n)).reshape(T, 3))
 
 
 def regressor_alpha(obs, regression, pelvis0: Tensor) -> float | None:
@@ -166,13 +196,15 @@ def regressor_alpha(obs, regression, pelvis0: Tensor) -> float | None:
     return scale_from_velocities(pelvis_c, vel_w, cams.R_w2c, cams.t_w2c, mask, obs.fps)
 
 
-def fused_trans(body, obs, regression, pelvis0: Tensor):
-    """``body`` (``BodyParams``, SLAM world) with each track's translation replaced by the fused
-    trajectory of its per-frame pelvis positions and the regressor's world velocities."""
+def fused_trans(body, obs, regression, pelvis0: Tensor, alpha: float):
+    """``body`` (``BodyParams``, SLAM world, cameras scaled by ``alpha``) with each track's
+    translation replaced by the fusion (``fuse_trajectory``, anisotropic along the camera rays)
+    of its per-frame pelvis positions and the regressor's world velocities."""
     cams = obs.cameras
     up = gravity_up(regression.up_c, cams.R_w2c, regression.guess.valid & obs.vis_mask)
     root_w = axis_angle_to_matrix(body.root_orient.double())
     vel_w = world_velocities(regression.vel_h, root_w, up)
+    centre = -alpha * torch.einsum("tji,tj->ti", cams.R_w2c.double(), cams.t_w2c.double())
     trans = body.trans.clone()
     for p in range(trans.shape[0]):
         frames = torch.nonzero(obs.track_mask[p])[:, 0]
@@ -180,6 +212,7 @@ def fused_trans(body, obs, regression, pelvis0: Tensor):
             continue
         a, b = int(frames[0]), int(frames[-1]) + 1
         pos = trans[p, a:b].double() + pelvis0.double()
-        fused = fuse_trajectory(pos, vel_w[p, a:b], obs.vis_mask[p, a:b], obs.fps)
+        rays = torch.nn.functional.normalize(pos - centre[a:b], dim=-1)
+        fused = fuse_trajectory(pos, vel_w[p, a:b], obs.vis_mask[p, a:b], obs.fps, rays)
         trans[p, a:b] = (fused - pelvis0.double()).to(trans.dtype)
     return replace(body, trans=trans)
