@@ -100,6 +100,22 @@ class Regressor(nn.Module):
         self.inp = nn.Conv1d(NUM_FEATURES, width, 1)
         self.blocks = nn.Sequential(*(_Block(width, d, dropout) for d in dilations))
         self.out = nn.Conv1d(width, sum(HEAD.values()), 1)
+        self._start_at_rest()
+
+    def _start_at_rest(self) -> None:
+        """Start every rotation at the identity and the up direction at the camera's -y.
+
+        From random 6D outputs, a joint can settle 180 degrees twisted about its bone with its
+        child twisted back: the joint positions are right, so the positional loss holds the
+        twist in place while the rotations are wrong. Starting at rest avoids that basin."""
+        with torch.no_grad():
+            self.out.weight.mul_(0.01)
+            bias = torch.zeros(sum(HEAD.values()))
+            eye6 = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+            bias[: HEAD["root6"] + HEAD["pose6"]] = eye6.repeat(1 + NUM_POSE)
+            up = HEAD["root6"] + HEAD["pose6"]
+            bias[up : up + 3] = torch.tensor([0.0, -1.0, 0.0])
+            self.out.bias.copy_(bias)
 
     @property
     def receptive_field(self) -> int:
