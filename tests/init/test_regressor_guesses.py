@@ -80,6 +80,15 @@ def test_shipped_model_on_held_out_walk(example, body):
     # Depth from body size with the mean shape, which is 8 % taller than this performer.
     depth_ratio = np.median(pred_c[:, 0, 2] / true_c[:, 0, 2])
     assert pa < 55 and facing < 2 and 0.95 < depth_ratio < 1.2, (pa, facing, depth_ratio)
+    # Every joint's rotation is right, not only the joint positions (a joint twisted half round
+    # about its bone, its child twisted back, keeps the positions and breaks the mesh and priors).
+    R_pose = axis_angle_to_matrix(g.body_pose[0].double())[frames]
+    R_true = axis_angle_to_matrix(torch.tensor(gt["pose_body"][0]).reshape(-1, 21, 3))[frames]
+    rel = R_pose.transpose(-1, -2) @ R_true
+    angle = torch.rad2deg(
+        torch.arccos(((rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1))
+    )
+    assert angle.median(0).values.max() < 30, angle.median(0).values
     # A walker: the heading-frame velocity points forward at walking speed.
     speed = reg.vel_h[0, frames, 2].mean()
     assert 0.6 < speed < 2.0
