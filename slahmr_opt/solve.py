@@ -267,7 +267,7 @@ def solve(
         torch.set_num_threads(cfg.num_threads)
     body_model = (body_model or load_body_model(cfg.body)).to(dtype)
     obs_d = _cast_observations(obs, dtype)
-    start = initial_state(obs_d, body_model, cfg.init)
+    start = initial_state(obs_d, body_model, cfg.init, builtin_body=cfg.body.model_path is None)
     params = params_from_body(start.body, start.alpha, dtype)
     pose_prior = load_pose_prior(cfg.costs.pose_prior, cfg.costs.pose_prior_path)
     if pose_prior is not None:

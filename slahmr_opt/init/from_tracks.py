@@ -99,15 +99,19 @@ def _torso_indices(kp_format: str) -> tuple[list[int], list[int]]:
     return [2, 5], [9, 12]  # op25
 
 
-def initialize_bodies(obs: Observations, body_model: BodyModel, alpha: float) -> BodyParams:
+def initialize_bodies(
+    obs: Observations, body_model: BodyModel, alpha: float, betas: Tensor | None = None
+) -> BodyParams:
     """World-frame initial bodies for every person and frame of ``obs``.
 
     Uses the per-frame SMPL guesses where present; people without any guess are placed from
-    their 2D torso size, facing the camera, in a neutral pose. Betas start at zero (the mean
-    shape: guesses come from another model's shape space).
+    their 2D torso size, facing the camera, in a neutral pose. Betas start at ``betas``, else at
+    zero (the mean shape: a tracker's guesses come from another model's shape space).
 
     Args:
         alpha: initial scale of the camera translation.
+        betas: (P, B) initial shapes (the guesses' translations must place the pelvis of these
+            shapes, as the regressor's do), or None.
 
     Returns:
         ``BodyParams`` (P, T, ...) in the world frame; frames outside tracks hold copies of the
@@ -118,7 +122,7 @@ def initialize_bodies(obs: Observations, body_model: BodyModel, alpha: float) ->
     cams = obs.cameras
     guess = obs.smpl_guess
     have = (guess.valid & obs.track_mask) if guess is not None else torch.zeros(P, T, dtype=bool)
-    betas = torch.zeros(P, body_model.num_betas, dtype=dtype)
+    betas = torch.zeros(P, body_model.num_betas, dtype=dtype) if betas is None else betas.to(dtype)
     # Rotations turn about the pelvis, so its position at zero translation depends on betas only.
     zeros = torch.zeros(P, 3, dtype=dtype)
     pelvis0 = body_model(betas, zeros, torch.zeros(P, 21, 3, dtype=dtype), zeros).joints[:, None, 0]

@@ -25,7 +25,14 @@ class InitialState:
     regression: Regression | None
 
 
-def initial_state(obs: Observations, body_model: BodyModel, cfg: InitConfig) -> InitialState:
+def _rest_pelvis(body_model: BodyModel, betas: torch.Tensor) -> torch.Tensor:
+    """(P, 1, 3) pelvis of shapes ``betas`` (P, B) at zero pose and translation."""
+    return body_model.rest_pose(betas.to(body_model.dtype), False).joints[:, None, 0]
+
+
+def initial_state(
+    obs: Observations, body_model: BodyModel, cfg: InitConfig, builtin_body: bool = True
+) -> InitialState:
     """Guesses from the tracker and/or the regressor (``cfg.guesses``), the initial scale and
     the world bodies.
 
@@ -34,22 +41,25 @@ def initial_state(obs: Observations, body_model: BodyModel, cfg: InitConfig) -> 
     ``feet`` search after the stages re-estimates it on its own. With ``cfg.fuse_trajectory``
     each track the regressor guessed starts on its positions fused with the regressor's
     velocities (``init.trajectory.fused_trans``: the depth along each camera ray from the
-    fusion, the position across it from the 2D keypoints).
+    fusion, the position across it from the 2D keypoints). With the built-in body
+    (``builtin_body``), people the regressor guessed start at its shape (it learned that
+    body's shape space).
     """
-    obs, regression = with_regressor_guesses(obs, body_model, cfg.guesses, cfg.regressor_path)
-    rest = body_model.rest_pose(torch.zeros(1, body_model.num_betas, dtype=body_model.dtype), False)
-    pelvis0 = rest.joints[0, 0]
+    obs, regression, betas = with_regressor_guesses(
+        obs, body_model, cfg.guesses, cfg.regressor_path, use_betas=builtin_body
+    )
     static = obs.cameras.is_static
     if regression is None and cfg.scale == "regressor" and not static:
         regression = regress(obs, body_model, cfg.regressor_path)
     alpha, cue = cfg.alpha, None
     if regression is not None and not static and cfg.scale != "fixed":
-        cue = regressor_alpha(obs, regression, pelvis0)
+        cue = regressor_alpha(obs, regression, _rest_pelvis(body_model, regression.shape))
         said = "none (the camera barely translates)" if cue is None else f"{cue:.4g}"
         logger.info("camera scale from the regressor's velocities: %s", said)
         alpha = cue or cfg.alpha
-    body = initialize_bodies(obs, body_model, alpha)
+    body = initialize_bodies(obs, body_model, alpha, betas)
     guessed = regression is not None and cfg.guesses != "tracker"
     if cfg.fuse_trajectory and guessed:
-        body = fused_trans(body, obs, regression, pelvis0.to(body.trans.dtype), alpha)
+        pelvis0 = _rest_pelvis(body_model, body.betas).to(body.trans.dtype)
+        body = fused_trans(body, obs, regression, pelvis0, alpha)
     return InitialState(body, alpha, regression)

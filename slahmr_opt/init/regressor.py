@@ -45,6 +45,8 @@ class Regression:
         vel_h: (P, T, 3) pelvis velocity in the body's heading frame, m/s.
         contact: (P, T, 4) contact probabilities of the left/right ankle and toe base.
         betas: (P, 10) shape of the built-in body (mean over the track's detected frames).
+        shape: (P, B) the shape the translations were solved with (the body model's B): the
+            predicted ``betas`` with ``use_betas``, else zeros (the mean shape).
     """
 
     guess: SMPLGuess
@@ -52,6 +54,7 @@ class Regression:
     vel_h: Tensor
     contact: Tensor
     betas: Tensor
+    shape: Tensor
 
 
 _CACHE: dict[str, Regressor] = {}
@@ -170,14 +173,16 @@ def _fill_nan(x: Tensor) -> Tensor:
 
 
 def regress(obs: Observations, body_model: BodyModel, path: str | Path | None = None,
-            min_conf: float = 0.0) -> Regression:  # fmt: skip
+            min_conf: float = 0.0, use_betas: bool = False) -> Regression:  # fmt: skip
     """Run the regressor on every track of ``obs``.
 
     Args:
         obs: observations (any keypoint format, any frame rate).
-        body_model: the solve's body model (the translation is solved with its mean shape).
+        body_model: the solve's body model.
         path: regressor weights; None: the shipped file.
         min_conf: keypoints at or below this confidence count as not detected.
+        use_betas: solve the translations with the predicted shape (for the built-in body,
+            whose shape space the regressor learned), else with the mean shape.
 
     Returns:
         ``Regression`` over all P people and T frames (frames outside a track hold zeros).
@@ -195,6 +200,7 @@ def regress(obs: Observations, body_model: BodyModel, path: str | Path | None = 
     up, vel, contact = torch.zeros(P, T, 3), torch.zeros(P, T, 3), torch.zeros(P, T, 4)
     betas = torch.zeros(P, 10)
     dtype = body_model.dtype
+    shape = torch.zeros(P, body_model.num_betas)
     for p in range(P):
         frames = torch.nonzero(obs.track_mask[p])[:, 0]
         if len(frames) == 0:
@@ -203,12 +209,15 @@ def regress(obs: Observations, body_model: BodyModel, path: str | Path | None = 
         res = _run_track(model, uv[p, a:b], vis[p, a:b], intrins[a:b], angvel[a:b], obs.fps)
         det = vis[p, a:b].any(-1)
         betas[p] = res["betas"][det].mean(0) if det.any() else res["betas"].mean(0)
+        if use_betas:
+            n = min(10, body_model.num_betas)
+            shape[p, :n] = betas[p, :n]
         orient[p, a:b] = matrix_to_axis_angle(res["root_c"])
         pose[p, a:b] = matrix_to_axis_angle(res["pose"])
         with torch.no_grad():
-            out = body_model(torch.zeros(b - a, body_model.num_betas, dtype=dtype),
-                             orient[p, a:b].to(dtype), pose[p, a:b].to(dtype),
-                             torch.zeros(b - a, 3, dtype=dtype))  # fmt: skip
+            zero = torch.zeros(b - a, 3, dtype=dtype)
+            out = body_model(shape[p].to(dtype).expand(b - a, -1), orient[p, a:b].to(dtype),
+                             pose[p, a:b].to(dtype), zero)  # fmt: skip
         X = to_layout(body_model.keypoints(out, "op25"), "op25").float()
         t = solve_translation(X, uv[p, a:b], vis[p, a:b], intrins[a:b])
         if torch.isnan(t).all():
@@ -218,7 +227,7 @@ def regress(obs: Observations, body_model: BodyModel, path: str | Path | None = 
         up[p, a:b], vel[p, a:b], contact[p, a:b] = res["up_c"], res["vel_h"], res["contact"]
     guess = SMPLGuess(orient, pose, betas[:, None].expand(P, T, 10).clone(), transl,
                       obs.track_mask.clone())  # fmt: skip
-    return Regression(guess, up, vel, contact, betas)
+    return Regression(guess, up, vel, contact, betas, shape)
 
 
 BLEND_FACING_DEG = 60.0
@@ -227,9 +236,10 @@ takes the regressor's orientation and pose."""
 
 
 def with_regressor_guesses(obs: Observations, body_model: BodyModel, mode: str,
-                           path: str | Path | None = None):  # fmt: skip
-    """``obs`` with the regressor's guesses where ``mode`` (``init.guesses``) asks for them, and
-    the ``Regression`` (None if the regressor did not run).
+                           path: str | Path | None = None, use_betas: bool = False):  # fmt: skip
+    """``obs`` with the regressor's guesses where ``mode`` (``init.guesses``) asks for them, the
+    ``Regression`` (None if the regressor did not run) and the initial shape (P, B): the
+    regressor's ``shape`` for the people whose translations all come from it, else zeros.
 
     ``auto``: tracks without any tracker guess; ``regressor``: every track; ``blend``: the
     tracker's guesses, except on frames without one and frames where the tracker's body faces
@@ -238,16 +248,17 @@ def with_regressor_guesses(obs: Observations, body_model: BodyModel, mode: str,
     ``tracker``: none. The regressor's translations are re-expressed for the tracker's
     ``rest_pelvis`` when the two are mixed, so ``initialize_bodies`` places both alike.
     """
+    zeros = torch.zeros(obs.num_people, body_model.num_betas)
     if mode == "tracker":
-        return obs, None
+        return obs, None, zeros
     old = obs.smpl_guess
     has_any = None if old is None else (old.valid & obs.track_mask).any(1)
     if mode == "auto" and has_any is not None and bool(has_any.all()):
-        return obs, None
-    regression = regress(obs, body_model, path)
+        return obs, None, zeros
+    regression = regress(obs, body_model, path, use_betas=use_betas)
     new = regression.guess
     if old is None or mode == "regressor" or (mode == "auto" and not bool(has_any.any())):
-        return replace(obs, smpl_guess=new), regression
+        return replace(obs, smpl_guess=new), regression, regression.shape
     have = old.valid & obs.track_mask
     if mode == "auto":
         use_pose = use_transl = ~has_any[:, None].expand_as(have)
@@ -263,9 +274,8 @@ def with_regressor_guesses(obs: Observations, body_model: BodyModel, mode: str,
     names = [obs.track_ids[p] for p in range(obs.num_people) if bool(use_pose[p].any())]
     logger.info("tracks %s: 3D guesses (partly) from the keypoint regressor", ", ".join(names))
     if old.rest_pelvis is not None:
-        dtype = body_model.dtype
-        rest = body_model.rest_pose(torch.zeros(1, body_model.num_betas, dtype=dtype), False)
-        pelvis0 = rest.joints[0, 0].float()
+        rest = body_model.rest_pose(regression.shape.to(body_model.dtype), False)
+        pelvis0 = rest.joints[:, None, 0].float()  # (P, 1, 3)
         new = replace(new, transl_c=new.transl_c + pelvis0 - old.rest_pelvis.float())
     B = old.betas.shape[-1]
     betas = torch.zeros(*old.betas.shape[:2], B)
@@ -279,4 +289,5 @@ def with_regressor_guesses(obs: Observations, body_model: BodyModel, mode: str,
         valid=have | (new.valid & (m | mt)),
         rest_pelvis=old.rest_pelvis,
     )
-    return replace(obs, smpl_guess=merged), regression
+    whole = mt.all(1)[:, None]
+    return replace(obs, smpl_guess=merged), regression, torch.where(whole, regression.shape, zeros)

@@ -180,7 +180,8 @@ def regressor_alpha(obs, regression, pelvis0: Tensor) -> float | None:
 
     Args:
         obs: ``Observations`` (SLAM cameras); regression: ``init.regressor.Regression``;
-        pelvis0: (3,) pelvis of the mean shape at zero pose (guesses are ``transl_c + pelvis0``).
+        pelvis0: (P, 1, 3) pelvis of each person's shape at zero pose (the guessed pelvis is
+            ``transl_c + pelvis0``: ``regression.shape``'s).
     """
     cams = obs.cameras
     if cams.is_static:
@@ -197,7 +198,8 @@ def regressor_alpha(obs, regression, pelvis0: Tensor) -> float | None:
 
 
 def fused_trans(body, obs, regression, pelvis0: Tensor, alpha: float):
-    """``body`` (``BodyParams``, SLAM world, cameras scaled by ``alpha``) with each track's
+    """``body`` (``BodyParams``, SLAM world, cameras scaled by ``alpha``; ``pelvis0`` (P, 1, 3)
+    the rest pelvis of its shapes) with each track's
     translation replaced by the fusion (``fuse_trajectory``, anisotropic along the camera rays)
     of its per-frame pelvis positions and the regressor's world velocities."""
     cams = obs.cameras
@@ -211,8 +213,8 @@ def fused_trans(body, obs, regression, pelvis0: Tensor, alpha: float):
         if len(frames) < 2:
             continue
         a, b = int(frames[0]), int(frames[-1]) + 1
-        pos = trans[p, a:b].double() + pelvis0.double()
+        pos = trans[p, a:b].double() + pelvis0[p].double()
         rays = torch.nn.functional.normalize(pos - centre[a:b], dim=-1)
         fused = fuse_trajectory(pos, vel_w[p, a:b], obs.vis_mask[p, a:b], obs.fps, rays)
-        trans[p, a:b] = (fused - pelvis0.double()).to(trans.dtype)
+        trans[p, a:b] = (fused - pelvis0[p].double()).to(trans.dtype)
     return replace(body, trans=trans)

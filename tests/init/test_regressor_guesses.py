@@ -51,10 +51,13 @@ def test_modes(example, body, tmp_path):
     path = tmp_path / "r.pt"
     torch.manual_seed(0)
     Regressor(width=16, dilations=(1,)).save(path)
-    assert with_regressor_guesses(example, body, "tracker", path) == (example, None)
-    assert with_regressor_guesses(example, body, "auto", path) == (example, None)  # has guesses
+    for mode in ("tracker", "auto"):  # auto: every track has the tracker's guesses
+        obs, reg, betas = with_regressor_guesses(example, body, mode, path)
+        assert obs is example and reg is None and not betas.any()
     bare = replace(example, smpl_guess=None)
-    got = with_regressor_guesses(bare, body, "auto", path)[0].smpl_guess
+    got, reg, betas = with_regressor_guesses(bare, body, "auto", path, use_betas=True)
+    assert torch.equal(betas, reg.shape) and betas.any()
+    got = got.smpl_guess
     assert torch.equal(got.valid, example.track_mask) and torch.isfinite(got.transl_c).all()
     replaced = with_regressor_guesses(example, body, "regressor", path)[0].smpl_guess
     assert not torch.equal(replaced.body_pose, example.smpl_guess.body_pose)
@@ -89,6 +92,12 @@ def test_shipped_model_on_held_out_walk(example, body):
         torch.arccos(((rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1))
     )
     assert angle.median(0).values.max() < 30, angle.median(0).values
+    # With its own shape (the performer is smaller than the mean) the depth is closer.
+    shaped = regress(bare, body, use_betas=True)
+    gs = shaped.guess
+    out = body(shaped.shape[:, None], gs.global_orient_c, gs.body_pose, gs.transl_c)
+    shaped_ratio = np.median(out.joints[0, :, 0, 2].double().numpy()[frames] / true_c[:, 0, 2])
+    assert abs(shaped_ratio - 1) < abs(depth_ratio - 1), (shaped_ratio, depth_ratio)
     # A walker: the heading-frame velocity points forward at walking speed.
     speed = reg.vel_h[0, frames, 2].mean()
     assert 0.6 < speed < 2.0
