@@ -97,7 +97,10 @@ def evaluate(model: Regressor, data: MotionSet, seed: int, batches: int = 20) ->
     ``mpjpe_local_mm``: joints relative to the pelvis in the body frame (the pose alone);
     ``mpjpe_cam_mm``: the same turned by the predicted camera-frame root (pose and facing);
     ``root_deg`` / ``facing_off45_pct``: root orientation error and frames whose forward axis
-    is more than 45 degrees off; ``up_deg``; ``vel_m_s``; ``contact_acc``; plus the losses.
+    is more than 45 degrees off; ``joint_rot_deg``: body joint rotation error, mean over joints
+    and frames, and ``worst_joint_rot_deg`` the largest of the joints' means (a joint twisted
+    half round about its bone keeps the positions right and shows only here); ``up_deg``;
+    ``vel_m_s``; ``contact_acc``; plus the losses.
     """
     model.eval()
     rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
@@ -111,11 +114,16 @@ def evaluate(model: Regressor, data: MotionSet, seed: int, batches: int = 20) ->
         fwd = (out.root_c[..., :, 2] * tg["root_c"][..., :, 2]).sum(-1).clamp(-1, 1)
         joints_c = (out.root_c[:, :, None] @ local[..., None])[..., 0]
         true_c = (tg["root_c"][:, :, None] @ tg["local"][..., None])[..., 0]
+        rel_pose = out.pose.transpose(-1, -2) @ axis_angle_to_matrix(tg["pose"])
+        cos_pose = ((rel_pose.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
+        joint_deg = torch.rad2deg(torch.arccos(cos_pose)).flatten(0, 1).mean(0)  # (21,)
         terms = {
             "mpjpe_local_mm": 1000 * (local - tg["local"]).norm(dim=-1).mean(),
             "mpjpe_cam_mm": 1000 * (joints_c - true_c).norm(dim=-1).mean(),
             "root_deg": torch.rad2deg(torch.arccos(cos)).mean(),
             "facing_off45_pct": 100 * (torch.rad2deg(torch.arccos(fwd)) > 45).float().mean(),
+            "joint_rot_deg": joint_deg.mean(),
+            "worst_joint_rot_deg": joint_deg.max(),
             "up_deg": torch.rad2deg(
                 torch.arccos((out.up_c * tg["up_c"]).sum(-1).clamp(-1, 1))
             ).mean(),

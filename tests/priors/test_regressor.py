@@ -149,6 +149,8 @@ def test_shipped_regressor():
     assert "training split" in meta["split"] and meta["counts"]["train_files"] > 2000
     scores = meta["scores_eval_split"]
     assert scores["mpjpe_local_mm"] < 60 and scores["facing_off45_pct"] < 5
+    # No joint twisted about its bone (positions right, rotation half round).
+    assert scores["worst_joint_rot_deg"] < 30 and scores["joint_rot_deg"] < 15
     assert not any(p.requires_grad for p in model.parameters())
     assert model.receptive_field > 60 and math.isfinite(scores["vel_m_s"])
 
