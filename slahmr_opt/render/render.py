@@ -154,7 +154,10 @@ class _WorldView:
     def _floor(points: np.ndarray, extent: float) -> scene.Mesh:
         lo, hi = points[:, [0, 2]].min(0), points[:, [0, 2]].max(0)
         half = 0.5 * float(np.max(hi - lo)) + max(4.0, extent)
-        tile = next(t for t in (0.5, 1.0, 2.0, 5.0, 10.0, 50.0) if 2 * half / t <= 40)
+        # At most 40 tiles a side; a scene kilometres wide (a person placed far off) gets
+        # tiles as large as it needs.
+        tile = next((t for t in (0.5, 1.0, 2.0, 5.0, 10.0, 50.0) if 2 * half / t <= 40),
+                    2 * half / 40)  # fmt: skip
         return scene.checkerboard((lo + hi) / 2, half, tile)
 
     def frustum(self, t: int, intrins: np.ndarray, image_size: tuple[int, int]) -> scene.Mesh:

@@ -383,3 +383,13 @@ def test_meshes_normals_and_tubes():
     assert np.allclose(np.linalg.norm(tube.vertices[:, :2], axis=1), 0.1, atol=1e-6)
     merged = scene.merge_meshes([board, tube])
     assert merged.faces.max() == len(merged.vertices) - 1
+
+
+def test_floor_of_a_scene_kilometres_wide():
+    """A person placed 2 km off (a diverged fit) still gets a floor, of at most ~40 tiles a side."""
+    from slahmr_opt.render.render import _WorldView
+
+    points = np.array([[0.0, 0.0, 0.0], [416.0, 0.9, 2058.0]])
+    floor = _WorldView._floor(points, 4.0)
+    width = np.ptp(np.asarray(floor.vertices)[:, 0])
+    assert width >= 2058 and len(floor.faces) <= 2 * 41 * 41
