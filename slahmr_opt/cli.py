@@ -159,11 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    if args.command in RUNNERS:
-        return RUNNERS[args.command](args)
     from slahmr_opt.io.results import check_results_out
 
     try:
+        if args.command in RUNNERS:
+            return RUNNERS[args.command](args)
         cfg = load_config(args.config, args.overrides)
         out = Path(args.out)
         check_results_out(out, args.overwrite)

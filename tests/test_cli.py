@@ -143,3 +143,12 @@ def test_subcommands_are_wired(tmp_path, capsys):
     assert code == 2
     with pytest.raises(SystemExit):
         main(["bench", "make", "--help"])
+
+
+def test_bench_run_without_index_is_one_line_and_exit_2(tmp_path, capsys):
+    assert (
+        main(["bench", "run", "--bench", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")])
+        == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "index.json" in err[0] and "Traceback" not in err[0]
