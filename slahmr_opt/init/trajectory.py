@@ -23,6 +23,7 @@ from scipy.linalg import solveh_banded
 from torch import Tensor
 
 from slahmr_opt.errors import SlahmrOptError
+from slahmr_opt.geometry.camera import camera_centers
 
 SCALE_WINDOW = 15
 """Frames over which displacements are compared in the scale cue (0.5 s at 30 fps)."""
@@ -206,7 +207,7 @@ def fused_trans(body, obs, regression, pelvis0: Tensor, alpha: float):
     up = gravity_up(regression.up_c, cams.R_w2c, regression.guess.valid & obs.vis_mask)
     root_w = axis_angle_to_matrix(body.root_orient.double())
     vel_w = world_velocities(regression.vel_h, root_w, up)
-    centre = -alpha * torch.einsum("tji,tj->ti", cams.R_w2c.double(), cams.t_w2c.double())
+    centre = camera_centers(cams.R_w2c.double(), cams.t_w2c.double(), alpha)
     trans = body.trans.clone()
     for p in range(trans.shape[0]):
         frames = torch.nonzero(obs.track_mask[p])[:, 0]
