@@ -67,6 +67,14 @@ class StageConfig:
     weights: dict[str, float] = field(default_factory=dict)
     """Loss weight per term (SLAHMR's units: each term is a weighted sum of squares)."""
     solver: SolverConfig = field(default_factory=SolverConfig)
+    evidence_margin: float = 0.0
+    """Stages with the motion prior: the largest allowed rise of each person's RMS 2D keypoint
+    residual over its value at the stage's start, as a fraction (0.5: 50 %). The stage runs in
+    rounds of ``evidence_round`` iterations; after each, a person above the margin gets its
+    prior weight quartered, and one still above it at the end gets its start back
+    (``stages.evidence``). 0: no guard."""
+    evidence_round: int = 5
+    """Iterations per round of the evidence guard."""
 
 
 def _root_stage() -> StageConfig:
@@ -146,6 +154,11 @@ class CostConfig:
     """Pose prior weights; None uses the shipped file."""
     motion_prior_path: str | None = None
     """Weights of the CVAE motion prior (``motion_prior`` term); None uses the shipped file."""
+    motion_prior_sigma: float = 0.0
+    """Geman-McClure scale of the motion prior's residual norm per frame triple: a transition
+    costs at most ``sigma^2`` (in the prior's squared-residual units; held-out real motion
+    scores a median of 48 and a 99th percentile of 560, a walk played backwards 35,000), so the
+    prior cannot drag motion it has never seen towards motion it knows; 0: plain squares."""
     smooth_joints: int = 22
     """Number of leading SMPL joints in the smoothness terms (22 = body without hands)."""
 

@@ -29,6 +29,7 @@ from slahmr_opt.init.floor import (
 from slahmr_opt.init.initial import initial_state
 from slahmr_opt.init.regressor import Regression, regress
 from slahmr_opt.init.scale import estimate_alpha
+from slahmr_opt.stages.evidence import run_guarded_stage
 from slahmr_opt.stages.problem import (
     Problem,
     body_from_params,
@@ -192,7 +193,7 @@ def prepare_floor_terms(
     if add_prior:
         problem.add_terms([build_motion_prior_term(
             obs.track_mask, body_model, prior, params["floor_ref"], obs.fps,
-            params["trans"].dtype,
+            params["trans"].dtype, cfg.costs.motion_prior_sigma,
         )])  # fmt: skip
     return params
 
@@ -289,7 +290,11 @@ def solve(
             continue
         if _uses_floor(stage):
             params = prepare_floor_terms(obs_d, body_model, params, problem, cfg, start.regression)
-        result = run_stage(stage, problem, params, history, progress=progress)
+        people = None
+        if stage.evidence_margin > 0 and stage.weights.get("motion_prior", 0) > 0:
+            result, people = run_guarded_stage(stage, problem, params, history, progress)
+        else:
+            result = run_stage(stage, problem, params, history, progress=progress)
         if result.status == "failed":
             raise SolveError(f"stage {stage.name!r} failed: {result.message}")
         params = result.params
@@ -309,6 +314,8 @@ def solve(
             "initial_loss": result.initial_loss,
             "final_loss": result.final_loss,
         }
+        if people is not None:
+            summary["people"] = people
         summaries.append(summary)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from priors.motion_cvae.state import states_from_body
+from priors import augment
+from priors.motion_cvae.state import axis_angle_to_matrix, states_from_rotations
+
+#: Motion augmentations of ``load_transitions`` (``priors.augment``).
+AUGMENTATIONS = ("mirror", "reverse", "speed")
+#: Speed factors of the ``speed`` augmentation (1.0 is always kept).
+SPEEDS = (0.8, 1.25)
 
 
 @dataclass
@@ -46,31 +52,65 @@ def take_numbers(names: np.ndarray) -> np.ndarray:
     return np.asarray([int(re.findall(r"\d+", Path(str(n)).stem)[-1]) for n in names])
 
 
-def load_transitions(path: str | Path, max_files: int | None = None) -> TransitionSet:
+def motion_variants(root: torch.Tensor, pose: torch.Tensor, joints: torch.Tensor,
+                    contacts: torch.Tensor, contact_joints: tuple[int, ...],
+                    augmentations=()) -> list[tuple]:  # fmt: skip
+    """The motion (root rotations (T, 3, 3), poses (T, 63), joints (T, 22, 3), contacts (T, C))
+    and its ``augmentations``: ``mirror`` adds the left/right mirror, ``reverse`` every motion
+    so far played backwards, ``speed`` every motion so far at each of ``SPEEDS``."""
+    out = [(root, pose, joints, contacts)]
+    if "mirror" in augmentations:
+        out.append((augment.mirror_rotation(root),
+                    augment.mirror_pose(pose.reshape(-1, 21, 3)).reshape(-1, 63),
+                    augment.mirror_joints(joints),
+                    augment.mirror_contacts(contacts, contact_joints)))  # fmt: skip
+    if "reverse" in augmentations:
+        out += [tuple(x.flip(0) for x in m) for m in out]
+    if "speed" in augmentations:
+        for (r, p, j, c), factor in [(m, f) for f in SPEEDS for m in list(out)]:
+            t = augment.change_speed(factor, len(r))
+            out.append((augment.orthonormalize(augment.resample(r, t)), augment.resample(p, t),
+                        augment.resample(j, t), c[t.round().long()]))  # fmt: skip
+    return out
+
+
+def load_transitions(path: str | Path, max_files: int | None = None, exclude=(),
+                     augmentations=()) -> TransitionSet:  # fmt: skip
     """All transitions (t-1, t), t = 2 .. T-1, of every sequence in a state file (float64 maths).
 
     Args:
         path: ``states_<split>.npz``.
         max_files: keep only the first n sequences (quick trials).
+        exclude: leave out sequences whose name contains one of these strings (motion kinds or
+            styles held out of training, e.g. ``_run_``, ``_elderly_``).
+        augmentations: some of ``AUGMENTATIONS`` (``motion_variants``); the variants keep their
+            sequence's index.
     """
+    unknown = set(augmentations) - set(AUGMENTATIONS)
+    if unknown:
+        raise ValueError(f"unknown augmentations {sorted(unknown)} (known: {AUGMENTATIONS})")
     with np.load(path) as data:
         arrays = {k: data[k] for k in ("names", "seq_start", "fps", "root_orient", "pose_body",
-                                       "joints", "contacts")}  # fmt: skip
+                                       "joints", "contacts", "contact_joints")}  # fmt: skip
         metadata = json.loads(str(data["metadata"]))
+    contact_joints = tuple(int(j) for j in arrays["contact_joints"])
     prevs, curs, contacts, sequence = [], [], [], []
     starts = arrays["seq_start"]
     count = len(arrays["names"]) if max_files is None else min(max_files, len(arrays["names"]))
     for s in range(count):
         a, b = starts[s], starts[s + 1]
-        if b - a < 3:
+        if b - a < 3 or any(x in str(arrays["names"][s]) for x in exclude):
             continue
         root, pose, joints = (torch.from_numpy(arrays[k][a:b].astype(np.float64))
                               for k in ("root_orient", "pose_body", "joints"))  # fmt: skip
-        tr = states_from_body(root, pose, joints, float(arrays["fps"][s]))
-        prevs.append(tr.prev.float())
-        curs.append(tr.cur.float())
-        contacts.append(torch.from_numpy(arrays["contacts"][a + 2 : b].astype(np.float32)))
-        sequence.append(torch.full((b - a - 2,), s, dtype=torch.int64))
+        labels = torch.from_numpy(arrays["contacts"][a:b].astype(np.float32))
+        for r, p, j, c in motion_variants(axis_angle_to_matrix(root), pose, joints, labels,
+                                          contact_joints, augmentations):  # fmt: skip
+            tr = states_from_rotations(r, p, j, float(arrays["fps"][s]))
+            prevs.append(tr.prev.float())
+            curs.append(tr.cur.float())
+            contacts.append(c[2:])
+            sequence.append(torch.full((len(r) - 2,), s, dtype=torch.int64))
     return TransitionSet(torch.cat(prevs), torch.cat(curs), torch.cat(contacts),
                          torch.cat(sequence), arrays["names"][:count], metadata)  # fmt: skip
 

@@ -22,6 +22,7 @@ import torch
 from torch.nn.functional import binary_cross_entropy_with_logits
 
 from priors.motion_cvae.data import (
+    AUGMENTATIONS,
     TransitionSet,
     load_motions,
     load_transitions,
@@ -178,6 +179,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--contact-weight", type=float, default=1.0)
     parser.add_argument("--max-files", type=int, default=None, help="first n training files")
+    parser.add_argument(
+        "--exclude",
+        nargs="*",
+        default=[],
+        help="leave out training files whose name contains one of these strings (motion kinds "
+        "or styles held out to measure the prior on motion it has not seen, e.g. _run_)",
+    )
+    parser.add_argument(
+        "--augment",
+        nargs="*",
+        choices=AUGMENTATIONS,
+        default=[],
+        help="train also on the motions mirrored, played backwards and/or at other speeds "
+        "(priors.augment; validation stays un-augmented)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--debug-any-split", action="store_true",
                         help="allow a state file of another split (debugging only)")  # fmt: skip
@@ -196,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     start = time.time()
-    data = load_transitions(args.train, args.max_files)
+    data = load_transitions(args.train, args.max_files, args.exclude, args.augment)
     if data.metadata.get("split") != "train" and not args.debug_any_split:
         raise SystemExit(f"{args.train} holds split {data.metadata.get('split')!r}, not 'train' "
                          "(--debug-any-split to debug on it; never ship such a model)")  # fmt: skip
@@ -204,8 +220,12 @@ def main(argv: list[str] | None = None) -> None:
     if not is_val_file.any():  # a file of the evaluation split (debugging only)
         logger.warning("no take number ends in 5: validating on every 10th file instead")
         is_val_file = np.arange(len(data.names)) % 10 == 5
-    is_val = torch.from_numpy(is_val_file)[data.sequence]
-    train_set, val_set = data.subset(~is_val), data.subset(is_val)
+    plain = load_transitions(args.train, args.max_files, args.exclude) if args.augment else data
+    val_file = torch.from_numpy(is_val_file)
+    train_set, val_set = (
+        data.subset(~val_file[data.sequence]),
+        plain.subset(val_file[plain.sequence]),
+    )
     logger.info("%d training, %d validation transitions", len(train_set.prev), len(val_set.prev))
     model = build_model(train_set, args)
     curve = train(model, train_set, val_set, args)
@@ -228,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
                    "eval_files": files(held_out), "eval_transitions": len(held_out.prev)},
         "model": {**model.config, "min_std": MIN_STD, "epochs": args.epochs, "batch": args.batch,
                   "lr": args.lr, "kl_warmup": args.kl_warmup, "free_bits": args.free_bits,
-                  "seed": args.seed,
+                  "seed": args.seed, "exclude": args.exclude, "augment": args.augment,
                   "contact_weight": args.contact_weight, "torch": torch.__version__},
         "scores": scores,
         "command": " ".join(["python -m priors.motion_cvae.train", *(argv or sys.argv[1:])]),

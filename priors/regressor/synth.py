@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from priors.augment import MIRROR, SMPL_PAIRS, mirror_pose, swap_pairs
 from priors.motion_cvae.state import axis_angle_to_matrix
 from priors.regressor.features import (
     FACE,
@@ -24,13 +25,10 @@ from priors.regressor.features import (
     make_features,
 )
 
-#: SMPL body joint pairs (left, right) among joints 0..21, swapped by mirroring.
-SMPL_PAIRS = ((1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21))
 #: Keypoint groups a part occlusion hides (regressor layout).
 PARTS = ((11, 12, 13, 14, 15, 16, *FEET), (13, 14, 15, 16, *FEET), (7, 8, 9, 10), (5, 7, 9, 11),
          (6, 8, 10, 12), FACE)  # fmt: skip
 IMAGE_SIZES = ((720, 1280), (1080, 1920), (540, 960), (480, 640), (1280, 720), (1920, 1080))
-MIRROR = torch.tensor([-1.0, 1.0, 1.0])
 
 
 @dataclass
@@ -55,21 +53,6 @@ class Window:
     local: Tensor
 
 
-def _swap(x: Tensor, pairs, dim: int) -> Tensor:
-    out = x.clone()
-    for a, b in pairs:
-        out.select(dim, a).copy_(x.select(dim, b))
-        out.select(dim, b).copy_(x.select(dim, a))
-    return out
-
-
-def mirror_pose(pose: Tensor) -> Tensor:
-    """Mirror (..., 21, 3) axis-angle body poses through the sagittal plane (x -> -x): the left
-    and right joints swap and a rotation vector ``(x, y, z)`` becomes ``(x, -y, -z)``."""
-    pairs = [(a - 1, b - 1) for a, b in SMPL_PAIRS]
-    return _swap(pose, pairs, -2) * pose.new_tensor([1.0, -1.0, -1.0])
-
-
 def mirror(w: Window, which: Tensor) -> Window:
     """Mirror the windows selected by ``which`` (B,) bool left-right (x -> -x)."""
     if not bool(which.any()):
@@ -80,10 +63,10 @@ def mirror(w: Window, which: Tensor) -> Window:
         shape = (-1,) + (1,) * (old.dim() - 1)
         return torch.where(which.view(shape), new, old)
 
-    local = _swap(w.local * MIRROR, SMPL_PAIRS, -2)
-    rest = _swap(w.rest * MIRROR, SMPL_PAIRS, -2)
+    local = swap_pairs(w.local * MIRROR, SMPL_PAIRS, -2)
+    rest = swap_pairs(w.rest * MIRROR, SMPL_PAIRS, -2)
     return Window(
-        kp_w=pick(_swap(w.kp_w * MIRROR, MIRROR_PAIRS, -2), w.kp_w),
+        kp_w=pick(swap_pairs(w.kp_w * MIRROR, MIRROR_PAIRS, -2), w.kp_w),
         root=pick(M @ w.root @ M, w.root),
         pose=pick(mirror_pose(w.pose), w.pose),
         pelvis=pick(w.pelvis * MIRROR, w.pelvis),
@@ -202,7 +185,7 @@ def detect(kp_w: Tensor, R: Tensor, t: Tensor, intrins: Tensor, size: Tensor,
     drop_p = _uniform(gen, B, 0.0, 0.1)[:, None, None]
     vis &= torch.rand(B, L, K, generator=gen) >= drop_p
     swap = torch.rand(B, L, generator=gen) < _uniform(gen, B, 0.0, 0.02)[:, None]
-    uv = torch.where(swap[..., None, None], _swap(uv, MIRROR_PAIRS, -2), uv)
+    uv = torch.where(swap[..., None, None], swap_pairs(uv, MIRROR_PAIRS, -2), uv)
     vis = _occlude(vis, gen)
     for part, prob in ((FACE, 0.15), (FEET, 0.4)):  # detectors without face or feet points
         vis[:, :, list(part)] &= (torch.rand(B, generator=gen) >= prob)[:, None, None]

@@ -2,7 +2,11 @@
 
 One element per person and window of frames (t-2, t-1, t) inside a track: the CVAE's
 least-squares residual of the transition ``s_{t-1} -> s_t`` (``MotionCVAE.transition_residual``,
-the negative log-density of the transition at the posterior mean, 48 + 204 entries). Its states
+the negative log-density of the transition at the posterior mean, 48 + 204 entries), through a
+Geman-McClure kernel on its norm (``costs.motion_prior_sigma``; ``costs.robust``), so that a
+transition far from the training data (a walk backwards, a kick) costs at most ``sigma^2`` and
+is not dragged towards the motions the prior knows, and times a per-window ``scale`` (the
+evidence guard lowers one person's prior weight through it, ``stages.evidence``). Its states
 read frames t-2, t-1 and t only, so the Gauss-Newton system stays block-banded in time: no
 trajectory roll-out.
 
@@ -37,6 +41,7 @@ from priors.motion_cvae.state import (
 from slahmr_opt.body import BodyModel
 from slahmr_opt.body.jacobian import body_point_jacobians, supports_analytic_jacobians
 from slahmr_opt.costs.kinematics import world_joints
+from slahmr_opt.costs.robust import gmof_vector_jacobian, gmof_vector_residual
 from slahmr_opt.costs.smoothness import track_windows, window_inputs
 from slahmr_opt.costs.term import Term
 
@@ -67,11 +72,13 @@ def _window(kw: dict[str, Tensor], var: str) -> Tensor:
 
 
 def motion_prior_residual(
-    *, body: BodyModel, prior: MotionCVAE, fps: float, betas: Tensor, ref: Tensor, **kw: Tensor
-) -> Tensor:
-    """(N, L + D) transition residuals of windows; ``kw`` holds ``root_orient{k}``,
-    ``trans{k}``, ``pose_body{k}`` (N, 3 / 3 / 63) of frames k = 0, 1, 2; ``ref`` (N, 12) the
-    world-to-F rotation (row-major) and translation."""
+    *, body: BodyModel, prior: MotionCVAE, fps: float, sigma: float, betas: Tensor, ref: Tensor,
+    scale: Tensor, **kw: Tensor,
+) -> Tensor:  # fmt: skip
+    """(N, L + D) robust transition residuals of windows (module docstring); ``kw`` holds
+    ``root_orient{k}``, ``trans{k}``, ``pose_body{k}`` (N, 3 / 3 / 63) of frames k = 0, 1, 2;
+    ``ref`` (N, 12) the world-to-F rotation (row-major) and translation; ``scale`` (N, 1) each
+    window's factor (the person's prior weight is ``weight * scale^2``)."""
     joints = torch.stack(
         [
             world_joints(
@@ -83,7 +90,8 @@ def motion_prior_residual(
     )
     rot = axis_angle_to_matrix(_window(kw, "root_orient"))
     states = _states_in_floor_frame(rot, _window(kw, "pose_body"), joints, *_split_ref(ref), fps)
-    return prior.transition_residual(states[:, 0], states[:, 1])
+    r = prior.transition_residual(states[:, 0], states[:, 1])
+    return scale * (gmof_vector_residual(r, sigma) if sigma > 0 else r)
 
 
 def _joint_coefficients(fps: float, dtype, device) -> Tensor:
@@ -97,21 +105,24 @@ def _joint_coefficients(fps: float, dtype, device) -> Tensor:
 
 
 def motion_prior_jacobian(
-    wrt: frozenset[str], *, body: BodyModel, prior: MotionCVAE, fps: float, betas: Tensor,
-    ref: Tensor, **kw: Tensor,
+    wrt: frozenset[str], *, body: BodyModel, prior: MotionCVAE, fps: float, sigma: float,
+    betas: Tensor, ref: Tensor, scale: Tensor, **kw: Tensor,
 ) -> tuple[Tensor, dict[str, Tensor]]:  # fmt: skip
     """``motion_prior_residual`` (N, L + D) and its Jacobians (N, L + D, n) (module docstring),
     in chunks of ``JACOBIAN_CHUNK`` elements: the intermediate blocks are ten times the size of
     the result, and small batches stay in cache."""
     n = betas.shape[0]
-    if n <= JACOBIAN_CHUNK:
-        return _jacobian_chunk(wrt, body, prior, fps, betas, ref, kw)
+    chunks = [slice(a, a + JACOBIAN_CHUNK) for a in range(0, n, JACOBIAN_CHUNK)]
     parts = [
         _jacobian_chunk(wrt, body, prior, fps, betas[s], ref[s], {k: v[s] for k, v in kw.items()})
-        for s in (slice(a, a + JACOBIAN_CHUNK) for a in range(0, n, JACOBIAN_CHUNK))
+        for s in chunks
     ]
-    residual = torch.cat([p[0] for p in parts])
-    return residual, {k: torch.cat([p[1][k] for p in parts]) for k in parts[0][1]}
+    r = torch.cat([p[0] for p in parts])
+    jac = {k: torch.cat([p[1][k] for p in parts]) for k in parts[0][1]}
+    if sigma > 0:
+        jac = {k: gmof_vector_jacobian(r, j, sigma) for k, j in jac.items()}
+        r = gmof_vector_residual(r, sigma)
+    return scale * r, {k: scale[..., None] * j for k, j in jac.items()}
 
 
 def _jacobian_chunk(wrt, body, prior, fps, betas, ref, kw):
@@ -187,7 +198,7 @@ def _jacobian_chunk(wrt, body, prior, fps, betas, ref, kw):
 
 def build_motion_prior_term(
     track_mask: Tensor, body: BodyModel, prior: MotionCVAE, floor_ref: Tensor, fps: float,
-    dtype: torch.dtype,
+    dtype: torch.dtype, sigma: float = 0.0,
 ) -> Term:  # fmt: skip
     """The ``motion_prior`` term over every window of 3 frames inside a track.
 
@@ -196,20 +207,26 @@ def build_motion_prior_term(
         prior: the CVAE (moved to ``dtype`` here).
         floor_ref: (4, 4) world-to-F transform of the floor (``init.floor.floor_reference``).
         fps: frame rate of the observations.
+        sigma: Geman-McClure scale of each window's residual norm (``costs.robust``): a window
+            costs at most ``sigma^2``; 0 keeps the plain squares.
     """
     prior = prior.to(dtype)
     person, frame = track_windows(track_mask, NUM_FRAMES)
     ref = torch.cat([floor_ref[:3, :3].reshape(9), floor_ref[:3, 3]]).to(dtype)
+    options = dict(body=body, prior=prior, fps=fps, sigma=float(sigma))
     return Term(
         name="motion_prior",
-        fn=partial(motion_prior_residual, body=body, prior=prior, fps=fps),
+        fn=partial(motion_prior_residual, **options),
         inputs=window_inputs(NUM_FRAMES),
         person=person,
         frame=frame,
         dim=prior.latent + STATE_DIM,
-        data={"ref": ref.expand(len(person), -1).clone()},
+        data={
+            "ref": ref.expand(len(person), -1).clone(),
+            "scale": torch.ones(len(person), 1, dtype=dtype),
+        },
         jac=(
-            partial(motion_prior_jacobian, body=body, prior=prior, fps=fps)
+            partial(motion_prior_jacobian, **options)
             if supports_analytic_jacobians(body)
             else None
         ),

@@ -15,22 +15,13 @@ from torch import Tensor
 from slahmr_opt.body import BodyModel
 from slahmr_opt.body.jacobian import body_point_jacobians, supports_analytic_jacobians
 from slahmr_opt.costs.kinematics import world_keypoints
+from slahmr_opt.costs.robust import gmof_derivative, gmof_residual
 from slahmr_opt.costs.term import Input, Term
 from slahmr_opt.geometry.camera import MIN_DEPTH, project, world_to_camera
 from slahmr_opt.types import Observations
 
 #: Body variables ``body_point_jacobians`` differentiates (``trans`` has the identity Jacobian).
 BODY_WRT = frozenset({"root_orient", "pose_body", "betas"})
-
-
-def gmof_residual(r: Tensor, sigma: float) -> Tensor:
-    """Signed square root of the Geman-McClure function: ``gmof_residual(r)^2 = rho(r)``."""
-    return sigma * r / torch.sqrt(sigma**2 + r**2)
-
-
-def gmof_derivative(r: Tensor, sigma: float) -> Tensor:
-    """``d gmof_residual / d r = sigma^3 / (sigma^2 + r^2)^(3/2)``."""
-    return sigma**3 / (sigma**2 + r**2).pow(1.5)
 
 
 def pack_cameras(R_w2c: Tensor, t_w2c: Tensor, intrins: Tensor) -> Tensor:

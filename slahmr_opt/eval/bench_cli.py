@@ -64,6 +64,14 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     )
     make.add_argument("--no-face", action="store_true", help="no face keypoints (nose, eyes, ears)")
     make.add_argument(
+        "--variants",
+        nargs="+",
+        choices=("original", "reversed", "mirrored"),
+        default=["original"],
+        help="film each motion as recorded, played backwards and/or mirrored left-right "
+        "(motions the priors' training data lacks); default original",
+    )
+    make.add_argument(
         "--allow-train",
         action="store_true",
         help="accept training-split files (not for reported numbers)",
@@ -73,6 +81,16 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="output folder (resumes if it has results)")
     run.add_argument("--config", default=None, help="YAML config or shipped config name")
     run.add_argument("overrides", nargs="*", help="key=value config overrides")
+    tab = sub.add_parser("table", help="markdown tables of bench run results, by camera, motion "
+                         "kind and variant")  # fmt: skip
+    tab.add_argument("metrics", nargs="+", help="metrics.json files of bench run")
+    cmp = sub.add_parser("compare", help="runs side by side per camera, motion kind and variant")
+    cmp.add_argument("runs", nargs="+", metavar="LABEL=METRICS",
+                     help="labelled metrics.json files; the first is the reference")  # fmt: skip
+    cmp.add_argument("--check", type=float, default=None, metavar="FRACTION",
+                     help="list every group where a run is worse than the reference by more "
+                     "than this fraction in PA-MPJPE, WA-MPJPE100, W-MPJPE100 or RTE; "
+                     "exit 1 if any")  # fmt: skip
     return bench  # fmt: skip
 
 
@@ -114,9 +132,26 @@ def run_bench(args: argparse.Namespace) -> int:
             per_pattern=args.per_pattern,
             guesses=args.guesses,
             no_face=args.no_face,
+            variants=args.variants,
         )
         index = json.loads(Path(path).read_text())
         print(f"wrote {len(index['sequences'])} sequences; index: {path}")
+        return 0
+    if args.bench_command in ("table", "compare"):
+        from slahmr_opt.eval.bench_table import compare, table
+
+        paths = [item.split("=", 1)[-1] for item in getattr(args, "runs", None) or args.metrics]
+        if args.bench_command == "table":
+            for path in paths:
+                print(f"\n{path}\n{table(path)}")
+            return 0
+        labels = [item.split("=", 1)[0] if "=" in item else item for item in args.runs]
+        text, regressions = compare(dict(zip(labels, paths, strict=True)), args.check)
+        print(text)
+        if args.check is not None:
+            head = f"{len(regressions)} group(s) worse than {labels[0]} by more than"
+            print(f"\n{head} {100 * args.check:.0f} %" + "".join(f"\n  {r}" for r in regressions))
+            return 1 if regressions else 0
         return 0
     if args.bench_command == "run":
         from slahmr_opt.eval.bench_run import run_benchmark

@@ -34,8 +34,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
 from tqdm import tqdm
 
+from priors import augment
 from slahmr_opt.body import BodyConfig, BodyModel, load_body_model
 from slahmr_opt.errors import InputError
 from slahmr_opt.eval import synth
@@ -57,6 +59,9 @@ from slahmr_opt.inputs.tracks import write_tracks_npz
 logger = logging.getLogger(__name__)
 
 CAMERA_KINDS = ("static", "pan", "tracking", "orbit")
+VARIANTS = ("original", "reversed", "mirrored")
+"""Motion variants ``bench make --variants`` films (``motion_variant``); the name of a sequence
+of a transformed motion ends in ``~reversed`` or ``~mirrored``."""
 CAMERA_ALIASES = {"handheld": "orbit"}
 """``handheld``: a camera circling the person with hand-held shake (synth's ``orbit``)."""
 FEET = [5, 7, 8, 10]
@@ -131,6 +136,34 @@ def fit_motions(body: BodyModel, motions: list[BvhMotion], max_frames: int) -> l
         targets.append(x[:max_frames])
         rots.append(joint_rotations(m)[:max_frames])
     return fit_sequences(body, targets, weights, terms=relative_terms(), joint_rotations=rots)
+
+
+def motion_variant(fit: BodyFit, variant: str, body: BodyModel) -> BodyFit:
+    """``fit`` as one of ``VARIANTS``: ``original``, ``reversed`` (played backwards: a walk
+    becomes a walk backwards), ``mirrored`` (left and right swapped through the body's sagittal
+    plane, ``priors.augment``). The pelvis moves with the mirror: ``trans + J_0`` is mirrored."""
+    if variant == "original":
+        return fit
+    if variant == "reversed":
+        flip = {k: getattr(fit, k)[::-1].copy() for k in ("root_orient", "trans", "pose_body",
+                                                          "joints", "joint_error_mm",
+                                                          "residual_mm")}  # fmt: skip
+        return replace(fit, **flip)
+    if variant != "mirrored":
+        raise ValueError(f"unknown motion variant {variant!r} (expected one of {VARIANTS})")
+    f64 = {k: torch.from_numpy(np.asarray(getattr(fit, k), dtype=np.float64))
+           for k in ("root_orient", "trans", "pose_body", "betas")}  # fmt: skip
+    with torch.no_grad():
+        j0 = body.to(torch.float64).rest_pose(f64["betas"], return_vertices=False).joints[0]
+    mirror = augment.MIRROR.to(torch.float64)
+    root = matrix_to_axis_angle(augment.mirror_rotation(axis_angle_to_matrix(f64["root_orient"])))
+    return replace(
+        fit,
+        root_orient=root.numpy(),
+        trans=((f64["trans"] + j0) * mirror - j0).numpy(),
+        pose_body=augment.mirror_pose(f64["pose_body"]).numpy(),
+        joints=augment.mirror_joints(torch.from_numpy(fit.joints)).numpy(),
+    )
 
 
 def place_side_by_side(fits: list[BodyFit], spacing: float = SPACING) -> dict[str, np.ndarray]:
@@ -246,6 +279,7 @@ def make_benchmark(
     body: BodyModel | None = None,
     guesses: str = "realistic",
     no_face: bool = False,
+    variants: Sequence[str] = ("original",),
 ) -> Path:
     """Build a benchmark: every chosen motion group filmed by every camera kind.
 
@@ -268,6 +302,8 @@ def make_benchmark(
             The guesses have their own random stream: every kind sees the same keypoints and
             cameras for the same seed.
         no_face: no face keypoints (detectors that give none, people seen from behind).
+        variants: ``VARIANTS`` of every chosen motion group to film (``motion_variant``):
+            ``reversed`` and ``mirrored`` make motions the priors' training data lacks.
 
     Returns:
         The path of ``index.json``.
@@ -277,6 +313,9 @@ def make_benchmark(
     if people < 1 or max_frames < 2:
         raise ValueError(f"need people >= 1 and max_frames >= 2, got {people}, {max_frames}")
     kinds = _camera_kinds(cameras)
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or not variants:
+        raise ValueError(f"unknown motion variants {unknown} (expected some of {VARIANTS})")
     if guesses not in GUESS_PRESETS:
         raise ValueError(f"unknown guess kind {guesses!r} (expected one of {list(GUESS_PRESETS)})")
     motions = list_motions(mocap_paths, allow_train)
@@ -296,13 +335,14 @@ def make_benchmark(
     occ = occlusions or OcclusionSettings()
     out = Path(out_dir)
     entries = []
-    jobs = [(g, kind) for g in range(n_groups) for kind in kinds]
-    for g, kind in tqdm(jobs, desc="benchmark sequences", unit="seq"):
+    variants = list(dict.fromkeys(variants))
+    jobs = [(g, v, kind) for g in range(n_groups) for v in variants for kind in kinds]
+    for g, variant, kind in tqdm(jobs, desc="benchmark sequences", unit="seq"):
         group = groups[g]
         stem = "+".join(Path(str(m.source)).stem for m in group)
-        name = f"{g:03d}_{kind}_{stem}"
+        name = f"{g:03d}_{kind}_{stem}" + ("" if variant == "original" else f"~{variant}")
         rng = sequence_rng(seed, name)
-        group_fits = fits[g * people : (g + 1) * people]
+        group_fits = [motion_variant(f, variant, body) for f in fits[g * people : (g + 1) * people]]
         bodies = place_side_by_side(group_fits)
         settings = synth.SynthSettings(camera=kind, guesses=GUESS_PRESETS[guesses])
         f64 = {k: torch.from_numpy(v) for k, v in bodies.items()}
@@ -326,6 +366,7 @@ def make_benchmark(
             "fit_residual_mm": [float(f.residual_mm[:T].mean()) for f in group_fits],
             "seed": seed,
             "camera": kind,
+            "variant": variant,
             "static": kind == "static",
             "people": people,
             "alpha_true": settings.alpha_true,
@@ -339,10 +380,12 @@ def make_benchmark(
                 f64["root_orient"], obs.vis_mask,
             )  # fmt: skip
         write_sequence(out / name, body, scene, bodies, settings, meta)
-        entries.append({k: meta[k] for k in ("name", "camera", "people", "sources", "seed")}
+        entries.append({k: meta[k] for k in ("name", "camera", "variant", "people", "sources",
+                                             "seed")}
                        | {"frames": T, "static": kind == "static"})  # fmt: skip
     index = {"seed": seed, "max_frames": max_frames, "cameras": kinds, "people": people,
-             "guesses": guesses, "no_face": no_face, "sequences": entries}  # fmt: skip
+             "variants": variants, "guesses": guesses, "no_face": no_face,
+             "sequences": entries}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     path = out / "index.json"
     path.write_text(json.dumps(index, indent=2))

@@ -49,7 +49,7 @@ def config_hash(cfg: Config) -> str:
     return hashlib.sha256(to_yaml(cfg).encode()).hexdigest()[:16]
 
 
-def _read_json(path: Path, what: str) -> dict:
+def read_json(path: Path, what: str) -> dict:
     if not path.is_file():
         raise InputError(path, f"{what} not found")
     try:
@@ -59,7 +59,7 @@ def _read_json(path: Path, what: str) -> dict:
 
 
 def _observations(seq: Path, cfg: Config):
-    meta = _read_json(seq / "meta.json", "sequence meta file")
+    meta = read_json(seq / "meta.json", "sequence meta file")
     data = cfg.data
     static = bool(meta.get("static", False))
     return load_observations(
@@ -97,7 +97,7 @@ def fit_and_score(
     """
     seq, out = Path(seq_dir), Path(out_dir)
     cfg = load_config(config, list(overrides))
-    meta = _read_json(seq / "meta.json", "sequence meta file")
+    meta = read_json(seq / "meta.json", "sequence meta file")
     obs = _observations(seq, cfg)
     start = time.perf_counter()
     result = solve(obs, cfg, progress=progress)
@@ -151,7 +151,7 @@ def run_benchmark(
         ``{"config_hash", "sequences": {name: score}, "mean": {...}, "by_camera": {...}}``.
     """
     bench, out = Path(bench_dir), Path(out_dir)
-    index = _read_json(bench / "index.json", "benchmark index")
+    index = read_json(bench / "index.json", "benchmark index")
     cfg_hash = config_hash(load_config(config, list(overrides)))
     scores: dict[str, dict] = {}
     for entry in tqdm(index.get("sequences", []), desc="benchmark", unit="seq"):

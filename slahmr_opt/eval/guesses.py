@@ -33,7 +33,7 @@ from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
 from scipy.ndimage import gaussian_filter1d
 from torch import Tensor
 
-from priors.regressor.synth import mirror_pose
+from priors.augment import mirror_pose
 from slahmr_opt.eval.metrics import facing_errors, mpjpe_errors, pa_errors, to_camera
 from slahmr_opt.types import SMPLGuess
 

@@ -39,6 +39,7 @@ class StageResult:
         iterations: iterations performed.
         seconds: wall time.
         initial_loss, final_loss: total weighted loss before and after.
+        damping: LM's final damping (None for the torch solvers).
     """
 
     name: str
@@ -49,6 +50,7 @@ class StageResult:
     seconds: float
     initial_loss: float
     final_loss: float
+    damping: float | None = None
 
 
 def _record(history, stage, problem, params, weights, iteration, **info) -> float:
@@ -64,20 +66,28 @@ def run_stage(
     params: dict[str, Tensor],
     history: LossHistory,
     progress: bool = True,
+    first_iteration: int = 0,
 ) -> StageResult:
-    """Run one stage from ``params`` (not modified) and return the new parameters."""
+    """Run one stage from ``params`` (not modified) and return the new parameters.
+
+    ``first_iteration`` > 0 continues a stage run in rounds (``stages.evidence``): the history
+    numbers its iterations on from there and keeps the stage's clock."""
     optimize = problem.optimized_keys(stage.optimize)
     weights = {k: float(v) for k, v in stage.weights.items() if v > 0}
-    history.start_stage()
     start = time.perf_counter()
-    initial = _record(history, stage.name, problem, params, weights, 0)
+    if first_iteration == 0:
+        history.start_stage()
+        initial = _record(history, stage.name, problem, params, weights, 0)
+    else:
+        with torch.no_grad():
+            initial = float(problem.loss(params, weights)[0])
     runner = _run_lm if stage.solver.kind == "lm" else _run_torch
     bar = tqdm(
         total=stage.solver.iterations, desc=f"stage {stage.name}", disable=not progress, leave=False
     )
     try:
-        new_params, iters, status, message = runner(
-            stage, problem, params, optimize, weights, history, bar
+        new_params, iters, status, message, damping = runner(
+            stage, problem, params, optimize, weights, history, bar, first_iteration
         )
     finally:
         bar.close()
@@ -93,17 +103,19 @@ def run_stage(
         final,
         status,
     )
-    return StageResult(stage.name, new_params, status, message, iters, seconds, initial, final)
+    return StageResult(
+        stage.name, new_params, status, message, iters, seconds, initial, final, damping
+    )
 
 
-def _run_lm(stage, problem, params, optimize, weights, history, bar):
+def _run_lm(stage, problem, params, optimize, weights, history, bar, first):
     variables = TheseusVariables(params, problem.track_mask)
     objective = th.Objective(dtype=params["trans"].dtype)
     for name, weight in weights.items():
         for cost in term_cost_functions(problem.terms[name], weight, variables, optimize):
             objective.add(cost)
     if not objective.cost_functions:
-        return params, 0, "converged", "no term touches the optimized variables"
+        return params, 0, "converged", "no term touches the optimized variables", None
     solver = stage.solver
     lm = StepControlledLM(
         objective,
@@ -123,7 +135,7 @@ def _run_lm(stage, problem, params, optimize, weights, history, bar):
             problem,
             variables.unpack(params),
             weights,
-            it + 1,
+            first + it + 1,
             damping=optimizer._damping,
             rejected=optimizer.num_rejected,
         )
@@ -144,18 +156,19 @@ def _run_lm(stage, problem, params, optimize, weights, history, bar):
             damping=lm._damping,
             rejected=lm.num_rejected,
         )
-    iters = history.final(stage.name).iteration
+    iters = history.final(stage.name).iteration - first
     if status == "fail":
         return (
             new_params,
             iters,
             "failed",
             "the linear solver failed (system not positive definite)",
+            lm._damping,
         )
-    return new_params, iters, status, f"LM, final damping {lm._damping:.2g}"
+    return new_params, iters, status, f"LM, final damping {lm._damping:.2g}", lm._damping
 
 
-def _run_torch(stage, problem, params, optimize, weights, history, bar):
+def _run_torch(stage, problem, params, optimize, weights, history, bar, first):
     solver = stage.solver
     work = {k: v.detach().clone() for k, v in params.items()}
     leaves = [work[k].requires_grad_(True) for k in sorted(optimize)]
@@ -179,13 +192,17 @@ def _run_torch(stage, problem, params, optimize, weights, history, bar):
     status, message, it = "max_iterations", "", 0
     for it in range(1, solver.iterations + 1):
         opt.step(closure)
-        current = _record(history, stage.name, problem, work, weights, it, evaluations=evaluations)
+        current = _record(
+            history, stage.name, problem, work, weights, first + it, evaluations=evaluations
+        )
         bar.update(1)
         if not torch.isfinite(torch.tensor(current)):
-            return params, it, "failed", "the loss became NaN or infinite"
+            return params, it, "failed", "the loss became NaN or infinite", None
         if solver.kind == "lbfgs" and abs(prev - current) <= solver.min_rel_decrease * abs(prev):
             status, message = "converged", "relative decrease below threshold"
             break
         prev = current
     new_params = {k: v.detach() for k, v in work.items()}
-    return new_params, it, status, message or f"{solver.kind}, {evaluations} loss evaluations"
+    return (
+        new_params, it, status, message or f"{solver.kind}, {evaluations} loss evaluations", None
+    )

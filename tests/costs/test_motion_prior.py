@@ -120,3 +120,23 @@ def test_chunked_jacobian_equals_one_batch(body, prior, monkeypatch):
     assert set(chunked[1]) == set(whole[1])
     for key, value in whole[1].items():
         torch.testing.assert_close(chunked[1][key], value, **TOL)
+
+
+def test_robust_term_is_bounded_and_its_jacobians_match_autodiff(body, prior):
+    """With ``sigma`` each window's squared residual is ``rho(|r|^2) = sigma^2 s / (sigma^2 + s)``
+    of the plain one, below ``sigma^2``; the per-window ``scale`` multiplies it; the analytic
+    Jacobians of the robust, scaled residual match autodiff."""
+    mask = torch.ones(1, 6, dtype=torch.bool)
+    params = _params(1, 6, seed=3)  # random poses: far from the training data, |r|^2 >> sigma^2
+    plain = build_motion_prior_term(mask, body, prior, _tilted_ref(), FPS, DT)
+    sigma = 20.0
+    robust = build_motion_prior_term(mask, body, prior, _tilted_ref(), FPS, DT, sigma=sigma)
+    robust.data["scale"] = torch.tensor([[1.0], [0.5], [2.0], [1.0]], dtype=DT)
+    s = plain.residual(params).square().sum(-1)
+    assert bool((s > 100 * sigma**2).all())
+    got = robust.residual(params).square().sum(-1)
+    expected = robust.data["scale"][:, 0].square() * sigma**2 * s / (sigma**2 + s)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=0)
+    assert bool((got < robust.data["scale"][:, 0].square() * sigma**2).all())
+    inputs = robust.gather(params)
+    check_term_jacobians(robust, inputs, [i.arg for i in robust.inputs], min_scale=1e-3)

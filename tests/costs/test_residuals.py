@@ -7,7 +7,8 @@ import torch
 
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.costs.priors import anchor_residual, shape_residual
-from slahmr_opt.costs.reprojection import gmof_residual, pack_cameras, reprojection_residual
+from slahmr_opt.costs.reprojection import pack_cameras, reprojection_residual
+from slahmr_opt.costs.robust import gmof_residual
 from slahmr_opt.costs.smoothness import acceleration_residual, velocity_residual
 
 

@@ -181,3 +181,44 @@ def test_cli_parser():
     assert args.bench_command == "make" and args.camera == ["handheld"] and args.people == 2
     args = parser.parse_args(["bench", "run", "--bench", "b", "--out", "o", "x.y=1"])
     assert args.overrides == ["x.y=1"] and args.config is None
+
+
+def test_reversed_and_mirrored_variants(eval_bvh, tmp_path):
+    """``--variants``: the same motion played backwards (ground truth flipped in time) and
+    mirrored (left and right joints swap, x -> -x about the start), named ``~variant``."""
+    index = make_benchmark([eval_bvh], tmp_path / "v", seed=5, cameras=("static",), max_frames=30,
+                           variants=("original", "reversed", "mirrored"))  # fmt: skip
+    seqs = json.loads(index.read_text())["sequences"]
+    assert [s["variant"] for s in seqs] == ["original", "reversed", "mirrored"]
+    assert seqs[1]["name"] == seqs[0]["name"] + "~reversed"
+    gt = [read_ground_truth(index.parent / s["name"] / "gt.npz") for s in seqs]
+    orig, rev, mir = (g["joints"][0] for g in gt)
+    np.testing.assert_allclose(rev, orig[::-1], atol=1e-5)
+    # Mirrored: each joint is its partner's mirror image (the pelvis x flips about the origin).
+    left, right = 1, 2  # the hips
+    np.testing.assert_allclose(mir[:, left] * [-1, 1, 1], orig[:, right], atol=2e-3)
+    np.testing.assert_allclose(mir[:, 0] * [-1, 1, 1], orig[:, 0], atol=2e-3)
+    with pytest.raises(ValueError, match="variants"):
+        make_benchmark([eval_bvh], tmp_path / "w", cameras=("static",), variants=("upside",))
+
+
+def test_compare_flags_regressions_per_group(tmp_path):
+    from slahmr_opt.eval.bench_table import compare, table
+
+    def row(camera, pa):
+        return {"camera": camera, "frames": 10, "seconds": 1.0, "pa_mpjpe": pa, "rte": 1.0,
+                "w_mpjpe100": 100.0, "wa_mpjpe100": 50.0, "alpha": 1.0, "alpha_true": 1.0}
+
+    ref = {"000_static_dataset-2_walk_normal_010": row("static", 40.0),
+           "000_static_dataset-2_walk_normal_010~reversed": row("static", 40.0)}
+    new = {"000_static_dataset-2_walk_normal_010": row("static", 30.0),
+           "000_static_dataset-2_walk_normal_010~reversed": row("static", 50.0)}
+    for name, seqs in (("ref", ref), ("new", new)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"sequences": seqs}))
+    text, regressions = compare({"ref": tmp_path / "ref.json", "new": tmp_path / "new.json"}, 0.05)
+    assert regressions == ["reversed: new pa_mpjpe +25 %"]
+    assert "| walk | new | 2 |" in text and "| original | new | 1 |" in text
+    assert "| reversed | 1 |" in table(tmp_path / "new.json")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(InputError, match="no scored sequences"):
+        table(tmp_path / "bad.json")

@@ -7,7 +7,7 @@ import torch
 from pytorch3d.transforms import axis_angle_to_matrix
 from scipy.spatial.transform import Rotation
 
-from priors.regressor.synth import SMPL_PAIRS, mirror_pose
+from priors.augment import SMPL_PAIRS, mirror_pose
 from slahmr_opt.eval.guesses import (
     GUESS_PRESETS,
     _bursts,

@@ -8,9 +8,9 @@ import pytest
 import torch
 from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
 
+from priors.augment import mirror_pose
 from priors.regressor.features import to_layout
 from priors.regressor.model import Regressor
-from priors.regressor.synth import mirror_pose
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.cli import EXAMPLE_DIR
 from slahmr_opt.errors import InputError

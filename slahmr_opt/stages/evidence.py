@@ -1,0 +1,149 @@
+"""The evidence guard of a motion-prior stage: the prior may smooth a person's motion, never
+trade that person's 2D evidence away.
+
+A learned motion prior is biased towards the motions it was trained on; on a motion it has not
+seen (a walk backwards, a kick) it can pull the body away from what the camera saw. The guard
+runs the stage in rounds (``StageConfig.evidence_round`` iterations) and measures, per person,
+the root-mean-square 2D keypoint residual (of the ``kp2d`` term) against its value at the
+stage's start. A person whose RMS rose by more than ``StageConfig.evidence_margin`` gets its
+prior weight
+quartered (the motion term's per-window ``scale`` halves) before the next round; a person still
+above the margin when the stage ends gets its start back (its per-frame variables and shape;
+the shared floor stays). Rounds stop when the solver converges with nobody above the margin or
+the stage's iterations are spent.
+
+The per-person report (``person_report``) says whether the prior or the evidence dominated.
+"""
+
+import logging
+from dataclasses import replace
+
+import torch
+from torch import Tensor
+
+from slahmr_opt.config import StageConfig
+from slahmr_opt.costs.term import PER_FRAME, Term
+from slahmr_opt.history import LossHistory
+from slahmr_opt.stages.problem import Problem
+from slahmr_opt.stages.runner import StageResult, run_stage
+
+logger = logging.getLogger(__name__)
+
+#: Factor of the prior's residual scale per violation (the weight falls by its square).
+SCALE_STEP = 0.5
+
+
+def person_energy(term: Term, params: dict[str, Tensor], num_people: int) -> Tensor:
+    """(P,) unweighted ``sum ||r||^2`` of ``term``'s elements per person."""
+    out = params["trans"].new_zeros(num_people)
+    if term.num_elements == 0:
+        return out
+    with torch.no_grad():
+        per_element = term.residual(params).square().flatten(1).sum(1)
+    return out.index_add(0, term.person, per_element.to(out))
+
+
+def _person_scale(term: Term, num_people: int) -> Tensor:
+    """(P,) current prior scale of each person (1 where the person has no window)."""
+    scale = torch.ones(num_people, dtype=term.data["scale"].dtype)
+    scale[term.person] = term.data["scale"][:, 0]
+    return scale
+
+
+def _restore(params: dict[str, Tensor], start: dict[str, Tensor], people: list[int]) -> dict:
+    out = dict(params)
+    for var in (*PER_FRAME, "betas"):
+        out[var] = params[var].clone()
+        out[var][people] = start[var][people]
+    return out
+
+
+def run_guarded_stage(
+    stage: StageConfig,
+    problem: Problem,
+    params: dict[str, Tensor],
+    history: LossHistory,
+    progress: bool = True,
+) -> tuple[StageResult, list[dict]]:
+    """Run a motion-prior stage under the evidence guard (module docstring).
+
+    Returns:
+        The stage's result over all rounds and ``person_report``'s rows.
+    """
+    prior, kp2d = problem.terms["motion_prior"], problem.terms["kp2d"]
+    P = params["trans"].shape[0]
+    margin = stage.evidence_margin
+    prior.data["scale"] = torch.ones_like(prior.data["scale"])
+    start_energy = person_energy(kp2d, params, P)
+    start_params = params
+    solver = stage.solver
+    done, rounds, lowered = 0, 0, torch.zeros(P, dtype=torch.long)
+    total_seconds, result = 0.0, None
+    while done < solver.iterations:
+        n = min(stage.evidence_round, solver.iterations - done)
+        damping = result.damping if result is not None and result.damping else solver.damping
+        sub = replace(stage, solver=replace(solver, iterations=n, damping=damping))
+        step = run_stage(sub, problem, params, history, progress, first_iteration=done)
+        if step.status == "failed":
+            return replace(step, iterations=done + step.iterations), []
+        initial = result.initial_loss if result is not None else step.initial_loss
+        total_seconds += step.seconds
+        done += max(step.iterations, 1)
+        rounds += 1
+        params = step.params
+        result = replace(step, iterations=done, seconds=total_seconds, initial_loss=initial)
+        over = person_energy(kp2d, params, P) > (1 + margin) ** 2 * start_energy
+        if not bool(over.any()):
+            if step.status == "converged":
+                break
+            continue
+        lowered += over.long()
+        windows = over[prior.person]
+        prior.data["scale"][windows] *= SCALE_STEP
+        logger.info("stage %s, round %d: the 2D evidence of %d person(s) rose above the "
+                    "%.0f %% margin; their prior weight is lowered", stage.name, rounds,
+                    int(over.sum()), 100 * margin)  # fmt: skip
+    end_energy = person_energy(kp2d, params, P)
+    reset = torch.nonzero(end_energy > (1 + margin) ** 2 * start_energy)[:, 0].tolist()
+    if reset:
+        logger.info("stage %s: person(s) %s keep their start (2D evidence still above the "
+                    "margin)", stage.name, reset)  # fmt: skip
+        params = _restore(params, start_params, reset)
+        weights = {k: float(v) for k, v in stage.weights.items() if v > 0}
+        with torch.no_grad():
+            final = float(problem.loss(params, weights)[0])
+        result = replace(result, params=params, final_loss=final)
+    report = person_report(problem, start_params, params, start_energy, lowered, reset)
+    return result, report
+
+
+def person_report(
+    problem: Problem,
+    start: dict[str, Tensor],
+    end: dict[str, Tensor],
+    start_energy: Tensor,
+    lowered: Tensor,
+    reset: list[int],
+) -> list[dict]:
+    """Per person: 2D energy at the start and the end (and the ratio of their square roots, the
+    RMS residuals the margin bounds), the prior's final weight factor, the
+    prior's energy at the end, and ``dominated``: ``prior`` if the guard had to lower the
+    prior's weight or reset the person, else ``evidence``."""
+    P = start["trans"].shape[0]
+    prior, kp2d = problem.terms["motion_prior"], problem.terms["kp2d"]
+    end_energy = person_energy(kp2d, end, P)
+    prior_energy = person_energy(prior, end, P)
+    weight = _person_scale(prior, P).square()
+    rows = []
+    for p in range(P):
+        rows.append({
+            "person": p,
+            "kp2d_start": float(start_energy[p]),
+            "kp2d_end": float(end_energy[p]),
+            "kp2d_rms_ratio": float((end_energy[p] / start_energy[p].clamp_min(1e-12)).sqrt()),
+            "prior_weight_factor": float(weight[p]),
+            "prior_energy": float(prior_energy[p]),
+            "reset": p in reset,
+            "dominated": "prior" if (int(lowered[p]) > 0 or p in reset) else "evidence",
+        })  # fmt: skip
+    return rows
