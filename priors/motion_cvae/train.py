@@ -198,6 +198,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--debug-any-split", action="store_true",
                         help="allow a state file of another split (debugging only)")  # fmt: skip
     parser.add_argument(
+        "--score-only",
+        action="store_true",
+        help="do not train: score the model at --out on --eval again and rewrite its scores",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -206,11 +211,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def held_out_scores(model: MotionCVAE, eval_path: Path, seed: int) -> tuple[dict, int, int]:
+    """``score`` and ``perturbation_scores`` on a state file; its file and transition counts."""
+    held_out = load_transitions(eval_path)
+    scores = score(model, held_out, seed)
+    scores["perturbations"] = perturbation_scores(model, load_motions(eval_path), seed)
+    logger.info("held-out scores: %s", json.dumps(scores))
+    return scores, len(np.unique(held_out.sequence.numpy())), len(held_out.prev)
+
+
+def write_outputs(model: MotionCVAE, out: Path, eval_path: Path, seed: int) -> None:
+    """The weights, ``scores.json`` (the metadata) and ``eval_sample.npz`` beside ``out``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    write_sample(eval_path, out.with_name("eval_sample.npz"), 6, 120, seed)
+    out.with_name("scores.json").write_text(json.dumps(model.metadata, indent=1))
+
+
+def rescore(args: argparse.Namespace) -> None:
+    """``--score-only``: score the saved model on ``--eval`` again (e.g. a rebuilt split)."""
+    model = MotionCVAE.load(args.out)
+    scores, files, count = held_out_scores(model, args.eval, args.seed)
+    model.metadata["scores"] = scores
+    model.metadata.setdefault("counts", {}).update(eval_files=files, eval_transitions=count)
+    model.metadata["scored_on"] = str(args.eval)
+    write_outputs(model, args.out, args.eval, args.seed)
+    logger.info("rescored %s on %s", args.out, args.eval)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    for path in (args.train, args.eval):
+        if not path.is_file():  # before training: the evaluation file is read at the end
+            raise SystemExit(f"{path}: state file not found (python -m priors.data.build)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
+    if args.score_only:
+        rescore(args)
+        return
     start = time.time()
     data = load_transitions(args.train, args.max_files, args.exclude, args.augment)
     if data.metadata.get("split") != "train" and not args.debug_any_split:
@@ -230,10 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     model = build_model(train_set, args)
     curve = train(model, train_set, val_set, args)
     train_seconds = time.time() - start
-    held_out = load_transitions(args.eval)
-    scores = score(model, held_out, args.seed)
-    scores["perturbations"] = perturbation_scores(model, load_motions(args.eval), args.seed)
-    logger.info("held-out scores: %s", json.dumps(scores))
+    scores, eval_files, eval_count = held_out_scores(model, args.eval, args.seed)
     files = lambda s: len(np.unique(s.sequence.numpy()))  # noqa: E731
     model.metadata = {
         "data": data.metadata["data"],
@@ -245,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         "train_source": str(args.train), "train_command": data.metadata.get("command"),
         "counts": {"train_files": files(train_set), "train_transitions": len(train_set.prev),
                    "validation_files": files(val_set), "validation_transitions": len(val_set.prev),
-                   "eval_files": files(held_out), "eval_transitions": len(held_out.prev)},
+                   "eval_files": eval_files, "eval_transitions": eval_count},
         "model": {**model.config, "min_std": MIN_STD, "epochs": args.epochs, "batch": args.batch,
                   "lr": args.lr, "kl_warmup": args.kl_warmup, "free_bits": args.free_bits,
                   "seed": args.seed, "exclude": args.exclude, "augment": args.augment,
@@ -254,12 +290,9 @@ def main(argv: list[str] | None = None) -> None:
         "command": " ".join(["python -m priors.motion_cvae.train", *(argv or sys.argv[1:])]),
         "train_seconds": round(train_seconds, 1),
     }  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(args.out)
+    write_outputs(model, args.out, args.eval, args.seed)
     args.out.with_name("loss_curve.json").write_text(json.dumps(curve, indent=1))
     plot_curve(curve, args.out.with_name("loss_curve.png"))
-    write_sample(args.eval, args.out.with_name("eval_sample.npz"), 6, 120, args.seed)
-    args.out.with_name("scores.json").write_text(json.dumps(model.metadata, indent=1))
     logger.info("wrote %s (%.0f s)", args.out, time.time() - start)
 
 

@@ -114,6 +114,11 @@ def run_guarded_stage(
             final = float(problem.loss(params, weights)[0])
         result = replace(result, params=params, final_loss=final)
     report = person_report(problem, start_params, params, start_energy, lowered, reset)
+    for row in report:
+        logger.info("stage %s, person %d: RMS 2D residual x%.2f of the start, prior weight x%.3g%s"
+                    " (%s dominated)", stage.name, row["person"], row["kp2d_rms_ratio"],
+                    row["prior_weight_factor"], ", reset" if row["reset"] else "",
+                    row["dominated"])  # fmt: skip
     return result, report
 
 
