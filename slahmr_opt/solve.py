@@ -315,7 +315,7 @@ def solve(
             "final_loss": result.final_loss,
         }
         if people is not None:
-            summary["people"] = people
+            summary["people"] = [{"track": obs.track_ids[r["person"]], **r} for r in people]
         summaries.append(summary)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,11 +6,10 @@ seen (a walk backwards, a kick) it can pull the body away from what the camera s
 runs the stage in rounds (``StageConfig.evidence_round`` iterations) and measures, per person,
 the root-mean-square 2D keypoint residual (of the ``kp2d`` term) against its value at the
 stage's start. A person whose RMS rose by more than ``StageConfig.evidence_margin`` gets its
-prior weight
-quartered (the motion term's per-window ``scale`` halves) before the next round; a person still
-above the margin when the stage ends gets its start back (its per-frame variables and shape;
-the shared floor stays). Rounds stop when the solver converges with nobody above the margin or
-the stage's iterations are spent.
+prior weight quartered (the motion term's per-window ``scale`` halves) before the next round; a
+person still above the margin when the stage ends gets its start back (its per-frame variables
+and shape; the shared floor stays). Rounds stop when the solver converges with nobody above the
+margin or the stage's iterations are spent.
 
 The per-person report (``person_report``) says whether the prior or the evidence dominated.
 """
@@ -130,9 +129,9 @@ def person_report(
     lowered: Tensor,
     reset: list[int],
 ) -> list[dict]:
-    """Per person: 2D energy at the start and the end (and the ratio of their square roots, the
-    RMS residuals the margin bounds), the prior's final weight factor, the
-    prior's energy at the end, and ``dominated``: ``prior`` if the guard had to lower the
+    """Per person (index into the tracks): 2D energy at the start and the end (and the ratio of
+    their square roots, the RMS residuals the margin bounds), the prior's final weight factor,
+    the prior's energy at the end, and ``dominated``: ``prior`` if the guard had to lower the
     prior's weight or reset the person, else ``evidence``."""
     P = start["trans"].shape[0]
     prior, kp2d = problem.terms["motion_prior"], problem.terms["kp2d"]

@@ -66,8 +66,14 @@ def fits(tmp_path_factory):
     for kind, idx in frames.items():
         out[f"{kind}_gt_jitter"] = _retimed_gt(idx, tmp / f"gt_{kind}.npz")
         out[f"{kind}_guarded"] = _fit(retimed(obs, idx), tmp, kind, f"{kind}_guarded")
-    out["fast_unguarded"] = _fit(retimed(obs, frames["fast"]), tmp, "fast", "fast_unguarded",
-                                 ["stages.motion.evidence_margin=100"])  # fmt: skip
+    for name, overrides in (
+        ("unguarded", ["stages.motion.evidence_margin=100"]),
+        # a prior 10,000 times too strong: the guard cannot lower it enough in 30 iterations
+        ("overruled", ["stages.motion.evidence_margin=0.05",
+                       "stages.motion.weights.motion_prior=100"]),
+    ):  # fmt: skip
+        out[f"fast_{name}"] = _fit(retimed(obs, frames["fast"]), tmp, "fast", f"fast_{name}",
+                                   overrides)  # fmt: skip
     return out
 
 
@@ -101,3 +107,11 @@ def test_the_backwards_walk_is_not_frozen(fits):
     its time-reversal augmentation, or unguarded on a walk it cannot explain: jitter 5.5
     against 118 on the fast walk above) until it is."""
     assert fits["backwards_guarded"]["metrics"]["jitter"] >= 0.25 * fits["backwards_gt_jitter"]
+
+
+def test_a_person_above_the_margin_at_the_end_keeps_the_start(fits):
+    """A prior the guard cannot tame in time: the person gets its stage-2 body back, exactly."""
+    (person,) = fits["fast_overruled"]["motion"]["people"]
+    assert person["reset"] and person["dominated"] == "prior"
+    assert person["track"] == "001"  # the example's track id
+    assert person["kp2d_end"] == pytest.approx(person["kp2d_start"], rel=1e-5)
