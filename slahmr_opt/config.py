@@ -115,7 +115,9 @@ def _motion_stage() -> StageConfig:
         weights={
             **_smooth_stage().weights,
             "motion_prior": 1.0e-2,
-            "contact_slide": 100.0,
+            # 1000 (was 100): foot sliding 5.7 -> 4.2 mm, RTE 15.3 -> 13.3 % on the issue-13
+            # subset (keypoints only; near-true and realistic alike), W-MPJPE100 +1-2 %.
+            "contact_slide": 1000.0,
             "contact_floor": 10.0,
             "floor_penetration": 100.0,
         },
