@@ -72,6 +72,12 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
         "(motions the priors' training data lacks); default original",
     )
     make.add_argument(
+        "--one-camera",
+        action="store_true",
+        help="film each motion and variant with one camera kind, cycling through --camera "
+        "(motion g, variant k: kind (g + 2k) mod the number of kinds), not with every kind",
+    )
+    make.add_argument(
         "--allow-train",
         action="store_true",
         help="accept training-split files (not for reported numbers)",
@@ -133,6 +139,7 @@ def run_bench(args: argparse.Namespace) -> int:
             guesses=args.guesses,
             no_face=args.no_face,
             variants=args.variants,
+            one_camera=args.one_camera,
         )
         index = json.loads(Path(path).read_text())
         print(f"wrote {len(index['sequences'])} sequences; index: {path}")

@@ -200,6 +200,14 @@ def test_reversed_and_mirrored_variants(eval_bvh, tmp_path):
     np.testing.assert_allclose(mir[:, 0] * [-1, 1, 1], orig[:, 0], atol=2e-3)
     with pytest.raises(ValueError, match="variants"):
         make_benchmark([eval_bvh], tmp_path / "w", cameras=("static",), variants=("upside",))
+    # One camera kind per motion and variant: kind (g + 2k) mod 4, the same sequences.
+    one = make_benchmark([eval_bvh], tmp_path / "o", seed=5, max_frames=30, one_camera=True,
+                         variants=("original", "reversed"))  # fmt: skip
+    picked = [(s["camera"], s["variant"]) for s in json.loads(one.read_text())["sequences"]]
+    assert picked == [("static", "original"), ("tracking", "reversed")]
+    again = _arrays(index.parent / seqs[0]["name"] / "tracks.npz")
+    for k, v in _arrays(one.parent / seqs[0]["name"] / "tracks.npz").items():
+        assert v.tobytes() == again[k].tobytes(), k
 
 
 def test_compare_flags_regressions_per_group(tmp_path):
