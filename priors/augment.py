@@ -44,8 +44,10 @@ def mirror_rotation(rot: Tensor) -> Tensor:
 
 
 def mirror_joints(joints: Tensor) -> Tensor:
-    """Mirror (..., J, 3) SMPL-ordered joints (J >= 22) through x = 0, left and right swapped."""
-    return swap_pairs(joints * MIRROR.to(joints), SMPL_PAIRS, -2)
+    """Mirror (..., J, 3) SMPL-ordered joints (J >= 22) through x = 0, left and right swapped
+    (with SMPL's 24 joints also the two hands, 22 and 23)."""
+    pairs = SMPL_PAIRS + (((22, 23),) if joints.shape[-2] >= 24 else ())
+    return swap_pairs(joints * MIRROR.to(joints), pairs, -2)
 
 
 def mirror_contacts(contacts: Tensor, joints: tuple[int, ...]) -> Tensor:

@@ -189,6 +189,9 @@ def test_augmented_motions_are_real_motion_mirrored_reversed_and_resampled(prior
     torch.testing.assert_close(augment.mirror_joints(j), joints)
     torch.testing.assert_close(augment.mirror_pose(p.reshape(-1, 21, 3)).reshape(-1, 63), pose)
     torch.testing.assert_close(augment.mirror_contacts(c, CONTACT_JOINTS), contacts)
+    smpl24 = torch.randn(3, 24, 3, dtype=torch.float64)  # SMPL's 24 joints: the hands swap too
+    torch.testing.assert_close(augment.mirror_joints(smpl24)[:, 22],
+                               smpl24[:, 23] * augment.MIRROR.double())  # fmt: skip
     fast = variants[-1]  # mirrored, reversed, 1.25x
     assert len(fast[0]) == len(torch.arange(0.0, len(root) - 1 + 1e-9, 1.25))
     torch.testing.assert_close(fast[0].transpose(-1, -2) @ fast[0],
