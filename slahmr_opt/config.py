@@ -261,6 +261,9 @@ def _validate(cfg: Config) -> None:
                           f"{cfg.floor.contact_source!r}")  # fmt: skip
     if cfg.data.shot < 0:
         raise ConfigError(f"data.shot must be >= 0, got {cfg.data.shot}")
+    sigma = cfg.costs.motion_prior_sigma
+    if not sigma >= 0:
+        raise ConfigError(f"costs.motion_prior_sigma must be >= 0, got {sigma}")
     if cfg.floor.speed_tolerance <= 0:
         raise ConfigError(f"floor.speed_tolerance must be > 0, got {cfg.floor.speed_tolerance}")
     for stage in cfg.stages:
@@ -280,6 +283,10 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"stage {stage.name!r}: unknown solver {stage.solver.kind!r}")
         if stage.solver.iterations < 0:
             raise ConfigError(f"stage {stage.name!r}: iterations must be >= 0")
+        if not stage.evidence_margin >= 0 or stage.evidence_round < 1:
+            raise ConfigError(f"stage {stage.name!r}: evidence_margin must be >= 0 and "
+                              f"evidence_round >= 1, got {stage.evidence_margin}, "
+                              f"{stage.evidence_round}")  # fmt: skip
     if len({s.name for s in cfg.stages}) != len(cfg.stages):
         raise ConfigError("stage names must be unique")
 

@@ -84,3 +84,13 @@ def test_bad_overrides_raise_config_error(override):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["costs.motion_prior_sigma=nan", "costs.motion_prior_sigma=-1",
+     "stages.motion.evidence_margin=-0.5", "stages.motion.evidence_round=0"],
+)  # fmt: skip
+def test_motion_stage_guard_settings_are_checked(override):
+    with pytest.raises(ConfigError):
+        load_config(None, [override])

@@ -111,6 +111,8 @@ def load_transitions(path: str | Path, max_files: int | None = None, exclude=(),
             curs.append(tr.cur.float())
             contacts.append(c[2:])
             sequence.append(torch.full((len(r) - 2,), s, dtype=torch.int64))
+    if not prevs:
+        raise ValueError(f"no sequence of 3 frames or more is left (exclude: {list(exclude)})")
     return TransitionSet(torch.cat(prevs), torch.cat(curs), torch.cat(contacts),
                          torch.cat(sequence), arrays["names"][:count], metadata)  # fmt: skip
 

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import math
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -211,6 +212,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def fail(message: str) -> None:
+    """End the command with one line on stderr and exit status 2 (bad input)."""
+    print(f"priors.motion_cvae.train: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def held_out_scores(model: MotionCVAE, eval_path: Path, seed: int) -> tuple[dict, int, int]:
     """``score`` and ``perturbation_scores`` on a state file; its file and transition counts."""
     held_out = load_transitions(eval_path)
@@ -230,7 +237,11 @@ def write_outputs(model: MotionCVAE, out: Path, eval_path: Path, seed: int) -> N
 
 def rescore(args: argparse.Namespace) -> None:
     """``--score-only``: score the saved model on ``--eval`` again (e.g. a rebuilt split)."""
-    model = MotionCVAE.load(args.out)
+    try:
+        model = MotionCVAE.load(args.out)
+    except (OSError, EOFError, RuntimeError, KeyError, pickle.UnpicklingError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        fail(f"{args.out}: cannot read as a motion prior ({type(e).__name__}: {first})")
     scores, files, count = held_out_scores(model, args.eval, args.seed)
     model.metadata["scores"] = scores
     model.metadata.setdefault("counts", {}).update(eval_files=files, eval_transitions=count)
@@ -243,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     for path in (args.train, args.eval):
         if not path.is_file():  # before training: the evaluation file is read at the end
-            raise SystemExit(f"{path}: state file not found (python -m priors.data.build)")
+            fail(f"{path}: state file not found (python -m priors.data.build)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -251,9 +262,12 @@ def main(argv: list[str] | None = None) -> None:
         rescore(args)
         return
     start = time.time()
-    data = load_transitions(args.train, args.max_files, args.exclude, args.augment)
+    try:
+        data = load_transitions(args.train, args.max_files, args.exclude, args.augment)
+    except ValueError as e:
+        fail(f"{args.train}: {e}")
     if data.metadata.get("split") != "train" and not args.debug_any_split:
-        raise SystemExit(f"{args.train} holds split {data.metadata.get('split')!r}, not 'train' "
+        fail(f"{args.train} holds split {data.metadata.get('split')!r}, not 'train' "
                          "(--debug-any-split to debug on it; never ship such a model)")  # fmt: skip
     is_val_file = take_numbers(data.names) % 10 == 5
     if not is_val_file.any():  # a file of the evaluation split (debugging only)
