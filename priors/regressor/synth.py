@@ -15,7 +15,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from priors.augment import MIRROR, SMPL_PAIRS, mirror_pose, swap_pairs
+from priors.augment import (
+    MIRROR,
+    SMPL_PAIRS,
+    mirror_contacts,
+    mirror_joints,
+    mirror_pose,
+    mirror_rotation,
+    swap_pairs,
+)
+from priors.motion_cvae.model import CONTACT_JOINTS
 from priors.motion_cvae.state import axis_angle_to_matrix
 from priors.regressor.features import (
     FACE,
@@ -57,21 +66,19 @@ def mirror(w: Window, which: Tensor) -> Window:
     """Mirror the windows selected by ``which`` (B,) bool left-right (x -> -x)."""
     if not bool(which.any()):
         return w
-    M = torch.diag(MIRROR)
-
     def pick(new, old):
         shape = (-1,) + (1,) * (old.dim() - 1)
         return torch.where(which.view(shape), new, old)
 
-    local = swap_pairs(w.local * MIRROR, SMPL_PAIRS, -2)
-    rest = swap_pairs(w.rest * MIRROR, SMPL_PAIRS, -2)
+    local = mirror_joints(w.local)
+    rest = swap_pairs(w.rest * MIRROR, SMPL_PAIRS, -2)  # the 24 rest joints' hands stay put
     return Window(
         kp_w=pick(swap_pairs(w.kp_w * MIRROR, MIRROR_PAIRS, -2), w.kp_w),
-        root=pick(M @ w.root @ M, w.root),
+        root=pick(mirror_rotation(w.root), w.root),
         pose=pick(mirror_pose(w.pose), w.pose),
         pelvis=pick(w.pelvis * MIRROR, w.pelvis),
         vel_h=pick(w.vel_h * MIRROR, w.vel_h),
-        contact=pick(w.contact[..., [1, 0, 3, 2]], w.contact),
+        contact=pick(mirror_contacts(w.contact, CONTACT_JOINTS[:4]), w.contact),
         betas=w.betas,
         rest=pick(rest, w.rest),
         local=pick(local, w.local),

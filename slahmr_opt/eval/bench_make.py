@@ -154,7 +154,8 @@ def motion_variant(fit: BodyFit, variant: str, body: BodyModel) -> BodyFit:
     f64 = {k: torch.from_numpy(np.asarray(getattr(fit, k), dtype=np.float64))
            for k in ("root_orient", "trans", "pose_body", "betas")}  # fmt: skip
     with torch.no_grad():
-        j0 = body.to(torch.float64).rest_pose(f64["betas"], return_vertices=False).joints[0]
+        rest = body.rest_pose(f64["betas"].to(body.dtype), return_vertices=False)
+    j0 = rest.joints[0].double()
     mirror = augment.MIRROR.to(torch.float64)
     root = matrix_to_axis_angle(augment.mirror_rotation(axis_angle_to_matrix(f64["root_orient"])))
     return replace(

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from slahmr_opt.errors import InputError
+from slahmr_opt.eval.bench_make import VARIANTS
 from slahmr_opt.eval.bench_run import read_json
 
 KEYS = ("w_mpjpe100", "wa_mpjpe100", "rte", "jitter", "foot_sliding", "pa_mpjpe", "mpjpe",
@@ -29,7 +30,6 @@ CHECK_KEYS = ("pa_mpjpe", "wa_mpjpe100", "w_mpjpe100", "rte")
 LOCOMOTION = ("_walk_", "_run_", "walk-turn")
 MOTIONS = {"walk": "_walk_", "turn": "walk-turn", "run": "_run_", "wave": "_wave-",
            "raise": "_raise-up"}  # fmt: skip
-VARIANTS = ("original", "reversed", "mirrored")
 MOVING = ("tracking", "orbit")
 CAMERAS = ("static", "pan", "tracking", "orbit")
 GROUPS = (*CAMERAS, "locomotion", "in place", *MOTIONS, *VARIANTS, "all")

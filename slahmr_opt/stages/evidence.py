@@ -24,7 +24,7 @@ from slahmr_opt.config import StageConfig
 from slahmr_opt.costs.term import PER_FRAME, Term
 from slahmr_opt.history import LossHistory
 from slahmr_opt.stages.problem import Problem
-from slahmr_opt.stages.runner import StageResult, run_stage
+from slahmr_opt.stages.runner import StageResult, active_weights, run_stage
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +108,8 @@ def run_guarded_stage(
         logger.info("stage %s: person(s) %s keep their start (2D evidence still above the "
                     "margin)", stage.name, reset)  # fmt: skip
         params = _restore(params, start_params, reset)
-        weights = {k: float(v) for k, v in stage.weights.items() if v > 0}
         with torch.no_grad():
-            final = float(problem.loss(params, weights)[0])
+            final = float(problem.loss(params, active_weights(stage))[0])
         result = replace(result, params=params, final_loss=final)
     report = person_report(problem, start_params, params, start_energy, lowered, reset)
     for row in report:

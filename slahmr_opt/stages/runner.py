@@ -60,6 +60,11 @@ def _record(history, stage, problem, params, weights, iteration, **info) -> floa
     return float(total)
 
 
+def active_weights(stage: StageConfig) -> dict[str, float]:
+    """The stage's terms with a positive weight, and their weights."""
+    return {k: float(v) for k, v in stage.weights.items() if v > 0}
+
+
 def run_stage(
     stage: StageConfig,
     problem: Problem,
@@ -73,7 +78,7 @@ def run_stage(
     ``first_iteration`` > 0 continues a stage run in rounds (``stages.evidence``): the history
     numbers its iterations on from there and keeps the stage's clock."""
     optimize = problem.optimized_keys(stage.optimize)
-    weights = {k: float(v) for k, v in stage.weights.items() if v > 0}
+    weights = active_weights(stage)
     start = time.perf_counter()
     if first_iteration == 0:
         history.start_stage()
