@@ -45,6 +45,11 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     cam.add_argument("--cameras", help="DROID-SLAM trajectory (.npy/.txt), cameras.npz or TUM file")
     cam.add_argument("--static", action="store_true", help="the camera does not move")
     p.add_argument(
+        "--points",
+        help="background scene points in the cameras' SLAM world, for the camera scale: "
+        "points.npz (the video front end's), a DROID-SLAM reconstruction folder, .ply or .npy",
+    )
+    p.add_argument(
         "--init",
         metavar="KIND:PATH",
         help="start from other bodies than the tracker's guesses: regressor (the built-in "
@@ -86,12 +91,13 @@ def _fit(
     out: Path,
     quiet: bool,
     init: str | None = None,
+    points: Path | None = None,
 ):
     from slahmr_opt.inputs.observations import load_observations_with
     from slahmr_opt.io.results import write_result
     from slahmr_opt.solve import solve
 
-    obs = load_observations_with(cfg.data, tracks, cameras, static=static)
+    obs = load_observations_with(cfg.data, tracks, cameras, static=static, points_path=points)
     if init == "regressor":
         cfg = replace(cfg, init=replace(cfg.init, guesses="regressor"))
         obs = replace(obs, sources={**obs.sources, "init": "regressor"})
@@ -176,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                 out,
                 args.quiet,
                 init=args.init,
+                points=Path(args.points) if args.points else None,
             )
             print(f"results written to {path}")
         else:

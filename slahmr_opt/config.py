@@ -170,20 +170,25 @@ class CostConfig:
 
 
 GUESS_SOURCES = ("auto", "regressor", "blend", "tracker")
+SCALE_CUES = ("contact", "feet", "regressor", "fixed")
 
 
 @dataclass
 class InitConfig:
     alpha: float = 1.0
     """Initial metric scale of the SLAM camera translation (and the fallback of ``scale``)."""
-    scale: str = "feet"
-    """Camera scale: ``feet`` (1D search that keeps planted feet still, run after the stages
-    ``scale_after``), ``regressor`` (the keypoint regressor's velocity cue, before the first
+    scale: str = "contact"
+    """Camera scale: ``contact`` (the soles of the bodies on the ground of the scene points,
+    ``init.contact_scale``; ``feet`` where the input has no points or they give no ground),
+    ``feet`` (1D search that keeps planted feet still), both run after the stages
+    ``scale_after``; ``regressor`` (the keypoint regressor's velocity cue, before the first
     stage, kept) or ``fixed`` (``alpha``). Where the regressor runs anyway, its cue is also the
-    starting scale of ``feet``; ``alpha`` where it has none (a camera that barely translates)."""
+    starting scale of ``contact`` and ``feet``; ``alpha`` where it has none (a camera that
+    barely translates)."""
     scale_after: list[str] = field(default_factory=lambda: ["root", "smooth"])
-    """Stages after which the ``feet`` scale search runs (again); bodies stay where the cameras
-    see them. After ``smooth`` the feet are accurate enough to cut the scale error by a third."""
+    """Stages after which the ``contact`` or ``feet`` scale estimate runs (again); bodies stay
+    where the cameras see them. After ``smooth`` the feet are accurate enough to cut the feet
+    search's scale error by a third."""
     guesses: str = "auto"
     """Where the per-frame 3D body guesses come from: ``auto`` (the tracker's; tracks without
     any get the built-in keypoint regressor's), ``regressor`` (the regressor's for every track,
@@ -247,8 +252,8 @@ def _resolve_stage_names(cfg: Any, dotlist: list[str]) -> list[str]:
 
 
 def _validate(cfg: Config) -> None:
-    if cfg.init.scale not in ("feet", "regressor", "fixed"):
-        raise ConfigError(f"init.scale must be feet, regressor or fixed, got {cfg.init.scale!r}")
+    if cfg.init.scale not in SCALE_CUES:
+        raise ConfigError(f"init.scale must be one of {SCALE_CUES}, got {cfg.init.scale!r}")
     if cfg.init.guesses not in GUESS_SOURCES:
         raise ConfigError(f"init.guesses must be one of {GUESS_SOURCES}, got {cfg.init.guesses!r}")
     if cfg.dtype not in ("float32", "float64"):

@@ -17,6 +17,7 @@ from slahmr_opt.costs.contacts import build_contact_terms
 from slahmr_opt.costs.motion_prior import build_motion_prior_term, cvae_contacts
 from slahmr_opt.errors import InputError, SlahmrOptError
 from slahmr_opt.history import IterRecord, LossHistory
+from slahmr_opt.init.contact_scale import body_soles, contact_scale
 from slahmr_opt.init.floor import (
     FloorError,
     FloorPlane,
@@ -87,6 +88,10 @@ def _observation_hash(obs: Observations) -> str:
     h = hashlib.sha1()
     for t in (obs.kp2d, obs.track_mask, obs.cameras.R_w2c, obs.cameras.t_w2c, obs.cameras.intrins):
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    if obs.points is not None:
+        for t in (obs.points.points, obs.points.frames):
+            if t is not None:
+                h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
 
@@ -107,19 +112,42 @@ def _load_checkpoint(path: Path, key: str):
     return ckpt
 
 
-def rescale_from_feet(obs: Observations, body_model: BodyModel, params: dict) -> dict:
-    """Re-estimate the camera scale from foot contacts, keeping every body where the cameras
-    see it: ``trans`` moves by ``(alpha_old - alpha_new) R_w2c^T t_w2c`` (``init.scale``)."""
+def rescale_camera(obs: Observations, body_model: BodyModel, params: dict, cue: str) -> dict:
+    """Re-estimate the camera scale (``init.scale``: ``contact`` where the observations carry
+    scene points that give a ground, else ``feet``), keeping every body where the cameras see
+    it: ``trans`` moves by ``(alpha_old - alpha_new) R_w2c^T t_w2c``."""
     body, alpha = body_from_params(params)
-    P, T = body.trans.shape[:2]
     cams = obs.cameras
-    with torch.no_grad():
-        joints_w = body_model(
-            body.betas[:, None].expand(P, T, -1), body.root_orient, body.pose_body, body.trans
-        ).joints
-        joints_c = torch.einsum("tij,ptkj->ptki", cams.R_w2c, joints_w)
-        joints_c = joints_c + alpha * cams.t_w2c[None, :, None]
-    new_alpha = estimate_alpha(joints_c, obs.vis_mask, cams.R_w2c, cams.t_w2c, alpha)
+
+    def camera_frame(x_w: Tensor) -> Tensor:
+        return torch.einsum("tij,pt...j->pt...i", cams.R_w2c, x_w) + (
+            alpha * cams.t_w2c
+        ).view(1, -1, *([1] * (x_w.dim() - 3)), 3)
+
+    new_alpha = None
+    if cue == "contact" and obs.points is not None:
+        soles_w, up = body_soles(body_model, body)
+        est = contact_scale(camera_frame(soles_w), obs.vis_mask, cams.R_w2c, cams.t_w2c,
+                            obs.points, up)  # fmt: skip
+        if est is None:
+            logger.info("camera scale: the scene points give no ground under the feet; "
+                        "falling back to the foot-still search")  # fmt: skip
+        else:
+            logger.info("camera scale from the human-scene contact: alpha = %.4g (+- %.1f %%, "
+                        "most of it the body's size; spread %.1f %% over %d person-frames, %d "
+                        "with points near the sole, ground plane of %s points); the foot-still "
+                        "search is not used", est.alpha, 100 * est.rel_std, 100 * est.log_std,
+                        est.frames, est.local,
+                        est.ground.inliers if est.ground else "no")  # fmt: skip
+            new_alpha = est.alpha
+    if new_alpha is None:
+        with torch.no_grad():
+            joints_w = body_model(
+                body.betas[:, None].expand(*body.trans.shape[:2], -1), body.root_orient,
+                body.pose_body, body.trans,
+            ).joints  # fmt: skip
+        new_alpha = estimate_alpha(camera_frame(joints_w), obs.vis_mask, cams.R_w2c,
+                                   cams.t_w2c, alpha)  # fmt: skip
     shift = (alpha - new_alpha) * torch.einsum("tji,tj->ti", cams.R_w2c, cams.t_w2c)
     out = dict(params)
     out["trans"] = params["trans"] + shift[None].to(params["trans"])
@@ -300,10 +328,10 @@ def solve(
         params = result.params
         if (
             stage.name in cfg.init.scale_after
-            and cfg.init.scale == "feet"
+            and cfg.init.scale in ("contact", "feet")
             and not obs.cameras.is_static
         ):
-            params = rescale_from_feet(obs_d, body_model, params)
+            params = rescale_camera(obs_d, body_model, params, cfg.init.scale)
         summary = {
             "name": stage.name,
             "solver": stage.solver.kind,

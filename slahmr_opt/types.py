@@ -49,6 +49,25 @@ class Cameras:
 
 
 @dataclass
+class ScenePoints:
+    """Background points of the scene, as a SLAM system or the front end reconstructed them.
+
+    Attributes:
+        points: (N, 3) positions in the world frame of the cameras they come with, in SLAM units
+            (the same unknown scale as ``Cameras.t_w2c``: metric positions are ``alpha * points``).
+        frames: (N, 2) int64 first and last video frame that observed each point (inclusive), or
+            None when unknown (every point may be used in every frame).
+    """
+
+    points: Tensor
+    frames: Tensor | None = None
+
+    @property
+    def num_points(self) -> int:
+        return self.points.shape[0]
+
+
+@dataclass
 class SMPLGuess:
     """Per-frame body estimates from a tracker or regressor, in each frame's camera coordinates.
 
@@ -97,6 +116,7 @@ class Observations:
         track_ids: P names of the tracks, as found in the input.
         bbox: (P, T, 4) ``[x0, y0, w, h]`` boxes in pixels, or None.
         smpl_guess: per-frame body guesses from the tracker, or None.
+        points: background scene points in the cameras' SLAM world, or None.
         sources: input files these observations were read from (for messages and provenance).
     """
 
@@ -109,6 +129,7 @@ class Observations:
     track_ids: list[str]
     bbox: Tensor | None = None
     smpl_guess: SMPLGuess | None = None
+    points: ScenePoints | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
     @property

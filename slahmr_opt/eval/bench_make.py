@@ -51,8 +51,10 @@ from slahmr_opt.eval.mocap import (
     split_of,
 )
 from slahmr_opt.eval.occlusions import OcclusionSettings, add_occlusions, hide_keypoints
+from slahmr_opt.eval.synth_points import slam_points
 from slahmr_opt.inputs.bvh import BvhMotion, parse_bvh
 from slahmr_opt.inputs.cameras import write_cameras_npz
+from slahmr_opt.inputs.points import write_points_npz
 from slahmr_opt.inputs.track_data import tracks_from_observations
 from slahmr_opt.inputs.tracks import write_tracks_npz
 
@@ -197,11 +199,14 @@ def write_sequence(
     bodies: dict[str, np.ndarray],
     settings: synth.SynthSettings,
     meta: dict,
+    points_rng: np.random.Generator,
 ) -> Path:
-    """Write ``tracks.npz``, ``cameras.npz``, ``gt.npz`` and ``meta.json`` into ``dest``.
+    """Write ``tracks.npz``, ``cameras.npz``, ``points.npz`` (a SLAM-like map of a scene around
+    the people, ``synth_points``), ``gt.npz`` and ``meta.json`` into ``dest``.
 
     Args:
         bodies: the true bodies (``place_side_by_side`` keys), float64.
+        points_rng: the map's random stream.
     """
     obs = scene.obs
     dest.mkdir(parents=True, exist_ok=True)
@@ -216,7 +221,16 @@ def write_sequence(
             f64["root_orient"],
             f64["pose_body"],
             f64["trans"],
+            return_vertices=True,
         )
+    cams = obs.cameras
+    points = slam_points(
+        scene.R_true, scene.t_true, cams.R_w2c.double().numpy(), cams.t_w2c.double().numpy(),
+        1.0 if cams.is_static else settings.alpha_true, cams.intrins.double().numpy(),
+        cams.image_size, bodies["trans"].reshape(-1, 3).mean(0),
+        float(np.percentile(out.vertices[..., 1].amin(-1).numpy(), 5)), points_rng,
+    )  # fmt: skip
+    write_points_npz(dest / "points.npz", points, overwrite=True)
     np.savez(
         dest / "gt.npz",
         joints=scene.joints.numpy(),
@@ -390,7 +404,8 @@ def make_benchmark(
                 body, obs.smpl_guess, scene.joints, scene.R_true, scene.t_true,
                 f64["root_orient"], obs.vis_mask,
             )  # fmt: skip
-        write_sequence(out / name, body, scene, bodies, settings, meta)
+        write_sequence(out / name, body, scene, bodies, settings, meta,
+                       sequence_rng(seed, name + "/points"))  # fmt: skip
         entries.append({k: meta[k] for k in ("name", "camera", "variant", "people", "sources",
                                              "seed")}
                        | {"frames": T, "static": kind == "static"})  # fmt: skip

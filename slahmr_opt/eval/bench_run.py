@@ -71,6 +71,7 @@ def _observations(seq: Path, cfg: Config):
         fps=data.fps,
         min_conf=data.min_conf,
         min_track_len=data.min_track_len,
+        points_path=seq / "points.npz" if (seq / "points.npz").exists() else None,
     )
 
 

@@ -18,6 +18,7 @@ import torch
 from slahmr_opt.errors import ConfigError, InputError
 from slahmr_opt.inputs.cameras import read_cameras, static_cameras
 from slahmr_opt.inputs.intrinsics import IntrinsicsSource
+from slahmr_opt.inputs.points import read_points
 from slahmr_opt.inputs.track_data import (
     MAX_NUM_TRACKS,
     MIN_KEYP_CONF,
@@ -43,6 +44,7 @@ def load_observations(
     min_track_len: int = MIN_TRACK_LEN,
     max_tracks: int = MAX_NUM_TRACKS,
     shot: int = 0,
+    points_path: str | Path | None = None,
 ) -> Observations:
     """Read tracks and cameras, check that they agree, and crop to the tracked window.
 
@@ -62,6 +64,8 @@ def load_observations(
         shot: PHALP pickles: the shot to fit (0 = first); its frames keep their video index,
             and the camera file covers the whole video or exactly this shot (SLAHMR's per-shot
             SLAM run).
+        points_path: background scene points in the cameras' SLAM world (``inputs.points``);
+            their frames are video frames of the camera file and shift with the crop.
 
     Returns:
         Observations over the tracked window, with P selected tracks and T frames.
@@ -93,8 +97,13 @@ def load_observations(
         cameras = read_cameras(cameras_path, image_size=image_size, intrinsics=intrinsics)
         tracks, first = _align_shot(tracks, cameras, Path(cameras_path))
         _check_frames(tracks, cameras, Path(cameras_path))
+    points = None
+    if points_path is not None:
+        points = read_points(points_path, num_frames=cameras.num_frames)
     start, stop = _tracked_window(tracks)
     tracks, cameras = tracks.crop(start, stop), cameras.slice(start, stop)
+    if points is not None and points.frames is not None:
+        points = replace(points, frames=points.frames - start)
     log.info(
         "observations: %d people, frames %d..%d (%d frames) at %g fps",
         tracks.num_people,
@@ -113,6 +122,7 @@ def load_observations(
         track_ids=list(tracks.track_ids),
         bbox=tracks.bbox,
         smpl_guess=tracks.smpl_guess,
+        points=points,
         sources={
             "tracks": str(tracks.source),
             "cameras": "static" if static else str(cameras_path),
@@ -190,12 +200,14 @@ def load_observations_with(
     cameras_path: str | Path | None = None,
     static: bool = False,
     intrinsics: IntrinsicsSource | None = None,
+    points_path: str | Path | None = None,
 ) -> Observations:
     """``load_observations`` with the options of a config's ``data:`` section.
 
     Args:
         data: ``Config.data`` (track ids as ``all``, ``longest-N`` or ``"001,003"``).
         intrinsics: overrides ``data.intrinsics``.
+        points_path: the scene points file (``load_observations``).
     """
     ids = data.track_ids
     selection = (
@@ -212,4 +224,5 @@ def load_observations_with(
         min_conf=data.min_conf,
         min_track_len=data.min_track_len,
         shot=data.shot,
+        points_path=points_path,
     )
