@@ -81,10 +81,22 @@ def test_fit_init_regressor(inputs, tmp_path):
         ("garbage", "tracks.npz"),
         ("short_cameras", "short_cameras.npz"),
         ("nan", "tracks.npz"),
+        ("points_nan", "points.npz"),
+        ("points_frames", "points.npz"),
     ],
 )
 def test_bad_inputs_exit_with_message(inputs, tmp_path, capsys, case, expect):
     tracks, cameras = inputs / "tracks.npz", inputs / "cameras.npz"
+    points = []
+    if case.startswith("points"):
+        pts = np.random.default_rng(0).normal(size=(50, 3))
+        frames = np.zeros((50, 2), np.int64)
+        if case == "points_nan":
+            pts[7, 1] = np.nan
+        else:
+            frames[3] = [5, 400]  # the video has 25 frames
+        np.savez(tmp_path / "points.npz", points=pts, frames=frames)
+        points = ["--points", str(tmp_path / "points.npz")]
     if case == "missing":
         tracks = tmp_path / "tracks.npz"
     elif case == "garbage":
@@ -109,6 +121,7 @@ def test_bad_inputs_exit_with_message(inputs, tmp_path, capsys, case, expect):
             "--out",
             str(out),
             "--quiet",
+            *points,
             *FAST,
         ]
     )

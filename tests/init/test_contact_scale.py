@@ -2,11 +2,20 @@
 a known scale: a camera walking beside a person at 1.5 m height, soles on the ground y = 0, a SLAM
 map that is the true scene divided by the scale."""
 
+import logging
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
+from stages.scene import make_scene
 
+from slahmr_opt.body import BodyConfig, load_body_model
+from slahmr_opt.config import load_config
+from slahmr_opt.eval.guesses import GUESS_PRESETS
+from slahmr_opt.eval.synth_points import slam_points
 from slahmr_opt.init.contact_scale import BODY_SIZE_REL_STD, contact_scale, fit_ground
+from slahmr_opt.solve import solve
 from slahmr_opt.types import ScenePoints
 
 ALPHA = 0.37
@@ -85,3 +94,23 @@ def test_no_ground_no_scale():
     wall = np.stack([rng.uniform(-5, 8, 2000), rng.uniform(0, 3, 2000), np.full(2000, 14.0)], 1)
     assert fit_ground(wall / ALPHA, UP, np.zeros((1, 3))) is None
     assert _estimate(wall, R, t, sole_c) is None
+
+
+def test_fit_takes_the_camera_scale_from_the_points(caplog):
+    """End to end (stages 1-2) on a synthetic tracking shot of a walk, keypoints only: with the
+    scene's SLAM-like map the scale lands within the body-size error of the truth."""
+    scene = make_scene(1, 60, "tracking", seed=4, guesses=GUESS_PRESETS["none"])
+    obs, s = scene.obs, scene.settings
+    R_true, t_true = scene.R_true, scene.t_true
+    body = load_body_model(BodyConfig(), dtype=torch.float64)
+    floor_y = float(scene.joints[..., [10, 11], 1].min()) - 0.05  # toes are ~5 cm up
+    points = slam_points(R_true, t_true, obs.cameras.R_w2c.double().numpy(),
+                         obs.cameras.t_w2c.double().numpy(), s.alpha_true,
+                         obs.cameras.intrins.double().numpy(), obs.cameras.image_size,
+                         scene.joints[0, :, 0].mean(0).numpy(), floor_y,
+                         np.random.default_rng(0))  # fmt: skip
+    cfg = load_config("stages_1_2", ["num_threads=1"])
+    with caplog.at_level(logging.INFO, logger="slahmr_opt.solve"):
+        result = solve(replace(obs, points=points), cfg, body_model=body, progress=False)
+    assert "human-scene contact" in caplog.text
+    assert result.cameras.alpha / s.alpha_true == pytest.approx(1.0, abs=0.08)

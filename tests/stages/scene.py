@@ -17,6 +17,8 @@ class Scene:
     obs: Observations
     joints: torch.Tensor  # (P, T, 24, 3) true world joints
     settings: synth.SynthSettings
+    R_true: np.ndarray  # (T, 3, 3) true metric world-to-camera rotations
+    t_true: np.ndarray  # (T, 3)
 
 
 def make_scene(
@@ -28,4 +30,4 @@ def make_scene(
     root, trans, pose, betas = synth.walking_bodies(num_people, num_frames, 30.0, rng)
     s = synth.SynthSettings(camera=camera, **noise)
     scene = synth.observe_bodies(body, root, trans, pose, betas, s, rng)
-    return Scene(scene.obs, scene.joints, s)
+    return Scene(scene.obs, scene.joints, s, scene.R_true, scene.t_true)
