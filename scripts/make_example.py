@@ -3,8 +3,8 @@
 A real walk from the evaluation split of the Bandai-Namco motion dataset 2 is fitted with the
 built-in body model (ground truth), watched by a hand-held camera that follows the walker, and
 written as a user's inputs would be: ``tracks.npz`` (noisy COCO-17 keypoints and regressor-like
-per-frame SMPL guesses) and ``cameras.npz`` (a SLAM-like trajectory with unknown scale and drift),
-plus ``gt.npz`` (written by ``slahmr_opt.eval.bench_make.write_sequence``, as the benchmark's
+per-frame SMPL guesses), ``cameras.npz`` (a SLAM-like trajectory with unknown scale and drift) and
+``points.npz`` (a SLAM-like map of the scene, ``slahmr_opt.eval.synth_points``), plus ``gt.npz`` (written by ``slahmr_opt.eval.bench_make.write_sequence``, as the benchmark's
 sequences are).
 
     python scripts/make_example.py --mocap ../shared/data/mocap/bandai-namco-2.tar.xz
@@ -74,7 +74,8 @@ def main() -> None:
         "camera": s.camera,
         "alpha_true": s.alpha_true,
     }
-    dest = write_sequence(Path(args.out), body, scene, bodies, s, meta)
+    dest = write_sequence(Path(args.out), body, scene, bodies, s, meta,
+                          np.random.default_rng([args.seed, 1]))  # fmt: skip
     obs = scene.obs
     logger.info("wrote %s (%d frames, %d detected)", dest, T, int(obs.vis_mask.sum()))
 

@@ -122,9 +122,8 @@ def _demo(args, cfg: Config) -> None:
     from slahmr_opt.eval.evaluate import METRIC_UNITS, evaluate_result
 
     out = Path(args.out)
-    result, path = _fit(
-        EXAMPLE_DIR / "tracks.npz", EXAMPLE_DIR / "cameras.npz", False, cfg, out, args.quiet
-    )
+    result, path = _fit(EXAMPLE_DIR / "tracks.npz", EXAMPLE_DIR / "cameras.npz", False, cfg, out,
+                        args.quiet, points=EXAMPLE_DIR / "points.npz")  # fmt: skip
     metrics = evaluate_result(path, EXAMPLE_DIR / "gt.npz")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     seconds = sum(s["seconds"] for s in result.stages)

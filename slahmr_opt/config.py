@@ -27,7 +27,7 @@ FLOOR_TERMS = (*CONTACT_TERMS, "motion_prior")
 #: Every energy term a stage may weight (``slahmr_opt.costs``).
 TERMS = (
     "kp2d", "joints_smooth", "joints_accel", "pose_prior", "shape_prior", "init_pose",
-    *FLOOR_TERMS,
+    "scale_prior", *FLOOR_TERMS,
 )  # fmt: skip
 CONTACT_SOURCES = ("heuristic", "cvae", "regressor")
 SOLVERS = ("lm", "lbfgs", "adam")

@@ -15,6 +15,7 @@ from slahmr_opt.body.keypoints import OP25_NAMES
 from slahmr_opt.config import FLOOR_TERMS, Config, StageConfig, to_yaml
 from slahmr_opt.costs.contacts import build_contact_terms
 from slahmr_opt.costs.motion_prior import build_motion_prior_term, cvae_contacts
+from slahmr_opt.costs.priors import set_scale_prior
 from slahmr_opt.errors import InputError, SlahmrOptError
 from slahmr_opt.history import IterRecord, LossHistory
 from slahmr_opt.init.contact_scale import body_soles, contact_scale
@@ -112,10 +113,17 @@ def _load_checkpoint(path: Path, key: str):
     return ckpt
 
 
-def rescale_camera(obs: Observations, body_model: BodyModel, params: dict, cue: str) -> dict:
+def rescale_camera(
+    obs: Observations, body_model: BodyModel, params: dict, cue: str
+) -> tuple[dict, dict]:
     """Re-estimate the camera scale (``init.scale``: ``contact`` where the observations carry
     scene points that give a ground, else ``feet``), keeping every body where the cameras see
-    it: ``trans`` moves by ``(alpha_old - alpha_new) R_w2c^T t_w2c``."""
+    it: ``trans`` moves by ``(alpha_old - alpha_new) R_w2c^T t_w2c``.
+
+    Returns:
+        The new parameters and a report (``cue`` that decided, ``alpha``; for ``contact`` also
+        ``rel_std``, ``frames``, ``near_sole`` and ``ground_points``).
+    """
     body, alpha = body_from_params(params)
     cams = obs.cameras
 
@@ -124,7 +132,7 @@ def rescale_camera(obs: Observations, body_model: BodyModel, params: dict, cue: 
             alpha * cams.t_w2c
         ).view(1, -1, *([1] * (x_w.dim() - 3)), 3)
 
-    new_alpha = None
+    new_alpha, report = None, {"cue": "feet"}
     if cue == "contact" and obs.points is not None:
         soles_w, up = body_soles(body_model, body)
         est = contact_scale(camera_frame(soles_w), obs.vis_mask, cams.R_w2c, cams.t_w2c,
@@ -140,6 +148,9 @@ def rescale_camera(obs: Observations, body_model: BodyModel, params: dict, cue: 
                         est.frames, est.local,
                         est.ground.inliers if est.ground else "no")  # fmt: skip
             new_alpha = est.alpha
+            report = {"cue": "contact", "rel_std": est.rel_std, "frames": est.frames,
+                      "near_sole": est.local,
+                      "ground_points": est.ground.inliers if est.ground else 0}  # fmt: skip
     if new_alpha is None:
         with torch.no_grad():
             joints_w = body_model(
@@ -152,7 +163,13 @@ def rescale_camera(obs: Observations, body_model: BodyModel, params: dict, cue: 
     out = dict(params)
     out["trans"] = params["trans"] + shift[None].to(params["trans"])
     out["log_alpha"] = torch.full_like(params["log_alpha"], new_alpha).log()
-    return out
+    return out, {**report, "alpha": new_alpha}
+
+
+def _set_scale_prior(problem: Problem, report: dict | None) -> None:
+    """Centre the ``scale_prior`` term on a contact estimate (``rescale_camera``'s report)."""
+    if report is not None and report.get("rel_std"):
+        set_scale_prior(problem.terms["scale_prior"], report["alpha"], report["rel_std"])
 
 
 def _posed(body_model: BodyModel, params: dict):
@@ -315,6 +332,7 @@ def solve(
             params = {k: v.to(dtype) for k, v in ckpt["params"].items()}
             history.records.extend(IterRecord(**r) for r in ckpt["history"])
             summaries.append(ckpt["summary"])
+            _set_scale_prior(problem, ckpt["summary"].get("camera_scale"))
             continue
         if _uses_floor(stage):
             params = prepare_floor_terms(obs_d, body_model, params, problem, cfg, start.regression)
@@ -331,7 +349,10 @@ def solve(
             and cfg.init.scale in ("contact", "feet")
             and not obs.cameras.is_static
         ):
-            params = rescale_camera(obs_d, body_model, params, cfg.init.scale)
+            params, scale_report = rescale_camera(obs_d, body_model, params, cfg.init.scale)
+            _set_scale_prior(problem, scale_report)
+        else:
+            scale_report = None
         summary = {
             "name": stage.name,
             "solver": stage.solver.kind,
@@ -344,6 +365,8 @@ def solve(
         }
         if people is not None:
             summary["people"] = [{"track": obs.track_ids[r["person"]], **r} for r in people]
+        if scale_report is not None:
+            summary["camera_scale"] = scale_report
         summaries.append(summary)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

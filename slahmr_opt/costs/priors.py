@@ -6,6 +6,9 @@
   negative log-likelihood up to a constant (the Gaussian-mixture prior of ``priors.pose_gmm``), or
   plain ``||pose||^2`` (``l2``).
 * Initial-pose anchor: ``||pose - pose_init||^2`` keeps the body pose near the tracker's guess.
+* Camera-scale prior: ``((log alpha - log alpha_0) / sigma)^2`` keeps the camera scale near the
+  scene's estimate (``init.contact_scale``: ``alpha_0`` and its relative error ``sigma``) in a
+  stage that optimizes ``alpha``; ``sigma = inf`` (no estimate yet) makes it free.
 
 Each has an analytic Jacobian (``Term.jac``); the pose prior's comes from the model's
 ``residual_and_jacobian`` when it has one (else autodiff).
@@ -111,3 +114,36 @@ def build_anchor_term(track_mask: Tensor, pose_init: Tensor) -> Term:
         data={"pose_init": pose_init[person, frame]},
         jac=anchor_jacobian,
     )
+
+
+def scale_prior_residual(log_alpha: Tensor, ref: Tensor, inv_sigma: Tensor) -> Tensor:
+    """(1, 1) ``(log alpha - ref) / sigma``."""
+    return (log_alpha - ref) * inv_sigma
+
+
+def scale_prior_jacobian(
+    wrt: frozenset, log_alpha: Tensor, ref: Tensor, inv_sigma: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    residual = scale_prior_residual(log_alpha, ref, inv_sigma)
+    return residual, ({"log_alpha": inv_sigma[..., None]} if "log_alpha" in wrt else {})
+
+
+def build_scale_prior_term() -> Term:
+    """One element on the sequence's ``log_alpha``; free until ``set_scale_prior``."""
+    zero = torch.zeros(1, dtype=torch.long)
+    return Term(
+        name="scale_prior",
+        fn=scale_prior_residual,
+        inputs=(Input("log_alpha", "log_alpha"),),
+        person=zero,
+        frame=zero,
+        dim=1,
+        data={"ref": torch.zeros(1, 1), "inv_sigma": torch.zeros(1, 1)},
+        jac=scale_prior_jacobian,
+    )
+
+
+def set_scale_prior(term: Term, alpha: float, rel_std: float) -> None:
+    """Centre the camera-scale prior on ``alpha`` with relative error ``rel_std``."""
+    term.data["ref"].fill_(float(torch.tensor(alpha).log()))
+    term.data["inv_sigma"].fill_(1.0 / rel_std)

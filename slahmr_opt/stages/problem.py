@@ -14,7 +14,12 @@ from torch import Tensor, nn
 
 from slahmr_opt.body import BodyModel
 from slahmr_opt.config import CostConfig
-from slahmr_opt.costs.priors import build_anchor_term, build_pose_prior_term, build_shape_term
+from slahmr_opt.costs.priors import (
+    build_anchor_term,
+    build_pose_prior_term,
+    build_scale_prior_term,
+    build_shape_term,
+)
 from slahmr_opt.costs.reprojection import build_reprojection_term
 from slahmr_opt.costs.smoothness import build_smoothness_term
 from slahmr_opt.costs.term import Term, total_loss
@@ -81,6 +86,7 @@ def build_problem(
         build_pose_prior_term(mask, pose_prior),
         build_shape_term(mask, body.num_betas),
         build_anchor_term(mask, init_pose),
+        build_scale_prior_term(),
     ]
     for term in terms:
         term.data = {k: v.to(dtype) for k, v in term.data.items()}

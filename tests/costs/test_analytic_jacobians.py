@@ -4,6 +4,7 @@ blend shapes and for the built-in default body."""
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 from body.synthetic_model import write_synthetic_smplh_npz
@@ -20,7 +21,13 @@ from slahmr_opt.body.jacobian import (
     supports_analytic_jacobians,
 )
 from slahmr_opt.costs.kinematics import world_joints, world_keypoints
-from slahmr_opt.costs.priors import build_anchor_term, build_pose_prior_term, build_shape_term
+from slahmr_opt.costs.priors import (
+    build_anchor_term,
+    build_pose_prior_term,
+    build_scale_prior_term,
+    build_shape_term,
+    set_scale_prior,
+)
 from slahmr_opt.costs.reprojection import build_reprojection_term
 from slahmr_opt.costs.smoothness import build_smoothness_term
 from slahmr_opt.init.from_tracks import initialize_bodies
@@ -122,7 +129,15 @@ def _terms(obs, body):
         build_pose_prior_term(mask, None),
         build_shape_term(mask, body.num_betas),
         build_anchor_term(mask, init),
+        _scale_prior(),
     ]
+
+
+def _scale_prior():
+    term = build_scale_prior_term()
+    term.data = {k: v.to(DT) for k, v in term.data.items()}
+    set_scale_prior(term, 0.4, 0.04)
+    return term
 
 
 def _params(obs, body):
@@ -180,3 +195,14 @@ def test_smplx_backend_keeps_autodiff(tmp_path, scene_obs):
     assert not supports_analytic_jacobians(model)
     assert build_reprojection_term(scene_obs, model, 100.0).jac is None
     assert build_smoothness_term("joints_smooth", scene_obs.track_mask, model, 22, 1).jac is None
+
+
+def test_scale_prior_value():
+    """``((log alpha - log alpha_0) / sigma)^2``: 10 % above a 4 % prior costs (log 1.1 / 0.04)^2;
+    before an estimate the term is free."""
+    term = build_scale_prior_term()
+    params = {"log_alpha": torch.tensor([[np.log(0.44)]], dtype=torch.float32)}
+    assert float(term.residual(params).square().sum()) == 0.0
+    set_scale_prior(term, 0.4, 0.04)
+    cost = float(term.residual(params).square().sum())
+    assert cost == pytest.approx((np.log(1.1) / 0.04) ** 2, rel=1e-5)
