@@ -105,7 +105,8 @@ def test_unknown_key_names_grid_and_variant(tmp_path, bench):
         ("variants:\n  a: {overides: [x=1]}\n", "variant 'a'"),
         ("variants:\n  a: {overrides: [init.scale]}\n", "not key=value"),
         ("variants:\n  a: {config: no_such_config}\n", "variant 'a'.*not found"),
-        ("variants:\n  a: {overrides: [init.scale=sideways]}\n", "variant 'a'.*regressor or fixed"),
+        ("variants:\n  a: {overrides: [init.scale=sideways]}\n",
+         "variant 'a'.*init.scale must be one of"),
     ],
 )
 def test_malformed_grid(tmp_path, text, match):
