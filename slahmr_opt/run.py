@@ -4,7 +4,9 @@ Steps, each timed and written under ``DIR``:
 
 1. front end (``DIR/frontend/``): people's 2D keypoints and tracks (``tracks.npz``, person masks
    ``masks.npz``) and the camera (``cameras.npz``, ``cameras.npy`` + ``intrinsics.txt``,
-   ``camera_estimate.json``; ``static.json`` marks a static camera, fitted in static mode);
+   ``camera_estimate.json``; ``points.npz``, the background points of a translating camera,
+   the camera-scale cue of ``init.scale=contact``; ``static.json`` marks a static camera,
+   fitted in static mode);
    ``frontend.json`` records the video (size, modification time) and the front-end settings.
    A rerun with the same video and settings reuses them, so trying other solver settings
    costs only the fit;
@@ -25,8 +27,11 @@ from slahmr_opt.errors import ConfigError, InputError, SlahmrOptError
 
 logger = logging.getLogger(__name__)
 
-FRONTEND_VERSION = 1
-"""Bumped when the front end's output changes meaning, so old caches are not reused."""
+FRONTEND_VERSION = 2
+"""Bumped when the front end's output changes meaning, so old caches are not reused (2: the
+camera writes its background points, ``points.npz``)."""
+POINTS_FILE = "points.npz"
+"""The camera's background points (``slahmr_opt.frontend.camera.write_cameras``)."""
 
 
 @dataclass
@@ -103,6 +108,7 @@ def run_front_end(video: Path, folder: Path, settings: FrontEndSettings, progres
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "frontend.json").unlink(missing_ok=True)  # invalid until this run completes
     (folder / "static.json").unlink(missing_ok=True)
+    (folder / POINTS_FILE).unlink(missing_ok=True)  # only a translating camera writes points
     seconds = {}
     t0 = time.perf_counter()
     people = detect_people(
@@ -135,8 +141,16 @@ def _observations(folder: Path, cfg, settings: FrontEndSettings):
 
     static = (folder / "static.json").is_file()
     cameras = None if static else folder / "cameras.npz"
+    points = folder / POINTS_FILE
     intrinsics = list(settings.intrinsics) if settings.intrinsics else None
-    return load_observations_with(cfg.data, folder / "tracks.npz", cameras, static, intrinsics)
+    return load_observations_with(
+        cfg.data,
+        folder / "tracks.npz",
+        cameras,
+        static,
+        intrinsics,
+        points_path=points if points.is_file() and not static else None,
+    )
 
 
 def run_video(

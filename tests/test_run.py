@@ -55,8 +55,12 @@ def test_run_end_to_end_and_rerun_reuses_the_front_end(clip, tmp_path, capsys):
     assert {"keypoints", "camera", "fit", "export", "render"} <= set(summary["seconds"])
     assert [s["name"] for s in summary["stages"]] == ["root", "smooth", "motion"]
     for name in ("frontend/tracks.npz", "frontend/masks.npz", "frontend/cameras.npz",
-                 "scene.glb", "history.csv", "inputs.json"):  # fmt: skip
+                 "frontend/points.npz", "scene.glb", "history.csv", "inputs.json"):  # fmt: skip
         assert (out / name).is_file(), name
+    # the tracking shot's background points reach the solver: the scale comes from the contact
+    stages = json.loads((out / "stages.json").read_text())
+    scale = stages[1]["camera_scale"]
+    assert scale["cue"] == "contact" and scale["ground_points"] > 100, scale
     frames, _ = read_video_frames(out / "render.mp4")
     assert len(frames) == summary["frames"]
     assert "1 people" in capsys.readouterr().out

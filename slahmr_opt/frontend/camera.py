@@ -30,7 +30,8 @@ from slahmr_opt.frontend.camera_tracks import TrackSettings, track_features
 from slahmr_opt.frontend.camera_vo import VOSettings, run_odometry
 from slahmr_opt.inputs.cameras import static_cameras, write_cameras_npz, write_droid_traj
 from slahmr_opt.inputs.intrinsics import write_intrinsics_txt
-from slahmr_opt.types import Cameras
+from slahmr_opt.inputs.points import write_points_npz
+from slahmr_opt.types import Cameras, ScenePoints
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ FocalDefault = Literal["slahmr", "diagonal"]
 TRAJECTORY_FILE = "cameras.npy"
 INTRINSICS_FILE = "intrinsics.txt"
 SUMMARY_FILE = "camera_estimate.json"
+POINTS_FILE = "points.npz"
 MIN_FRAMES = 2
 
 
@@ -100,6 +102,9 @@ class CameraEstimate:
         image_size: ``(height, width)``.
         motion: ``static``, ``rotation`` (pan/tilt without translation) or ``general``.
         diagnostics: per-frame evidence and timings.
+        points: the triangulated background points in the units of ``t_c2w`` with their
+            observing frames (the camera-scale cue of ``init.scale=contact``); None unless the
+            camera translates.
     """
 
     R_c2w: np.ndarray
@@ -108,6 +113,7 @@ class CameraEstimate:
     image_size: tuple[int, int]
     motion: str
     diagnostics: CameraDiagnostics
+    points: ScenePoints | None = None
 
     @property
     def is_static(self) -> bool:
@@ -244,6 +250,7 @@ def estimate_cameras(
     )
     motion = _static_decision(static, tracks, moved, settings, diag)
     R_c2w, t_c2w = np.tile(np.eye(3), (num, 1, 1)), np.zeros((num, 3))
+    points = None
     if motion != "static":
         _warn_gaps(tracks, settings.odometry.min_points, diag)
         result = run_odometry(tracks, intrins, settings.odometry)
@@ -252,13 +259,18 @@ def estimate_cameras(
         t_c2w = -np.einsum("tij,tj->ti", R_c2w, result.t)
         diag.inliers, diag.keyframes = result.inliers, result.keyframes
         diag.ba_rms_px = result.ba_rms_px
+        if result.translating and len(result.points):
+            points = ScenePoints(
+                points=torch.as_tensor(result.points, dtype=torch.float64),
+                frames=torch.as_tensor(result.point_frames, dtype=torch.int64),
+            )
         _warn_weak_frames(result.inliers, result.keyframes, diag)
     diag.seconds = time.perf_counter() - start
     log.info(
         "camera: %s motion over %d frames in %.1f s (%.1f ms/frame)",
         motion, num, diag.seconds, 1000 * diag.seconds / num,
     )  # fmt: skip
-    return CameraEstimate(R_c2w, t_c2w, intrins, tuple(size), motion, diag)
+    return CameraEstimate(R_c2w, t_c2w, intrins, tuple(size), motion, diag, points)
 
 
 def _track(frames, masks, settings: TrackSettings, progress: bool):
@@ -347,11 +359,14 @@ def write_cameras(estimate: CameraEstimate, out_dir: str | Path, overwrite: bool
     Files in ``out_dir``: ``cameras.npy`` (DROID-SLAM (T, 7) camera-to-world
     ``tx ty tz qx qy qz qw``), ``intrinsics.txt`` (``fx fy cx cy W H``), ``cameras.npz``
     (SLAHMR's, readable as ``read_cameras(out_dir)``) and ``camera_estimate.json`` (motion kind,
-    ``is_static`` and diagnostics). A static camera is written as identity poses; use the
-    solver's static mode for it (``is_static`` in the json, ``CameraEstimate.to_cameras``).
+    ``is_static`` and diagnostics), and ``points.npz`` (the background points,
+    ``slahmr_opt.inputs.read_points``) when the camera translates. A static camera is written as
+    identity poses; use the solver's static mode for it (``is_static`` in the json,
+    ``CameraEstimate.to_cameras``).
 
     Returns:
-        Paths by name: ``trajectory``, ``intrinsics``, ``npz``, ``summary``.
+        Paths by name: ``trajectory``, ``intrinsics``, ``npz``, ``summary`` and ``points`` (when
+        written).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -363,6 +378,8 @@ def write_cameras(estimate: CameraEstimate, out_dir: str | Path, overwrite: bool
         ),
         "npz": write_cameras_npz(out / "cameras.npz", cameras, overwrite),
     }
+    if estimate.points is not None:
+        paths["points"] = write_points_npz(out / POINTS_FILE, estimate.points, overwrite)
     summary = {
         "motion": estimate.motion,
         "is_static": estimate.is_static,
@@ -370,6 +387,7 @@ def write_cameras(estimate: CameraEstimate, out_dir: str | Path, overwrite: bool
         "image_size": list(estimate.image_size),
         "intrinsics": estimate.intrins.tolist(),
         "translation_unit": "median background depth",
+        "num_points": 0 if estimate.points is None else estimate.points.num_points,
         "diagnostics": {
             k: (v.tolist() if isinstance(v, np.ndarray) else v)
             for k, v in asdict(estimate.diagnostics).items()

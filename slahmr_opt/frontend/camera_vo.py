@@ -17,7 +17,7 @@
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -76,6 +76,9 @@ class VOResult:
         inliers: (T,) points that agree with each frame's pose (0: keyframes, whose poses come
             from the adjustment, and interpolated frames).
         ba_rms_px: reprojection RMS of the final adjustment, tracking pixels.
+        points: (N, 3) world positions of the triangulated background points that survived the
+            adjustment, in the units of ``t`` (empty for a pure rotation).
+        point_frames: (N, 2) first and last frame whose tracks hold each point (inclusive).
     """
 
     R: np.ndarray
@@ -84,6 +87,8 @@ class VOResult:
     keyframes: list[int]
     inliers: np.ndarray
     ba_rms_px: float = 0.0
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    point_frames: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
 
 
 class _Map:
@@ -319,7 +324,29 @@ def _run_odometry(tracks: Tracks, intrins: np.ndarray, settings: VOSettings) -> 
     rho = problem.points[:, 2][triangulated]
     if translating and (rho > 1e-9).any():
         depth = float(np.median(1.0 / rho[rho > 1e-9]))
-    return VOResult(R, t / depth, translating, kf.frames, inliers, rms)
+    result = VOResult(R, t / depth, translating, kf.frames, inliers, rms)
+    if translating:
+        result.points, result.point_frames = _scene_points(tracks, problem, point_ids, triangulated)
+        result.points /= depth
+    return result
+
+
+def _scene_points(tracks, problem: BundleProblem, point_ids, triangulated):
+    """The adjusted points that were triangulated and kept two or more keyframe observations
+    after the outlier pass: world positions (N, 3) and observing frame ranges (N, 2)."""
+    seen = np.bincount(problem.obs_point, minlength=len(point_ids))
+    _, world = _world_points(problem.R, problem.t, problem.points, problem.anchor)
+    keep = triangulated & (seen >= 2) & np.isfinite(world).all(axis=1)
+    ids = point_ids[keep]
+    first = np.full(len(ids), np.iinfo(np.int64).max)
+    last = np.full(len(ids), -1)
+    for f, frame_ids in enumerate(tracks.ids):
+        pos = np.searchsorted(ids, frame_ids)
+        pos = np.minimum(pos, max(len(ids) - 1, 0))
+        hit = pos[ids[pos] == frame_ids] if len(ids) else pos[:0]
+        first[hit] = np.minimum(first[hit], f)
+        last[hit] = f
+    return world[keep], np.stack([first, last], axis=1).astype(np.int64)
 
 
 def _world_points(R_kf, t_kf, pts, anchor) -> tuple[np.ndarray, np.ndarray]:

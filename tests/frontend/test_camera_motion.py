@@ -21,9 +21,10 @@ from slahmr_opt.frontend.camera import (
 from slahmr_opt.frontend.camera_ba import BundleProblem, _evaluate, bundle_adjust
 from slahmr_opt.frontend.camera_eval import rotation_angle_deg, trajectory_error, umeyama
 from slahmr_opt.frontend.camera_geometry import bearings, rotation_ransac
-from slahmr_opt.frontend.camera_synth import make_video
+from slahmr_opt.frontend.camera_synth import courtyard, make_video
 from slahmr_opt.inputs import read_cameras
 from slahmr_opt.inputs.cameras import read_droid_traj
+from slahmr_opt.inputs.points import read_points
 
 NUM_FRAMES = 40
 
@@ -78,6 +79,49 @@ def test_moving_camera(kind):
     assert 0.5 / 12 < err.est_translation_rel / err.path_m < 1.0 / 3
 
 
+def _distance_to_scene(points: np.ndarray, rects) -> np.ndarray:
+    """(N,) distance of each point to the nearest rectangle of the synthetic scene, metres."""
+    best = np.full(len(points), np.inf)
+    for r in rects:
+        rel = points - r.origin
+        a = np.clip(rel @ r.axis_u / (r.axis_u @ r.axis_u), 0, 1)
+        b = np.clip(rel @ r.axis_v / (r.axis_v @ r.axis_v), 0, 1)
+        nearest = r.origin + a[:, None] * r.axis_u + b[:, None] * r.axis_v
+        best = np.minimum(best, np.linalg.norm(points - nearest, axis=1))
+    return best
+
+
+@pytest.mark.parametrize(
+    "kind, median_rel, within_5pc", [("tracking", 0.01, 0.9), ("handheld", 0.035, 0.8)]
+)
+def test_background_points_lie_on_the_scene(kind, median_rel, within_5pc):
+    """The triangulated points, brought to metres with the scale of the camera path, lie on the
+    courtyard's surfaces (the world of both is the first camera). Measured: distance over depth
+    median 0.7 % (tracking, 2.5 m of baseline) and 2.2 % (handheld, 0.6 m), 94 % and 88 % of
+    the points within 5 %."""
+    v, est, _ = _estimate(kind)
+    pts = est.points.points.numpy()
+    frames = est.points.frames.numpy()
+    assert len(pts) > 100
+    assert (frames[:, 0] >= 0).all() and (frames[:, 1] < NUM_FRAMES).all()
+    assert (frames[:, 1] > frames[:, 0]).all()
+    s, _, _ = umeyama(est.t_c2w, v.t_c2w)
+    metres = s * pts
+    depth = np.linalg.norm(metres, axis=1)
+    dist = _distance_to_scene(metres, courtyard(0))
+    assert np.median(dist / depth) < median_rel
+    assert np.mean(dist / depth < 0.05) > within_5pc
+    # the unit is the median background depth of the first keyframes that saw each point
+    assert 0.3 < np.median(np.linalg.norm(pts, axis=1)) < 3
+
+
+def test_rotation_and_static_cameras_have_no_points(tmp_path):
+    for kind in ("pan", "static"):
+        _, est, _ = _estimate(kind)
+        assert est.points is None
+        assert "points" not in write_cameras(est, tmp_path / kind)
+
+
 def test_unmasked_walker_is_rejected_as_outlier():
     v, est, err = _estimate("tracking", masked=False)
     assert est.motion == "general"
@@ -109,6 +153,9 @@ def test_written_files_read_back(tmp_path):
     assert rows.shape == (NUM_FRAMES, 7) and np.allclose(rows[:, :3], est.t_c2w, atol=1e-6)
     npz = read_cameras(tmp_path, num_frames=NUM_FRAMES)
     assert np.allclose(npz.R_w2c.numpy(), R_w2c, atol=1e-5) and npz.image_size == (H, W)
+    pts = read_points(paths["points"], num_frames=NUM_FRAMES)
+    assert torch.allclose(pts.points, est.points.points)
+    assert torch.equal(pts.frames, est.points.frames)
     with pytest.raises(FileExistsError):
         write_cameras(est, tmp_path)
 
