@@ -30,7 +30,7 @@ from slahmr_opt.init.floor import (
 )
 from slahmr_opt.init.initial import initial_state
 from slahmr_opt.init.regressor import Regression, regress
-from slahmr_opt.init.scale import estimate_alpha
+from slahmr_opt.init.scale import estimate_alpha, scale_observable
 from slahmr_opt.stages.evidence import run_guarded_stage
 from slahmr_opt.stages.problem import (
     Problem,
@@ -319,6 +319,7 @@ def solve(
     if pose_prior is not None:
         pose_prior = pose_prior.to(dtype)
     problem = build_problem(obs_d, body_model, cfg.costs, pose_prior, params["pose_body"], dtype)
+    observable, why_not = _scale_observable(obs_d)
     history = LossHistory()
     summaries = []
     obs_hash = _observation_hash(obs)
@@ -349,8 +350,11 @@ def solve(
             and cfg.init.scale in ("contact", "feet")
             and not obs.cameras.is_static
         ):
-            params, scale_report = rescale_camera(obs_d, body_model, params, cfg.init.scale)
-            _set_scale_prior(problem, scale_report)
+            if observable:
+                params, scale_report = rescale_camera(obs_d, body_model, params, cfg.init.scale)
+                _set_scale_prior(problem, scale_report)
+            else:
+                scale_report = {"cue": "none", "reason": why_not}
         else:
             scale_report = None
         summary = {
@@ -392,7 +396,22 @@ def solve(
         frame_offset=int(obs.sources.get("frame_offset", 0)),
         floor_plane=plane,
         world_transform=G.float(),
+        scale_observed=observable,
     )
+
+
+def _scale_observable(obs: Observations) -> tuple[bool, str]:
+    """Whether the camera translates enough for its metric scale to mean anything, and why not
+    (logged)."""
+    if obs.cameras.is_static:
+        return False, "static camera"
+    points = None if obs.points is None else obs.points.points
+    observable, why = scale_observable(obs.cameras.t_w2c, obs.cameras.R_w2c, points)
+    if not observable:
+        logger.info("camera scale: %s, so the scale cannot be observed and is not searched for; "
+                    "the world trajectory comes from the bodies (their size, the floor) and "
+                    "results.npz reports world_scale = NaN", why)  # fmt: skip
+    return observable, why
 
 
 def _output_frame(

@@ -52,9 +52,9 @@ def format_metrics(metrics: dict[str, float]) -> str:
     lines = [f"  {k:12s} {metrics[k]:9.2f} {unit}" for k, unit in METRIC_UNITS.items()]
     lines.append(f"  {'frames':12s} {metrics['frames']:9d}")
     if not math.isnan(metrics.get("alpha_true", math.nan)):
-        lines.append(
-            f"  camera scale alpha {metrics['alpha']:.4f} (true {metrics['alpha_true']:.4f})"
-        )
+        alpha = metrics["alpha"]
+        said = "not observed (static or pan)" if math.isnan(alpha) else f"{alpha:.4f}"
+        lines.append(f"  camera scale alpha {said} (true {metrics['alpha_true']:.4f})")
     return "\n".join(lines)
 
 

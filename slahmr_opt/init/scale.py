@@ -81,3 +81,36 @@ def estimate_alpha(
         costs[best],
     )
     return alpha
+
+
+#: A camera whose path spans less than this fraction of the scene depth (median distance from the
+#: cameras to the scene points) does not show the scale: a pan or a tripod's creep, whose SLAM
+#: translation is noise.
+MIN_BASELINE = 0.02
+
+
+def scale_observable(t_w2c: Tensor, R_w2c: Tensor, points: Tensor | None) -> tuple[bool, str]:
+    """Whether the camera translates enough for a metric scale to mean anything.
+
+    Args:
+        t_w2c, R_w2c: (T, 3), (T, 3, 3) SLAM cameras.
+        points: (N, 3) scene points in the same world and units, or None (then only a camera
+            that does not move at all counts as unobservable).
+
+    Returns:
+        The decision and a sentence for the log.
+    """
+    centres = -torch.einsum("tji,tj->ti", R_w2c.double(), t_w2c.double())
+    span = float((centres - centres.mean(0)).norm(dim=-1).max()) * 2
+    if span <= 1e-9:
+        return False, "the camera does not translate"
+    if points is None or len(points) < 3:
+        return True, f"the camera path spans {span:.3g} SLAM units (no scene points to compare)"
+    depth = float(torch.cdist(centres[:: max(1, len(centres) // 20)], points.double()).median())
+    ratio = span / max(depth, 1e-12)
+    if ratio < MIN_BASELINE:
+        return False, (
+            f"the camera path spans {100 * ratio:.2g} % of the scene depth (a pan or a "
+            f"camera on a tripod; {100 * MIN_BASELINE:.0f} % needed)"
+        )
+    return True, f"the camera path spans {100 * ratio:.2g} % of the scene depth"

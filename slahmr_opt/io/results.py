@@ -15,7 +15,8 @@ betas            (P, B)         shape coefficients of the body model used
 cam_R            (P, T, 3, 3)   world-to-camera rotation (repeated per person, as SLAHMR)
 cam_t            (P, T, 3)      world-to-camera translation, metric (alpha applied)
 intrins          (T, 4)         ``[fx, fy, cx, cy]`` per frame (SLAHMR: one (4,) row)
-world_scale      (1, 1)         alpha: metres per SLAM translation unit
+world_scale      (1, 1)         alpha: metres per SLAM translation unit; NaN for a static camera
+                                or one that does not translate measurably (a pan)
 track_mask       (P, T)         frames where the person exists
 vis_mask         (P, T)         frames where the person was detected
 joints           (P, T, 24, 3)  world joints of the fitted bodies, metres
@@ -107,7 +108,9 @@ def result_arrays(result: Result) -> dict[str, np.ndarray]:
         "cam_R": cams.R_w2c[None].expand(P, T, 3, 3).float().numpy(),
         "cam_t": cam_t[None].expand(P, T, 3).float().numpy(),
         "intrins": cams.intrins.float().numpy(),
-        "world_scale": np.array([[cams.alpha]], dtype=np.float32),
+        "world_scale": np.array(
+            [[cams.alpha if result.scale_observed else np.nan]], dtype=np.float32
+        ),
         "track_mask": result.track_mask.numpy(),
         "vis_mask": result.vis_mask.numpy(),
         "joints": result.joints.numpy(),

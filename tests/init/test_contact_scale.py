@@ -15,6 +15,8 @@ from slahmr_opt.config import load_config
 from slahmr_opt.eval.guesses import GUESS_PRESETS
 from slahmr_opt.eval.synth_points import slam_points
 from slahmr_opt.init.contact_scale import BODY_SIZE_REL_STD, contact_scale, fit_ground
+from slahmr_opt.init.scale import scale_observable
+from slahmr_opt.io.results import result_arrays
 from slahmr_opt.solve import solve
 from slahmr_opt.types import ScenePoints
 
@@ -114,3 +116,40 @@ def test_fit_takes_the_camera_scale_from_the_points(caplog):
         result = solve(replace(obs, points=points), cfg, body_model=body, progress=False)
     assert "human-scene contact" in caplog.text
     assert result.cameras.alpha / s.alpha_true == pytest.approx(1.0, abs=0.08)
+
+
+def test_scale_observable_tells_a_pan_from_a_moving_camera():
+    R, t, _ = _scene()
+    R, t = torch.as_tensor(R), torch.as_tensor(t) / ALPHA  # SLAM units
+    ground = np.stack(np.meshgrid(np.linspace(-5, 8, 20), np.linspace(1, 15, 20)), -1)
+    points = torch.as_tensor(
+        np.stack([ground[..., 0], np.zeros_like(ground[..., 0]), ground[..., 1]], -1)
+    ).reshape(-1, 3) / ALPHA
+    assert scale_observable(t, R, points)[0]
+    assert scale_observable(t, R, None)[0]
+    # the same rotations from one place: SLAM translation noise of 1 % of the scene depth
+    still = torch.randn(T, 3, generator=torch.Generator().manual_seed(0)).double() * 0.03
+    observable, why = scale_observable(still, R, points)
+    assert not observable and "scene depth" in why, why
+    assert not scale_observable(torch.zeros(T, 3).double(), R, None)[0]
+
+
+def test_a_pan_reports_no_world_scale(caplog):
+    """End to end (stages 1-2) on a synthetic pan with SLAM-like translation noise and a SLAM-like
+    map: the scale is not searched for, and results.npz says NaN instead of a meaningless one."""
+    scene = make_scene(1, 40, "pan", seed=2, guesses=GUESS_PRESETS["none"])
+    obs, s = scene.obs, scene.settings
+    floor_y = float(scene.joints[..., [10, 11], 1].min()) - 0.05
+    points = slam_points(scene.R_true, scene.t_true, obs.cameras.R_w2c.double().numpy(),
+                         obs.cameras.t_w2c.double().numpy(), s.alpha_true,
+                         obs.cameras.intrins.double().numpy(), obs.cameras.image_size,
+                         scene.joints[0, :, 0].mean(0).numpy(), floor_y,
+                         np.random.default_rng(0))  # fmt: skip
+    body = load_body_model(BodyConfig(), dtype=torch.float64)
+    cfg = load_config("stages_1_2", ["num_threads=1", "stages.smooth.solver.iterations=3"])
+    with caplog.at_level(logging.INFO, logger="slahmr_opt.solve"):
+        result = solve(replace(obs, points=points), cfg, body_model=body, progress=False)
+    assert "scale cannot be observed" in caplog.text
+    assert result.stages[1]["camera_scale"]["cue"] == "none"
+    assert np.isnan(result_arrays(result)["world_scale"]).all()
+    assert torch.isfinite(result.joints).all()
