@@ -72,6 +72,8 @@ class RunReport:
     num_people: int = 0
     num_frames: int = 0
     is_static: bool = False
+    people: list[dict] = field(default_factory=list)
+    world_scale: float | None = None
 
 
 def parse_intrinsics(text: str | None) -> tuple[float, float, float, float] | None:
@@ -168,7 +170,7 @@ def run_video(
     """
     from slahmr_opt.io.export.glb import export_glb
     from slahmr_opt.io.result_bodies import load_result_bodies
-    from slahmr_opt.io.results import write_result
+    from slahmr_opt.io.results import person_summaries, result_arrays, write_result
     from slahmr_opt.solve import solve
 
     video, out = Path(video), Path(out)
@@ -194,6 +196,10 @@ def run_video(
     (out / "inputs.json").write_text(json.dumps({**obs.sources, "video": str(video)}, indent=2))
     report.seconds["fit"] = time.perf_counter() - t0
     report.stages = result.stages
+    arrays = result_arrays(result)
+    report.people = person_summaries(arrays)
+    scale = float(arrays["world_scale"].reshape(-1)[0])
+    report.world_scale = None if scale != scale else scale  # NaN: not observed
     bodies = load_result_bodies(results_path)
     t0 = time.perf_counter()
     export_glb(bodies, out / "scene.glb", overwrite=True)
@@ -220,6 +226,8 @@ def _write_summary(report: RunReport) -> None:
         "people": report.num_people,
         "frames": report.num_frames,
         "static_camera": report.is_static,
+        "world_scale": report.world_scale,
+        "per_person": report.people,
         "seconds": {k: round(v, 2) for k, v in report.seconds.items()},
         "stages": report.stages,
     }

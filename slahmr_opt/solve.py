@@ -382,6 +382,9 @@ def solve(
     plane, G = _output_frame(obs_d, body_model, params, cameras, cfg)
     with torch.no_grad():
         body, cameras, joints = align_to_floor(body, cameras, joints, G, body_model)
+        statures = body_model.stature(body.betas.to(dtype)).float()
+    logger.info("statures: %s", ", ".join(f"{obs.track_ids[i]} {h:.2f} m"
+                                        for i, h in enumerate(statures.tolist())))  # fmt: skip
     return Result(
         body=body.to(torch.float32),
         cameras=cameras,
@@ -396,6 +399,7 @@ def solve(
         frame_offset=int(obs.sources.get("frame_offset", 0)),
         floor_plane=plane,
         world_transform=G.float(),
+        statures=statures,
         scale_observed=observable,
     )
 

@@ -185,6 +185,7 @@ class Result:
         world_transform: (4, 4) rigid transform from the solve world to the frame ``body``,
             ``cameras`` and ``joints`` are given in (``x_out = R x + t``): the gravity-aligned
             frame (y up, floor at y = 0) or the identity.
+        statures: (P,) standing height of each fitted body, metres (``BodyModel.stature``).
         scale_observed: False for a static camera or one that does not translate measurably
             (``init.scale.scale_observable``): ``cameras.alpha`` then carries no metric meaning
             and ``results.npz`` reports ``world_scale`` as NaN.
@@ -203,4 +204,5 @@ class Result:
     frame_offset: int = 0
     floor_plane: Tensor | None = None
     world_transform: Tensor | None = None
+    statures: Tensor | None = None
     scale_observed: bool = True

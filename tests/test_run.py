@@ -61,6 +61,9 @@ def test_run_end_to_end_and_rerun_reuses_the_front_end(clip, tmp_path, capsys):
     stages = json.loads((out / "stages.json").read_text())
     scale = stages[1]["camera_scale"]
     assert scale["cue"] == "contact" and scale["ground_points"] > 100, scale
+    (person,) = summary["per_person"]
+    assert 1.4 < person["stature_m"] < 2.1 and person["frames"] == summary["frames"]
+    assert person["path_m"] >= person["displacement_m"] > 0 and summary["world_scale"] > 0
     frames, _ = read_video_frames(out / "render.mp4")
     assert len(frames) == summary["frames"]
     assert "1 people" in capsys.readouterr().out

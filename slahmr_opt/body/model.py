@@ -109,6 +109,12 @@ class BodyModel(nn.Module):
         pose = betas.new_zeros(*betas.shape[:-1], NUM_BODY_POSE_JOINTS, 3)
         return self(betas, zeros, pose, zeros, return_vertices=return_vertices)
 
+    def stature(self, betas: Tensor) -> Tensor:
+        """(...,) standing height of bodies of shape ``betas``, metres: the rest mesh's extent
+        along the model's up axis (y), heel to crown."""
+        y = self.rest_pose(betas).vertices[..., 1]
+        return y.amax(-1) - y.amin(-1)
+
     def skinning_weights(self) -> Tensor:
         """(V, 24) linear blend skinning weights of each vertex on SMPL's 24 joints (rows sum
         to 1), in the model's dtype."""

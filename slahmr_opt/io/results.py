@@ -25,6 +25,7 @@ fps, image_size  (), (2,)       frame rate; ``[height, width]``
 is_static        ()             static camera
 frame_offset     ()             video frame index of frame 0 (inputs are cropped to the tracks)
 world_transform  (4, 4)         SLAM world (metric) -> result world: ``x = R x_slam + t``
+stature          (P,)           standing height of each fitted body, metres
 floor_plane      (4,)           floor ``[nx, ny, nz, d]``, ``n . x_slam = d``, unit normal up,
                                 in the SLAM world (metric); NaN if none was estimated
 ===============  =============  ==========================================================
@@ -119,6 +120,11 @@ def result_arrays(result: Result) -> dict[str, np.ndarray]:
         "image_size": np.array(cams.image_size, dtype=np.int64),
         "is_static": np.array(cams.is_static),
         "frame_offset": np.array(result.frame_offset, dtype=np.int64),
+        "stature": (
+            np.full(P, np.nan, dtype=np.float32)
+            if result.statures is None
+            else result.statures.float().numpy()
+        ),
         "world_transform": (
             np.eye(4, dtype=np.float32)
             if result.world_transform is None
@@ -130,6 +136,36 @@ def result_arrays(result: Result) -> dict[str, np.ndarray]:
             else result.floor_plane.float().numpy()
         ),
     }
+
+
+def person_summaries(arrays: dict[str, np.ndarray]) -> list[dict]:
+    """What each person did, from ``results.npz`` arrays: ``track``, ``frames`` tracked,
+    ``stature_m``, and the pelvis's ``path_m`` (smoothed over 1/6 s), ``displacement_m`` (first
+    to last tracked frame) and ``speed_m_s`` (path over the tracked time), measured on the floor
+    (x, z) when the output is gravity-aligned, else in 3D."""
+    from scipy.ndimage import gaussian_filter1d
+
+    fps = float(arrays["fps"])
+    aligned = np.isfinite(arrays["floor_plane"]).all() if "floor_plane" in arrays else False
+    axes = [0, 2] if aligned else [0, 1, 2]
+    stature = arrays.get("stature", np.full(len(arrays["track_mask"]), np.nan))
+    people = []
+    for p, track in enumerate(arrays["track_ids"]):
+        idx = np.flatnonzero(arrays["track_mask"][p])
+        pelvis = arrays["joints"][p, idx, 0][:, axes].astype(np.float64)
+        if len(idx) > 1:
+            pelvis = gaussian_filter1d(pelvis, max(fps / 6, 1e-3), axis=0, mode="nearest")
+        path = float(np.linalg.norm(np.diff(pelvis, axis=0), axis=1).sum())
+        seconds = (idx[-1] - idx[0]) / fps if len(idx) > 1 else 0.0
+        people.append({
+            "track": str(track),
+            "frames": int(len(idx)),
+            "stature_m": round(float(stature[p]), 3),
+            "path_m": round(path, 3),
+            "displacement_m": round(float(np.linalg.norm(pelvis[-1] - pelvis[0])), 3),
+            "speed_m_s": round(path / seconds, 3) if seconds > 0 else 0.0,
+        })  # fmt: skip
+    return people
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -86,3 +86,14 @@ def test_left_right_symmetry(rest):
     swap = [SMPL_JOINT_NAMES.index(n.replace("left", "R").replace("right", "left")
                                    .replace("R", "right")) for n in SMPL_JOINT_NAMES]  # fmt: skip
     np.testing.assert_allclose(mirrored[swap], joints, atol=0.01)
+
+
+def test_stature_of_the_mean_body_and_its_first_shape_component():
+    model = load_body_model(BodyConfig(), dtype=torch.float64)
+    betas = torch.zeros(3, 10, dtype=torch.float64)
+    betas[1, 0], betas[2, 0] = 2.0, -2.0
+    heights = model.stature(betas)
+    assert heights[0].item() == pytest.approx(1.70, abs=0.01)  # the mean adult
+    assert heights[1] > heights[0] + 0.1 and heights[2] < heights[0] - 0.1
+    rest = model.rest_pose(betas[:1]).vertices[0]
+    assert heights[0] == rest[:, 1].max() - rest[:, 1].min()
