@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from slahmr_opt.frontend.camera import estimate_cameras
+from slahmr_opt.frontend.camera import CameraSettings, estimate_cameras
 from slahmr_opt.frontend.camera_eval import rotation_angle_deg, trajectory_error
 from slahmr_opt.frontend.camera_synth import make_video
 from slahmr_opt.io.results import cpu_name
@@ -50,7 +50,8 @@ NOTES = {
     ),
 }
 SYNTHETIC = [
-    # (name, kind, masked walker, focal factor of the given intrinsics)
+    # (name, kind, masked walker, focal factor of the given intrinsics, or the default focal
+    # used without intrinsics: "slahmr" is the true one, "diagonal" 1.47x too long here)
     ("static", "static", True, 1.0),
     ("pan", "pan", True, 1.0),
     ("tracking", "tracking", True, 1.0),
@@ -60,6 +61,11 @@ SYNTHETIC = [
     ("tracking_unmasked", "tracking", False, 1.0),
     ("handheld_unmasked", "handheld", False, 1.0),
     ("tracking_focal+15%", "tracking", True, 1.15),
+    ("tracking_focal_measured", "tracking", True, "slahmr"),
+    ("tracking_focal_measured_from_diagonal", "tracking", True, "diagonal"),
+    ("handheld_focal_measured_from_diagonal", "handheld", True, "diagonal"),
+    ("forward_focal_measured_from_diagonal", "forward", True, "diagonal"),
+    ("pan_focal_default_diagonal", "pan", True, "diagonal"),
 ]
 
 
@@ -71,11 +77,14 @@ def synthetic(num_frames: int, size: tuple[int, int]) -> list[dict]:
     rows = []
     for name, kind, masked, focal_factor in SYNTHETIC:
         video = make_video(kind, num_frames=num_frames, size=size, mover=True)
-        intrins = video.intrins * [focal_factor, focal_factor, 1, 1]
+        given = not isinstance(focal_factor, str)
+        intrins = video.intrins * [focal_factor, focal_factor, 1, 1] if given else None
+        settings = CameraSettings(default_focal="slahmr" if given else focal_factor)
         start = time.perf_counter()
         est = estimate_cameras(
-            video.frames, video.masks if masked else None, intrins, progress=False
-        )
+            video.frames, video.masks if masked else None, intrins, settings=settings,
+            progress=False,
+        )  # fmt: skip
         seconds = time.perf_counter() - start
         err = trajectory_error(est.R_c2w, est.t_c2w, video.R_c2w, video.t_c2w, video.fps)
         expected = {"static": "static", "pan": "rotation"}.get(kind, "general")
@@ -96,10 +105,22 @@ def synthetic(num_frames: int, size: tuple[int, int]) -> list[dict]:
             "est_path_depths": _round(err.est_translation_rel),
             "keyframes": len(est.diagnostics.keyframes),
             "ba_rms_px": _round(est.diagnostics.ba_rms_px, 3),
+            **_focal(est),
+            "focal_over_true": _round(est.intrins[0] / video.intrins[0]),
             "ms_per_frame": _round(1000 * seconds / num_frames, 1),
         })  # fmt: skip
         logging.info("%s", rows[-1])
     return rows
+
+
+def _focal(est) -> dict:
+    diag = est.diagnostics
+    return {
+        "focal": diag.focal,
+        "focal_px": _round(est.intrins[0], 1),
+        "focal_factor_measured": _round(diag.focal_factor),
+        "focal_range": [_round(v) for v in diag.focal_range],
+    }
 
 
 def _describe_direction(vec: np.ndarray) -> str:
@@ -140,6 +161,8 @@ def real_videos(plots: Path | None) -> list[dict]:
             "keyframes": len(diag.keyframes),
             "ba_rms_px": _round(diag.ba_rms_px, 3),
             "median_tracks": int(np.median(diag.num_tracks)),
+            "num_points": 0 if est.points is None else est.points.num_points,
+            **_focal(est),
             "seconds": _round(seconds, 2),
             "ms_per_frame": _round(1000 * seconds / est.num_frames, 1),
             "warnings": diag.warnings,

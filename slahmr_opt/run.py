@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 FRONTEND_VERSION = 2
 """Bumped when the front end's output changes meaning, so old caches are not reused (2: the
-camera writes its background points, ``points.npz``)."""
+camera writes its background points, ``points.npz``, and measures the focal length)."""
 POINTS_FILE = "points.npz"
 """The camera's background points (``slahmr_opt.frontend.camera.write_cameras``)."""
 

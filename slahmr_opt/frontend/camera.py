@@ -58,6 +58,10 @@ class CameraSettings:
     default_focal: FocalDefault = "slahmr"
     """Focal length when no intrinsics are given: ``slahmr`` = (H + W) / 2, ``diagonal`` =
     sqrt(H^2 + W^2)."""
+    estimate_focal: bool = True
+    """Without given intrinsics, measure the focal length of a translating camera from its
+    background tracks (``camera_vo.focal_profile``) and use it where the measurement is clear;
+    otherwise (static, pan, unclear) keep ``default_focal``."""
     min_tracks: int = 20
     """A video with fewer background tracks in most frames is reported as static, with a
     warning (nothing to measure motion by)."""
@@ -75,6 +79,10 @@ class CameraDiagnostics:
         tracking_scale: tracking pixels per image pixel.
         keyframes: frame indices of the keyframes.
         ba_rms_px: reprojection RMS of the bundle adjustment, tracking pixels.
+        focal: where the focal length came from: ``given``, ``default`` or ``estimated``.
+        focal_factor, focal_range: the measured focal length over the default and the range of
+            factors that fit about as well (``camera_vo.FocalEstimate``); 1 and [] when not
+            measured.
         seconds: wall time of the estimate.
         warnings: problems worth a look (also logged).
     """
@@ -86,6 +94,9 @@ class CameraDiagnostics:
     tracking_scale: float
     keyframes: list[int] = field(default_factory=list)
     ba_rms_px: float = 0.0
+    focal: str = "given"
+    focal_factor: float = 1.0
+    focal_range: list[float] = field(default_factory=list)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
@@ -247,13 +258,19 @@ def estimate_cameras(
         flow_px=flow,
         moved_px=moved,
         tracking_scale=tracks.scale,
+        focal="given" if intrinsics is not None else "default",
     )
     motion = _static_decision(static, tracks, moved, settings, diag)
     R_c2w, t_c2w = np.tile(np.eye(3), (num, 1, 1)), np.zeros((num, 3))
     points = None
     if motion != "static":
         _warn_gaps(tracks, settings.odometry.min_points, diag)
-        result = run_odometry(tracks, intrins, settings.odometry)
+        measure = intrinsics is None and settings.estimate_focal
+        result = run_odometry(tracks, intrins, settings.odometry, profile_focal=measure)
+        if result.focal is not None:
+            intrins = _use_focal(result.focal, intrins, diag)
+            if diag.focal == "estimated":
+                result = run_odometry(tracks, intrins, settings.odometry)
         motion = "general" if result.translating else "rotation"
         R_c2w = np.transpose(result.R, (0, 2, 1))
         t_c2w = -np.einsum("tij,tj->ti", R_c2w, result.t)
@@ -301,6 +318,22 @@ def _resolve_intrinsics(intrinsics, size, focal: FocalDefault) -> np.ndarray:
     if values.shape != (4,) or not np.isfinite(values).all() or (values[:2] <= 0).any():
         raise ValueError(f"intrinsics must be [fx, fy, cx, cy] with fx, fy > 0, got {intrinsics}")
     return values
+
+
+def _use_focal(focal, intrins: np.ndarray, diag: CameraDiagnostics) -> np.ndarray:
+    """The intrinsics with the measured focal length where the measurement is clear (logged)."""
+    diag.focal_factor, diag.focal_range = focal.factor, [focal.low, focal.high]
+    f = focal.factor * intrins[0]
+    if not focal.accepted:
+        log.info("camera: the focal length is not clear from the background (best %.0f px, "
+                 "fits as well from %.2fx to %.2fx the default); keeping the default %.0f px",
+                 f, focal.low, focal.high, intrins[0])  # fmt: skip
+        return intrins
+    log.info("camera: focal length %.0f px from the background tracks (%.2fx the default; "
+             "fits as well from %.2fx to %.2fx); --intrinsics overrides it",
+             f, focal.factor, focal.low, focal.high)  # fmt: skip
+    diag.focal = "estimated"
+    return intrins * np.array([focal.factor, focal.factor, 1.0, 1.0])
 
 
 def _static_decision(static, tracks, moved, settings: CameraSettings, diag) -> str:

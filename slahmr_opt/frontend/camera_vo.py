@@ -13,9 +13,15 @@
    observations (people the mask missed, bad tracks) are dropped in between.
 4. Every other frame gets its pose by PnP on the refined points (or a rotation fit on their
    directions for a pan), started from the interpolation of its keyframes.
+
+``focal_profile`` measures the focal length the same way (TRAM searches it on reprojection
+error too): the adjusted keyframe problem is adjusted again under focal lengths from 0.6x to
+1.6x the given one, and the one with the lowest reprojection error wins where the error curve
+has a clear interior minimum.
 """
 
 import contextlib
+import copy
 import logging
 from dataclasses import dataclass, field
 
@@ -62,6 +68,36 @@ class VOSettings:
     """Observations with a larger error after the first adjustment are dropped."""
     seed: int = 0
     """Seed of the RANSAC samplers."""
+    focal_range: tuple[float, float] = (0.6, 1.6)
+    """Factors of the given focal length ``focal_profile`` searches between."""
+    focal_steps: int = 21
+    """Focal lengths tried (log-spaced)."""
+    focal_band: float = 0.01
+    """The focal's uncertainty range: factors whose reprojection RMS is within this fraction of
+    the best; an estimate whose range is wider than ``focal_max_range`` (or touches the ends of
+    the search) is not used."""
+    focal_max_range: float = 1.25
+    """Largest accepted ratio between the ends of the uncertainty range."""
+
+
+@dataclass
+class FocalEstimate:
+    """The focal length that fits the background tracks best, as a factor of the given one.
+
+    Attributes:
+        factor: best factor (parabolic refinement of the grid's minimum).
+        low, high: factors whose reprojection RMS is within ``focal_band`` of the best.
+        accepted: the minimum is clear (``low`` and ``high`` inside the search, ``high / low`` at
+            most ``focal_max_range``).
+        factors, rms_px: the profile (reprojection RMS, tracking pixels, per factor).
+    """
+
+    factor: float
+    low: float
+    high: float
+    accepted: bool
+    factors: list[float] = field(default_factory=list)
+    rms_px: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -79,6 +115,8 @@ class VOResult:
         points: (N, 3) world positions of the triangulated background points that survived the
             adjustment, in the units of ``t`` (empty for a pure rotation).
         point_frames: (N, 2) first and last frame whose tracks hold each point (inclusive).
+        focal: the focal profile when asked for (``run_odometry(..., profile_focal=True)``) and
+            the camera translates.
     """
 
     R: np.ndarray
@@ -87,6 +125,7 @@ class VOResult:
     keyframes: list[int]
     inliers: np.ndarray
     ba_rms_px: float = 0.0
+    focal: FocalEstimate | None = None
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     point_frames: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
 
@@ -283,19 +322,23 @@ def _refine(problem: BundleProblem, settings: VOSettings) -> tuple[float, int]:
     return rms, int((~keep).sum())
 
 
-def run_odometry(tracks: Tracks, intrins: np.ndarray, settings: VOSettings) -> VOResult:
+def run_odometry(
+    tracks: Tracks, intrins: np.ndarray, settings: VOSettings, profile_focal: bool = False
+) -> VOResult:
     """Camera poses of every frame from background tracks.
 
     Args:
         tracks: background tracks (tracking resolution).
         intrins: (4,) ``[fx, fy, cx, cy]`` of the original frames.
         settings: odometry settings.
+        profile_focal: also measure the focal length (``focal_profile``) when the camera
+            translates.
 
     Returns:
         World-to-camera poses with the first frame's camera as the world.
     """
     with _one_blas_thread():
-        return _run_odometry(tracks, intrins, settings)
+        return _run_odometry(tracks, intrins, settings, profile_focal)
 
 
 def _one_blas_thread():
@@ -308,7 +351,7 @@ def _one_blas_thread():
     return threadpool_limits(1, user_api="blas")
 
 
-def _run_odometry(tracks: Tracks, intrins: np.ndarray, settings: VOSettings) -> VOResult:
+def _run_odometry(tracks: Tracks, intrins: np.ndarray, settings: VOSettings, profile_focal: bool):
     kf = Keyframes.from_tracks(tracks, intrins, settings)
     focal = float(np.mean(intrins[:2])) * tracks.scale
     odo = _Odometry(kf, focal, settings)
@@ -325,10 +368,51 @@ def _run_odometry(tracks: Tracks, intrins: np.ndarray, settings: VOSettings) -> 
     if translating and (rho > 1e-9).any():
         depth = float(np.median(1.0 / rho[rho > 1e-9]))
     result = VOResult(R, t / depth, translating, kf.frames, inliers, rms)
+    if translating and profile_focal:
+        result.focal = focal_profile(problem, settings)
     if translating:
         result.points, result.point_frames = _scene_points(tracks, problem, point_ids, triangulated)
         result.points /= depth
     return result
+
+
+def focal_profile(problem: BundleProblem, settings: VOSettings) -> FocalEstimate:
+    """Reprojection RMS of the adjusted keyframe problem re-adjusted under other focal lengths.
+
+    Scaling the focal length by ``k`` (principal point fixed) divides every normalized
+    coordinate by ``k``; the pixel errors of a perfect fit stay zero only at the true focal
+    length once the camera has moved and turned enough to tell a wider lens from a deeper scene.
+    """
+    lo, hi = settings.focal_range
+    factors = np.exp(np.linspace(np.log(lo), np.log(hi), settings.focal_steps))
+    rms = np.array([_rms_at_focal(problem, k, settings) for k in factors])
+    best = int(np.argmin(rms))
+    factor = float(factors[best])
+    if 0 < best < len(factors) - 1:  # parabola through the minimum and its neighbours
+        x, y = np.log(factors[best - 1 : best + 2]), rms[best - 1 : best + 2]
+        a, b, _ = np.polyfit(x, y, 2)
+        if a > 0:
+            factor = float(np.exp(np.clip(-b / (2 * a), x[0], x[2])))
+    inside = np.flatnonzero(rms <= rms[best] * (1 + settings.focal_band))
+    low = min(float(factors[inside.min()]), factor)
+    high = max(float(factors[inside.max()]), factor)
+    accepted = (
+        inside.min() > 0
+        and inside.max() < len(factors) - 1
+        and high / low <= settings.focal_max_range
+    )
+    return FocalEstimate(factor, low, high, bool(accepted), factors.tolist(), rms.tolist())
+
+
+def _rms_at_focal(problem: BundleProblem, k: float, settings: VOSettings) -> float:
+    trial = copy.copy(problem)
+    trial.obs_xn = problem.obs_xn / k
+    trial.points = problem.points.copy()
+    trial.points[:, :2] /= k
+    trial.focal = problem.focal * k
+    trial.R, trial.t = problem.R.copy(), problem.t.copy()
+    err = bundle_adjust(trial, settings.huber_px, max_iterations=settings.ba_iterations // 2)
+    return float(np.sqrt(np.mean(np.minimum(err, settings.outlier_px) ** 2)))
 
 
 def _scene_points(tracks, problem: BundleProblem, point_ids, triangulated):
