@@ -62,8 +62,14 @@ def mean(rows: list[dict], key: str) -> float:
 
 
 def _alpha(rows: list[dict]) -> str:
-    moving = [r["alpha"] / r["alpha_true"] for r in rows if r.get("camera") in MOVING]
-    return f"{np.mean(moving):.2f}" if moving else "-"
+    """Mean alpha / true over the translating cameras, and how many did not observe a scale
+    (``world_scale`` NaN: the camera barely moved)."""
+    moving = np.array([r["alpha"] / r["alpha_true"] for r in rows if r.get("camera") in MOVING])
+    if not len(moving):
+        return "-"
+    seen = moving[np.isfinite(moving)]
+    text = f"{seen.mean():.2f}" if len(seen) else "-"
+    return text if len(seen) == len(moving) else f"{text} ({len(moving) - len(seen)} not observed)"
 
 
 def _sequences(path: str | Path) -> dict:

@@ -230,3 +230,14 @@ def test_compare_flags_regressions_per_group(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(InputError, match="no scored sequences"):
         table(tmp_path / "bad.json")
+
+
+def test_alpha_column_skips_cameras_without_a_scale():
+    from slahmr_opt.eval.bench_table import _alpha
+
+    def row(camera, alpha):
+        return {"camera": camera, "alpha": alpha, "alpha_true": 0.5}
+
+    assert _alpha([row("tracking", 0.55), row("orbit", 0.45), row("pan", 9.0)]) == "1.00"
+    assert _alpha([row("tracking", float("nan")), row("orbit", 0.6)]) == "1.20 (1 not observed)"
+    assert _alpha([row("static", 1.0)]) == "-"
