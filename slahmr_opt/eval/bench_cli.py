@@ -97,8 +97,8 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="FRACTION",
-        help="--video: every other video's focal length is (1 + FRACTION) times the default "
-        "(H + W) / 2 (0: all default)",
+        help="--video: about half the videos (alternating) have a focal length (1 + FRACTION) "
+        "times the default (H + W) / 2 (0: all default)",
     )
     make.add_argument(
         "--allow-train",

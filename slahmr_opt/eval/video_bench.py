@@ -16,8 +16,9 @@ stature       (P,)            true standing height (``BodyModel.stature``), metr
 ============  ==============  =================================================
 
 Everything is a function of the seed (``bench_make.sequence_rng``): motions, camera paths,
-textures and pixel noise. With ``focal_off``, every other sequence (the 2nd, 4th, ...) is filmed
-with a focal length that far from SLAHMR's default ``(H + W) / 2`` (``run`` measures it).
+textures and pixel noise. With ``focal_off``, sequence ``j`` (of motion ``g``) is filmed with a
+focal length that far from SLAHMR's default ``(H + W) / 2`` when ``j + g`` is odd (``run``
+measures it): about half the sequences, and with two camera kinds each kind gets both.
 """
 
 import json
@@ -175,8 +176,8 @@ def make_video_benchmark(
             one_camera: as ``bench_make.make_benchmark`` (one person per video).
         cameras: camera kinds (``static``, ``pan``, ``tracking``, ``orbit`` / ``handheld``).
         image_size: ``(H, W)`` of the videos, both even.
-        focal_off: every other sequence's true focal length is ``(1 + focal_off)`` times the
-            default ``(H + W) / 2``; 0: all default.
+        focal_off: about half the sequences' true focal length is ``(1 + focal_off)`` times
+            the default ``(H + W) / 2`` (see the module docstring); 0: all default.
         progress: progress bars.
 
     Returns:
@@ -211,7 +212,7 @@ def make_video_benchmark(
                                        disable=not progress)):  # fmt: skip
         motion = chosen[g]
         name = f"{g:03d}_{kind}_{Path(str(motion.source)).stem}"
-        focal = default_focal * (1 + focal_off if j % 2 == 1 else 1.0)
+        focal = default_focal * (1 + focal_off if (j + g) % 2 == 1 else 1.0)
         facts = render_sequence(
             out / name, body, colors, fits[g], kind, image_size, focal, float(motion.fps),
             sequence_rng(seed, name), texture_seed=int(sequence_rng(seed, name + "/scene")

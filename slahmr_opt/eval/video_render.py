@@ -79,22 +79,20 @@ class ScenePlacement:
     @staticmethod
     def fit(floor_y: float, points_xz: np.ndarray) -> "ScenePlacement":
         """The placement that puts ``floor_y`` on the courtyard's ground and the (N, 2) path
-        points (pelvis and camera centres, ground-truth x and z) along the courtyard's x axis,
-        centred on ``SCENE_CENTRE_XZ``."""
-        centre = 0.5 * (points_xz.min(0) + points_xz.max(0))
-        spread = points_xz - centre
+        points (pelvis and camera centres, ground-truth x and z) along the courtyard's x axis
+        (their principal axis), their bounding box centred on ``SCENE_CENTRE_XZ``."""
+        spread = points_xz - points_xz.mean(0)
+        major = np.array([1.0, 0.0])
         if len(points_xz) > 1 and np.abs(spread).max() > 1e-6:
-            _, _, vt = np.linalg.svd(spread, full_matrices=False)
-            major = vt[0]
-        else:
-            major = np.array([1.0, 0.0])
-        angle = np.arctan2(major[1], major[0])  # turn the major axis onto +x
-        c, s = np.cos(angle), np.sin(angle)
-        yaw = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])  # about y, x -> major
-        R = np.diag([1.0, -1.0, -1.0]) @ yaw.T
-        anchor = np.array([centre[0], floor_y, centre[1]])
+            major = np.linalg.svd(spread, full_matrices=False)[2][0]
+        c, s = major
+        yaw = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])  # about y: major -> +x
+        R = np.diag([1.0, -1.0, -1.0]) @ yaw
+        turned = np.stack([points_xz[:, 0], np.full(len(points_xz), floor_y), points_xz[:, 1]],
+                          1) @ R.T  # fmt: skip
+        anchor = 0.5 * (turned.min(0) + turned.max(0))
         target = np.array([SCENE_CENTRE_XZ[0], SCENE_GROUND_Y, SCENE_CENTRE_XZ[1]])
-        return ScenePlacement(R, target - R @ anchor)
+        return ScenePlacement(R, target - anchor)
 
     def camera_c2w(self, R_w2c: np.ndarray, t_w2c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scene camera-to-world rotation (3, 3) and centre (3,) of a ground-truth
