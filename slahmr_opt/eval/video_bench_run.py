@@ -30,6 +30,7 @@ from slahmr_opt.config import Config, load_config
 from slahmr_opt.errors import SlahmrOptError
 from slahmr_opt.eval.bench_run import config_hash, read_json, summarize_scores
 from slahmr_opt.eval.evaluate import evaluate_result, read_ground_truth
+from slahmr_opt.frontend.blazepose import FrontEndUnavailableError
 from slahmr_opt.frontend.camera_eval import umeyama
 from slahmr_opt.inputs.checks import load_npz
 from slahmr_opt.io.results import read_result
@@ -110,6 +111,8 @@ def score_video(seq: Path, out: Path, cfg: Config, progress: bool = False) -> di
     video = seq / meta.get("video", "video.mp4")
     try:
         report = run_video(video, out, cfg, settings, progress=progress, render=False)
+    except FrontEndUnavailableError:
+        raise  # every video would fail the same way: say what to install
     except SlahmrOptError as e:  # no person, tracks too short: a failure row, not a crash
         tracks = _tracks(out / "frontend")
         return row | {"failed": True, "reason": str(e), "tracks": tracks,

@@ -219,3 +219,17 @@ def test_bad_input_one_line_exit_2(argv, problem, walk_bvh, tmp_path, capsys):
     assert main([subst.get(a, a) for a in argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and problem in err[0], err
+
+
+def test_courtyard_depth_is_the_ground_planes():
+    from slahmr_opt.frontend.camera_synth import courtyard, render_frame
+
+    H, W = 60, 80
+    f = 70.0
+    # a camera 1.5 m above the ground looking along +z: a ray through row v below the
+    # horizon meets the ground at depth 1.5 f / (v - cy)
+    _, ids, depth = render_frame(courtyard(0, texels_per_m=10), np.array([f, f, W / 2, H / 2]),
+                                 np.eye(3), np.zeros(3), (H, W), with_depth=True)  # fmt: skip
+    rows = np.arange(H - 8, H)
+    np.testing.assert_allclose(depth[rows, W // 2], 1.5 * f / (rows - H / 2), rtol=1e-4)
+    assert (ids[rows, W // 2] == 0).all() and np.isinf(depth[0]).any()  # sky above the walls
