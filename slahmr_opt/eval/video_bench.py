@@ -2,8 +2,9 @@
 run`` end to end (``video_bench_run`` scores them).
 
 Each sequence folder holds ``video.mp4`` (the body, ``video_render``, filmed in the synthetic
-courtyard by one of ``bench_make.CAMERA_KINDS``), ``gt.npz`` and ``meta.json``; ``index.json``
-in the benchmark folder lists them. ``gt.npz`` has ``bench_make``'s keys (so
+courtyard by one of ``bench_make.CAMERA_KINDS``), ``gt.npz`` and ``meta.json`` (which also says
+from where the camera films the body: ``view_deg_median``, 0 the front, 180 the back);
+``index.json`` in the benchmark folder lists them. ``gt.npz`` has ``bench_make``'s keys (so
 ``evaluate.evaluate_result`` scores a result unchanged) except ``alpha``, which depends on the
 scale of the front end's camera and is measured by the runner, plus:
 
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
 from slahmr_opt.body import BodyConfig, BodyModel, load_body_model
@@ -75,6 +77,17 @@ def posed(body: BodyModel, fit: BodyFit) -> tuple[np.ndarray, np.ndarray, np.nda
         )
     return (out.vertices.numpy(), out.joints.numpy(),
             out.keypoint_vertices[..., FEET, :].numpy())  # fmt: skip
+
+
+def view_angles_deg(root_orient: np.ndarray, pelvis: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """(T,) angle over the floor between where the body faces (its +z, as SMPL's) and where the
+    camera stands, seen from the pelvis, degrees: 0 films the front, 90 a side, 180 the back."""
+    facing = Rotation.from_rotvec(root_orient).apply([0.0, 0.0, 1.0])[:, [0, 2]]
+    to_cam = (centres - pelvis)[:, [0, 2]]
+    cos = (facing * to_cam).sum(1) / np.maximum(
+        np.linalg.norm(facing, axis=1) * np.linalg.norm(to_cam, axis=1), 1e-9
+    )
+    return np.degrees(np.arccos(np.clip(cos, -1, 1)))
 
 
 def camera_settings(
@@ -147,6 +160,11 @@ def render_sequence(
     )
     return {
         "camera_distance_m": s.distance,
+        "view_deg_median": float(
+            np.median(
+                view_angles_deg(np.asarray(fit.root_orient, np.float64), joints[:, 0], centres)
+            )
+        ),
         "body_pixels_median": float(np.median(visible)),
         "frames_with_body": int((visible > 0).sum()),
         "stature_true": float(stature[0]),

@@ -233,3 +233,13 @@ def test_courtyard_depth_is_the_ground_planes():
     rows = np.arange(H - 8, H)
     np.testing.assert_allclose(depth[rows, W // 2], 1.5 * f / (rows - H / 2), rtol=1e-4)
     assert (ids[rows, W // 2] == 0).all() and np.isinf(depth[0]).any()  # sky above the walls
+
+
+def test_view_angle_front_side_back():
+    from slahmr_opt.eval.video_bench import view_angles_deg
+
+    turn = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, np.pi / 2, 0.0]])
+    pelvis = np.zeros((4, 3))
+    cams = np.array([[0.0, 1.0, 3.0], [3.0, 1.0, 0.0], [0.0, 1.0, -3.0], [3.0, 1.0, 0.0]])
+    # facing +z: front, side, back; turned a quarter about y it faces +x, the camera's side
+    np.testing.assert_allclose(view_angles_deg(turn, pelvis, cams), [0, 90, 180, 0], atol=1e-9)
