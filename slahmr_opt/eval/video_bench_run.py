@@ -11,6 +11,8 @@ ground truth matched to the front end's track (``gt_matched.npz``) and ``score.j
 - ``alpha`` / ``alpha_true`` / ``alpha_ratio``: the fitted camera scale against the true one,
   the scale of the similarity that maps the front end's camera centres onto the true ones (NaN
   for a camera the front end calls static, or a true path under 10 cm);
+- ``camera_rot_deg``, ``camera_ate_rel``: the front end's camera against the true one
+  (``camera_accuracy``);
 - ``stature`` / ``stature_true``, ``focal`` / ``focal_true`` (``camera_estimate.json``).
 
 A rerun skips sequences whose ``score.json`` has the same config hash (``run`` itself reuses a
@@ -31,7 +33,7 @@ from slahmr_opt.errors import SlahmrOptError
 from slahmr_opt.eval.bench_run import config_hash, read_json, summarize_scores
 from slahmr_opt.eval.evaluate import evaluate_result, read_ground_truth
 from slahmr_opt.frontend.blazepose import FrontEndUnavailableError
-from slahmr_opt.frontend.camera_eval import umeyama
+from slahmr_opt.frontend.camera_eval import trajectory_error, umeyama
 from slahmr_opt.inputs.checks import load_npz
 from slahmr_opt.io.results import read_result
 
@@ -46,6 +48,8 @@ TABLE_KEYS = (
     ("pa_mpjpe", "PA-MPJPE", 1.0, "{:9.0f}"),
     ("rte", "RTE%", 1.0, "{:9.1f}"),
     ("alpha_ratio", "a/true", 1.0, "{:9.2f}"),
+    ("camera_rot_deg", "cam deg", 1.0, "{:9.1f}"),
+    ("camera_ate_rel", "cam ATE%", 100.0, "{:8.1f}%"),
     ("stature", "stature", 1.0, "{:9.2f}"),
     ("stature_true", "true", 1.0, "{:9.2f}"),
     ("focal", "focal", 1.0, "{:9.0f}"),
@@ -63,20 +67,38 @@ def _tracks(front: Path) -> dict[str, int]:
                                             strict=True)}  # fmt: skip
 
 
-def camera_scale_true(front: Path, gt: dict) -> float:
-    """Metres per unit of the front end's camera translation (``cameras.npz``), measured on the
-    true camera centres; NaN for a static estimate or a true path under ``MIN_PATH_M``."""
+def _relative_c2w(R_w2c: np.ndarray, t_w2c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Camera-to-world rotations (T, 3, 3) and centres (T, 3) in the first camera's frame."""
+    centres = -np.einsum("tji,tj->ti", R_w2c, t_w2c)
+    return R_w2c[0] @ R_w2c.transpose(0, 2, 1), (centres - centres[0]) @ R_w2c[0].T
+
+
+def camera_accuracy(front: Path, gt: dict, fps: float) -> dict[str, float]:
+    """The front end's camera (``cameras.npz``) against the truth.
+
+    Returns:
+        ``alpha_true``: metres per unit of its translation, the scale of the similarity mapping
+        its centres onto the true ones (NaN for a static estimate or a true path under
+        ``MIN_PATH_M``); ``camera_rot_deg``: mean rotation error (first frames agree);
+        ``camera_ate_rel``: centre error after that similarity over the true path length
+        (``frontend.camera_eval.trajectory_error``; NaN without a path).
+    """
+    nan = float("nan")
     summary = front / "camera_estimate.json"
-    if summary.is_file() and json.loads(summary.read_text()).get("is_static"):
-        return float("nan")
+    static = summary.is_file() and json.loads(summary.read_text()).get("is_static")
     cams = load_npz(front / "cameras.npz", "cameras file")
     w2c = np.asarray(cams["w2c"], np.float64)
-    est = -np.einsum("tji,tj->ti", w2c[:, :3, :3], w2c[:, :3, 3])
-    R, t = np.asarray(gt["cam_R"], np.float64), np.asarray(gt["cam_t"], np.float64)
-    true = -np.einsum("tji,tj->ti", R, t)[: len(est)]
-    if np.linalg.norm(np.diff(true, axis=0), axis=1).sum() < MIN_PATH_M:
-        return float("nan")
-    return umeyama(est[: len(true)], true)[0]
+    T = min(len(w2c), len(gt["cam_R"]))
+    R_est, c_est = _relative_c2w(w2c[:T, :3, :3], w2c[:T, :3, 3])
+    R_true, c_true = _relative_c2w(np.asarray(gt["cam_R"][:T], np.float64),
+                                   np.asarray(gt["cam_t"][:T], np.float64))  # fmt: skip
+    err = trajectory_error(R_est, c_est, R_true, c_true, fps)
+    moved = err.path_m >= MIN_PATH_M and not static
+    return {
+        "alpha_true": umeyama(c_est, c_true)[0] if moved else nan,
+        "camera_rot_deg": float(err.rot_abs_deg),
+        "camera_ate_rel": float(err.ate_rel) if moved else nan,
+    }
 
 
 def _focal(front: Path) -> float:
@@ -132,7 +154,7 @@ def score_video(seq: Path, out: Path, cfg: Config, progress: bool = False) -> di
     np.savez(out / "gt_matched.npz", **matched)
     metrics = evaluate_result(results, out / "gt_matched.npz")
     row |= {k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in metrics.items()}
-    row["alpha_true"] = camera_scale_true(front, gt)
+    row |= camera_accuracy(front, gt, float(np.asarray(pred["fps"]).reshape(-1)[0]))
     row["alpha_ratio"] = row["alpha"] / row["alpha_true"]
     row["stature"] = float(np.asarray(pred["stature"]).reshape(-1)[0]) if "stature" in pred \
         else float("nan")  # fmt: skip

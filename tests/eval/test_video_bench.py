@@ -173,6 +173,7 @@ def test_bench_run_video_scores(vbench, tmp_path):
     assert row["pa_mpjpe"] < 250 and row["w_mpjpe100"] < 1500
     assert np.isfinite(row["alpha_true"]) and row["alpha_true"] > 0  # tracking camera moves
     assert 0.3 < row["alpha_ratio"] < 3.0
+    assert row["camera_rot_deg"] < 2.0 and row["camera_ate_rel"] < 0.1
     assert abs(row["stature"] - row["stature_true"]) < 0.3
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["mean"]["detection_rate"] == pytest.approx(row["detection_rate"])
@@ -243,3 +244,21 @@ def test_view_angle_front_side_back():
     cams = np.array([[0.0, 1.0, 3.0], [3.0, 1.0, 0.0], [0.0, 1.0, -3.0], [3.0, 1.0, 0.0]])
     # facing +z: front, side, back; turned a quarter about y it faces +x, the camera's side
     np.testing.assert_allclose(view_angles_deg(turn, pelvis, cams), [0, 90, 180, 0], atol=1e-9)
+
+
+def test_camera_accuracy_measures_the_scale(vbench, tmp_path):
+    from slahmr_opt.eval import synth
+    from slahmr_opt.eval.video_bench_run import camera_accuracy
+
+    gt = read_ground_truth(_only_sequence(vbench) / "gt.npz")
+    R, t = gt["cam_R"].astype(np.float64), gt["cam_t"].astype(np.float64)
+    settings = synth.SynthSettings(alpha_true=0.37, slam_rot_drift_deg=0.0, slam_trans_noise=0.0)
+    R_slam, t_slam = synth.slam_like(R, t, settings, np.random.default_rng(0))
+    w2c = np.tile(np.eye(4), (len(R), 1, 1))
+    w2c[:, :3, :3], w2c[:, :3, 3] = R_slam, t_slam
+    np.savez(tmp_path / "cameras.npz", w2c=w2c)
+    got = camera_accuracy(tmp_path, gt, 30.0)
+    assert got["alpha_true"] == pytest.approx(0.37, rel=1e-4)
+    assert got["camera_rot_deg"] < 0.05 and got["camera_ate_rel"] < 1e-4  # float32 truth
+    (tmp_path / "camera_estimate.json").write_text(json.dumps({"is_static": True}))
+    assert np.isnan(camera_accuracy(tmp_path, gt, 30.0)["alpha_true"])
