@@ -233,8 +233,8 @@ def format_video_table(report: dict) -> str:
         cells = []
         for key, _, factor, fmt in TABLE_KEYS:
             value = row.get(key)
-            cells.append(fmt.format(factor * value) if isinstance(value, (int, float))
-                         else f"{'-':>9s}")  # fmt: skip
+            known = isinstance(value, (int, float)) and np.isfinite(value)
+            cells.append(fmt.format(factor * value) if known else f"{'-':>9s}")
         line = f"{name[:44]:44s}" + "".join(cells)
         if row.get("failed"):
             line += f"  FAILED: {row['reason']}"
