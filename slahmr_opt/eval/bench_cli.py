@@ -19,7 +19,9 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-CAMERA_CHOICES = ("static", "pan", "tracking", "orbit", "handheld", "all")
+CAMERA_CHOICES = ("static", "pan", "tracking", "orbit", "handheld", "behind", "side", "all")
+VIDEO_ONLY_CAMERAS = ("behind", "side")
+"""Tracking cameras filming from behind / the right side: rendered-video benchmarks only."""
 
 
 def add_bench_parser(subparsers) -> argparse.ArgumentParser:
@@ -40,7 +42,8 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
         nargs="+",
         choices=CAMERA_CHOICES,
         default=["all"],
-        help="camera kinds (handheld: orbit with hand-held shake); default all",
+        help="camera kinds (handheld: orbit with hand-held shake; behind, side: tracking from "
+        "behind or the right side, --video only); default all (static, pan, tracking, orbit)",
     )
     make.add_argument("--people", type=int, default=1, help="people per scene, side by side")
     make.add_argument("--max-frames", type=int, default=300)
@@ -131,7 +134,12 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
 def _cameras(choice: list[str]) -> list[str]:
     from slahmr_opt.eval.bench_make import CAMERA_KINDS
 
-    return list(CAMERA_KINDS) if "all" in choice else list(dict.fromkeys(choice))
+    extra = [c for c in choice if c in VIDEO_ONLY_CAMERAS]
+    return (
+        list(dict.fromkeys([*CAMERA_KINDS, *extra]))
+        if "all" in choice
+        else list(dict.fromkeys(choice))
+    )
 
 
 def format_table(report: dict) -> str:
@@ -195,7 +203,11 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "make" and args.video:
         return _make_video(args)
     if args.bench_command == "make":
+        from slahmr_opt.errors import ConfigError
         from slahmr_opt.eval.bench_make import make_benchmark
+
+        if set(args.camera) & set(VIDEO_ONLY_CAMERAS):
+            raise ConfigError(f"--camera {' '.join(VIDEO_ONLY_CAMERAS)} need --video")
 
         path = make_benchmark(
             args.mocap,

@@ -2,7 +2,7 @@
 run`` end to end (``video_bench_run`` scores them).
 
 Each sequence folder holds ``video.mp4`` (the body, ``video_render``, filmed in the synthetic
-courtyard by one of ``bench_make.CAMERA_KINDS``), ``gt.npz`` and ``meta.json`` (which also says
+courtyard by one of ``VIDEO_CAMERA_KINDS``), ``gt.npz`` and ``meta.json`` (which also says
 from where the camera films the body: ``view_deg_median``, 0 the front, 180 the back);
 ``index.json`` in the benchmark folder lists them. ``gt.npz`` has ``bench_make``'s keys (so
 ``evaluate.evaluate_result`` scores a result unchanged) except ``alpha``, which depends on the
@@ -53,6 +53,11 @@ logger = logging.getLogger(__name__)
 VIDEO_FILE = "video.mp4"
 TRACK_ID = "001"
 """The ground truth's one track id (the runner matches the front end's one track to it)."""
+VIDEO_CAMERA_KINDS = (*CAMERA_KINDS, "behind", "side")
+"""``bench_make``'s kinds plus tracking cameras that film the body from behind or from its right
+side (the heading set from the body's mean facing direction instead of drawn at random)."""
+FIXED_VIEWS = {"behind": np.pi, "side": -np.pi / 2}
+"""Camera heading relative to the body's facing (the turn about the vertical, radians)."""
 DEFAULT_SIZE = (270, 480)
 """``(H, W)`` of the videos unless told otherwise."""
 MIN_PERSON_PX = 80.0
@@ -121,7 +126,12 @@ def render_sequence(
     verts, joints, feet = posed(body, fit)
     T = len(verts)
     s = camera_settings(kind, joints[:, 0], image_size, focal)
-    R, t = synth.camera_path(kind, joints[:, 0], s, rng)
+    heading = None
+    if kind in FIXED_VIEWS:
+        facing = Rotation.from_rotvec(fit.root_orient).apply([0.0, 0.0, 1.0]).mean(0)
+        heading = float(np.arctan2(facing[0], facing[2]) + FIXED_VIEWS[kind])
+    path_kind = "tracking" if kind in FIXED_VIEWS else kind
+    R, t = synth.camera_path(path_kind, joints[:, 0], s, rng, heading=heading)
     centres = -np.einsum("tji,tj->ti", R, t)
     floor_y = float(np.percentile(verts[..., 1].min(-1), 2))
     placement = ScenePlacement.fit(
@@ -192,7 +202,7 @@ def make_video_benchmark(
     Args:
         mocap_paths, seed, max_frames, max_sequences, allow_train, contains, per_pattern,
             one_camera: as ``bench_make.make_benchmark`` (one person per video).
-        cameras: camera kinds (``static``, ``pan``, ``tracking``, ``orbit`` / ``handheld``).
+        cameras: camera kinds (``VIDEO_CAMERA_KINDS``; ``handheld`` is ``orbit``).
         image_size: ``(H, W)`` of the videos, both even.
         focal_off: about half the sequences' true focal length is ``(1 + focal_off)`` times
             the default ``(H + W) / 2`` (see the module docstring); 0: all default.
@@ -209,7 +219,7 @@ def make_video_benchmark(
                          f"got {max_frames}, {W}x{H}")  # fmt: skip
     if not -0.5 < focal_off < 1.0:
         raise ConfigError(f"--focal-off must be in (-0.5, 1), got {focal_off}")
-    kinds = _camera_kinds(cameras)
+    kinds = list(dict.fromkeys(c if c in FIXED_VIEWS else _camera_kinds([c])[0] for c in cameras))
     motions = list_motions(mocap_paths, allow_train)
     motions = _select(motions, contains, per_pattern, np.random.default_rng(seed))
     pick = np.random.default_rng(seed).permutation(len(motions))
@@ -268,4 +278,4 @@ def make_video_benchmark(
     return path
 
 
-__all__ = ["CAMERA_KINDS", "make_video_benchmark", "render_sequence"]
+__all__ = ["VIDEO_CAMERA_KINDS", "make_video_benchmark", "render_sequence"]

@@ -213,6 +213,8 @@ def test_video_without_person_is_a_failure_row(vbench, tmp_path):
          "nowhere.tar.xz: mocap path not found"),
         (["bench", "run", "--video", "--bench", "BENCH", "--out", "OUT"],
          "index.json: benchmark index not found"),
+        (["bench", "make", "--mocap", "MOCAP", "--out", "OUT", "--camera", "behind"],
+         "need --video"),
     ],
 )  # fmt: skip
 def test_bad_input_one_line_exit_2(argv, problem, walk_bvh, tmp_path, capsys):
@@ -262,3 +264,13 @@ def test_camera_accuracy_measures_the_scale(vbench, tmp_path):
     assert got["camera_rot_deg"] < 0.05 and got["camera_ate_rel"] < 1e-4  # float32 truth
     (tmp_path / "camera_estimate.json").write_text(json.dumps({"is_static": True}))
     assert np.isnan(camera_accuracy(tmp_path, gt, 30.0)["alpha_true"])
+
+
+def test_behind_and_side_cameras_film_from_there(walk_bvh, tmp_path):
+    index = make_video_benchmark([walk_bvh], tmp_path / "v", seed=1, cameras=("behind", "side"),
+                                 max_frames=20, image_size=(120, 160), progress=False)  # fmt: skip
+    seqs = json.loads(index.read_text())["sequences"]
+    assert [s["camera"] for s in seqs] == ["behind", "side"]
+    views = [json.loads((index.parent / s["name"] / "meta.json").read_text())["view_deg_median"]
+             for s in seqs]  # fmt: skip
+    assert abs(views[0] - 180) < 30 and abs(views[1] - 90) < 30, views
