@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from slahmr_opt.config import Config, load_config
-from slahmr_opt.errors import SlahmrOptError
+from slahmr_opt.errors import InputError, SlahmrOptError
 from slahmr_opt.eval.bench_run import config_hash, read_json, summarize_scores
 from slahmr_opt.eval.evaluate import evaluate_result, read_ground_truth
 from slahmr_opt.frontend.blazepose import FrontEndUnavailableError
@@ -112,7 +112,8 @@ def score_video(seq: Path, out: Path, cfg: Config, progress: bool = False) -> di
     """Run ``slahmr-opt run`` on one sequence's video and score it (see the module docstring).
 
     Raises:
-        InputError: the sequence folder lacks ``meta.json``, the video or ``gt.npz``.
+        InputError: the sequence folder lacks ``meta.json``, the video or ``gt.npz``, or one
+            of them is malformed (not: a video where no person is found, a failure row).
     """
     from slahmr_opt.run import FrontEndSettings, run_video
 
@@ -131,6 +132,8 @@ def score_video(seq: Path, out: Path, cfg: Config, progress: bool = False) -> di
     settings = FrontEndSettings(min_track_len=cfg.data.min_track_len)
     start = time.perf_counter()
     video = seq / meta.get("video", "video.mp4")
+    if not video.is_file():
+        raise InputError(video, "video not found (the sequence's meta.json names it)")
     try:
         report = run_video(video, out, cfg, settings, progress=progress, render=False)
     except FrontEndUnavailableError:
@@ -189,6 +192,12 @@ def run_video_benchmark(
     """
     bench, out = Path(bench_dir), Path(out_dir)
     index = read_json(bench / "index.json", "benchmark index")
+    if not index.get("video", False):
+        raise InputError(
+            bench / "index.json",
+            "is not a rendered-video benchmark (bench make --video writes one); "
+            "bench run without --video runs this one",
+        )
     cfg = load_config(config, list(overrides))
     cfg_hash = config_hash(cfg)
     rows: dict[str, dict] = {}

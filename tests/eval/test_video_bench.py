@@ -195,7 +195,8 @@ def test_video_without_person_is_a_failure_row(vbench, tmp_path):
         w.commit()
     (dest / "gt.npz").write_bytes((seq / "gt.npz").read_bytes())
     (dest / "meta.json").write_text(json.dumps({"camera": "pan", "video": "video.mp4"}))
-    (bench / "index.json").write_text(json.dumps({"sequences": [{"name": dest.name}]}))
+    (bench / "index.json").write_text(json.dumps({"video": True,
+                                                  "sequences": [{"name": dest.name}]}))  # fmt: skip
     report = run_video_benchmark(bench, tmp_path / "out", overrides=FAST)
     row = report["sequences"][dest.name]
     assert row["failed"] and "no person" in row["reason"] and row["detection_rate"] == 0
@@ -274,3 +275,22 @@ def test_behind_and_side_cameras_film_from_there(walk_bvh, tmp_path):
     views = [json.loads((index.parent / s["name"] / "meta.json").read_text())["view_deg_median"]
              for s in seqs]  # fmt: skip
     assert abs(views[0] - 180) < 30 and abs(views[1] - 90) < 30, views
+
+
+def test_bench_run_video_refuses_other_benchmarks_and_missing_videos(vbench, tmp_path):
+    from slahmr_opt.errors import InputError
+
+    index = json.loads((vbench / "index.json").read_text())
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "index.json").write_text(json.dumps(index | {"video": False}))
+    with pytest.raises(InputError, match="not a rendered-video benchmark"):
+        run_video_benchmark(plain, tmp_path / "o1")
+    broken = tmp_path / "broken"
+    seq = broken / index["sequences"][0]["name"]
+    seq.mkdir(parents=True)
+    (broken / "index.json").write_text(json.dumps(index))
+    for name in ("gt.npz", "meta.json"):
+        (seq / name).write_bytes((vbench / seq.name / name).read_bytes())
+    with pytest.raises(InputError, match="video.mp4: video not found"):
+        run_video_benchmark(broken, tmp_path / "o2")
