@@ -294,3 +294,18 @@ def test_bench_run_video_refuses_other_benchmarks_and_missing_videos(vbench, tmp
         (seq / name).write_bytes((vbench / seq.name / name).read_bytes())
     with pytest.raises(InputError, match="video.mp4: video not found"):
         run_video_benchmark(broken, tmp_path / "o2")
+
+
+def test_bench_table_leaves_failure_rows_out(tmp_path):
+    from slahmr_opt.eval.bench_table import table
+
+    scored = {"camera": "behind", "frames": 100, "w_mpjpe100": 200.0, "pa_mpjpe": 50.0,
+              "alpha": 2.0, "alpha_true": 1.0, "failed": False}  # fmt: skip
+    failed = {"camera": "behind", "failed": True, "reason": "no person", "detection_rate": 0.0}
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"sequences": {"000_behind_x_walk_y_010": scored,
+                                              "001_behind_x_walk_y_020": failed}}))  # fmt: skip
+    rows = {line.split("|")[1].strip(): line.split("|") for line in table(path).splitlines()
+            if line.startswith("| ")}  # fmt: skip
+    assert rows["behind"][2].strip() == "1"  # n: the scored sequence only
+    assert rows["behind"][-2].strip() == "2.00"  # alpha / true of a moving camera
