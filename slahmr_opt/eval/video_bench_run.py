@@ -5,7 +5,8 @@ Per sequence, ``OUT/<name>/`` gets ``run``'s outputs (``frontend/``, ``results.n
 ground truth matched to the front end's track (``gt_matched.npz``) and ``score.json``: the
 ``evaluate_result`` metrics plus what only a video run has:
 
-- ``detection_rate``: frames where the front end saw the person, over the video's frames;
+- ``detection_rate``: frames where the front end saw someone (any track), over the video's
+  frames;
 - ``tracks``: the front end's tracks (id -> detected frames); the video shows one person, so
   none or more than one tracked is a failure (``failed`` and ``reason``, no metrics);
 - ``alpha`` / ``alpha_true`` / ``alpha_ratio``: the fitted camera scale against the true one,
@@ -57,14 +58,16 @@ TABLE_KEYS = (
 )
 
 
-def _tracks(front: Path) -> dict[str, int]:
-    """Track id -> detected frames of the front end's ``tracks.npz`` ({} if none written)."""
+def _tracks(front: Path) -> tuple[dict[str, int], int]:
+    """Track id -> detected frames of the front end's ``tracks.npz``, and the frames where any
+    track is seen (({}, 0) if none was written)."""
     path = front / "tracks.npz"
     if not path.is_file():
-        return {}
+        return {}, 0
     data = load_npz(path, "tracks file")
-    return {str(k): int(v) for k, v in zip(data["track_ids"], data["vis_mask"].sum(1),
-                                            strict=True)}  # fmt: skip
+    vis = np.asarray(data["vis_mask"], bool)
+    ids = [str(k) for k in data["track_ids"]]
+    return dict(zip(ids, vis.sum(1).tolist(), strict=True)), int(vis.any(0).sum())
 
 
 def _relative_c2w(R_w2c: np.ndarray, t_w2c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,14 +142,16 @@ def score_video(seq: Path, out: Path, cfg: Config, progress: bool = False) -> di
     except FrontEndUnavailableError:
         raise  # every video would fail the same way: say what to install
     except SlahmrOptError as e:  # no person, tracks too short: a failure row, not a crash
-        tracks = _tracks(out / "frontend")
+        front = out / "frontend"
+        # without frontend.json the front end stopped early: its tracks.npz would be stale
+        tracks, seen = _tracks(front) if (front / "frontend.json").is_file() else ({}, 0)
         return row | {"failed": True, "reason": str(e), "tracks": tracks,
-                      "detection_rate": max(tracks.values(), default=0) / T,
+                      "detection_rate": seen / T,
                       "seconds": time.perf_counter() - start}  # fmt: skip
     seconds = time.perf_counter() - start
     front = out / "frontend"
-    tracks = _tracks(front)
-    row |= {"tracks": tracks, "detection_rate": sum(tracks.values()) / T, "seconds": seconds,
+    tracks, seen = _tracks(front)
+    row |= {"tracks": tracks, "detection_rate": seen / T, "seconds": seconds,
             "run_seconds": report.seconds, "focal": _focal(front)}  # fmt: skip
     results = out / "results.npz"
     pred = read_result(results)
