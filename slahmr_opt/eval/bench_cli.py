@@ -3,6 +3,13 @@
     slahmr-opt bench make --mocap ../shared/data/mocap/bandai-namco-2.tar.xz --out bench \\
         --camera all --max-frames 200 --max-sequences 4 --contains _walk_ _run_
     slahmr-opt bench run --bench bench --out bench-out --config slahmr_lbfgs
+
+Rendered videos with ground truth, run through ``slahmr-opt run`` end to end::
+
+    slahmr-opt bench make --video --mocap ../shared/data/mocap/bandai-namco-2.tar.xz \\
+        --out vbench --camera tracking static --max-frames 120 --max-sequences 2 \\
+        --contains _walk_ _run_ --per-pattern 1 --size 480x270 --focal-off 0.15
+    slahmr-opt bench run --video --bench vbench --out vbench-out
 """
 
 import argparse
@@ -12,7 +19,9 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-CAMERA_CHOICES = ("static", "pan", "tracking", "orbit", "handheld", "all")
+CAMERA_CHOICES = ("static", "pan", "tracking", "orbit", "handheld", "behind", "side", "all")
+VIDEO_ONLY_CAMERAS = ("behind", "side")
+"""Tracking cameras filming from behind / the right side: rendered-video benchmarks only."""
 
 
 def add_bench_parser(subparsers) -> argparse.ArgumentParser:
@@ -33,7 +42,8 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
         nargs="+",
         choices=CAMERA_CHOICES,
         default=["all"],
-        help="camera kinds (handheld: orbit with hand-held shake); default all",
+        help="camera kinds (handheld: orbit with hand-held shake; behind, side: tracking from "
+        "behind or the right side, --video only); default all (static, pan, tracking, orbit)",
     )
     make.add_argument("--people", type=int, default=1, help="people per scene, side by side")
     make.add_argument("--max-frames", type=int, default=300)
@@ -78,6 +88,22 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
         "(motion g, variant k: kind (g + 2k) mod the number of kinds), not with every kind",
     )
     make.add_argument(
+        "--video",
+        action="store_true",
+        help="render videos of the bodies in a textured courtyard (video.mp4 + gt.npz per "
+        "sequence, for bench run --video) instead of keypoint tracks; one person per video",
+    )
+    make.add_argument("--size", default="480x270", metavar="WxH",
+                      help="--video: frame size in pixels, both even (480x270)")  # fmt: skip
+    make.add_argument(
+        "--focal-off",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="--video: about half the videos (alternating) have a focal length (1 + FRACTION) "
+        "times the default (H + W) / 2 (0: all default)",
+    )
+    make.add_argument(
         "--allow-train",
         action="store_true",
         help="accept training-split files (not for reported numbers)",
@@ -86,6 +112,11 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     run.add_argument("--bench", required=True, help="benchmark folder (with index.json)")
     run.add_argument("--out", required=True, help="output folder (resumes if it has results)")
     run.add_argument("--config", default=None, help="YAML config or shipped config name")
+    run.add_argument(
+        "--video",
+        action="store_true",
+        help="a bench make --video benchmark: slahmr-opt run on each video",
+    )
     run.add_argument("overrides", nargs="*", help="key=value config overrides")
     tab = sub.add_parser("table", help="markdown tables of bench run results, by camera, motion "
                          "kind and variant")  # fmt: skip
@@ -103,7 +134,12 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
 def _cameras(choice: list[str]) -> list[str]:
     from slahmr_opt.eval.bench_make import CAMERA_KINDS
 
-    return list(CAMERA_KINDS) if "all" in choice else list(dict.fromkeys(choice))
+    extra = [c for c in choice if c in VIDEO_ONLY_CAMERAS]
+    return (
+        list(dict.fromkeys([*CAMERA_KINDS, *extra]))
+        if "all" in choice
+        else list(dict.fromkeys(choice))
+    )
 
 
 def format_table(report: dict) -> str:
@@ -120,10 +156,58 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``"WxH"`` -> ``(H, W)``, both even and at least 64 pixels."""
+    from slahmr_opt.errors import ConfigError
+
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        width = height = -1
+    if width < 64 or height < 64 or width % 2 or height % 2:
+        raise ConfigError(f"--size must be WxH with even sizes of at least 64, got {text!r}")
+    return height, width
+
+
+def _make_video(args: argparse.Namespace) -> int:
+    from slahmr_opt.errors import ConfigError
+    from slahmr_opt.eval.video_bench import make_video_benchmark
+
+    unused = [flag for flag, value, default in (
+        ("--people", args.people, 1), ("--guesses", args.guesses, "realistic"),
+        ("--no-face", args.no_face, False), ("--variants", args.variants, ["original"]),
+    ) if value != default]  # fmt: skip
+    if unused:
+        raise ConfigError(f"{', '.join(unused)} do(es) not apply to --video benchmarks")
+    path = make_video_benchmark(
+        args.mocap,
+        args.out,
+        seed=args.seed,
+        cameras=_cameras(args.camera),
+        max_frames=args.max_frames,
+        max_sequences=args.max_sequences,
+        allow_train=args.allow_train,
+        contains=args.contains,
+        per_pattern=args.per_pattern,
+        image_size=parse_size(args.size),
+        focal_off=args.focal_off,
+        one_camera=args.one_camera,
+    )
+    index = json.loads(Path(path).read_text())
+    print(f"wrote {len(index['sequences'])} videos; index: {path}")
+    return 0
+
+
 def run_bench(args: argparse.Namespace) -> int:
     """Run ``bench make`` or ``bench run``; returns the exit status."""
+    if args.bench_command == "make" and args.video:
+        return _make_video(args)
     if args.bench_command == "make":
+        from slahmr_opt.errors import ConfigError
         from slahmr_opt.eval.bench_make import make_benchmark
+
+        if set(args.camera) & set(VIDEO_ONLY_CAMERAS):
+            raise ConfigError(f"--camera {' '.join(VIDEO_ONLY_CAMERAS)} need --video")
 
         path = make_benchmark(
             args.mocap,
@@ -159,6 +243,13 @@ def run_bench(args: argparse.Namespace) -> int:
             head = f"{len(regressions)} group(s) worse than {labels[0]} by more than"
             print(f"\n{head} {100 * args.check:.0f} %" + "".join(f"\n  {r}" for r in regressions))
             return 1 if regressions else 0
+        return 0
+    if args.bench_command == "run" and args.video:
+        from slahmr_opt.eval.video_bench_run import format_video_table, run_video_benchmark
+
+        report = run_video_benchmark(args.bench, args.out, args.config, args.overrides)
+        print(format_video_table(report))
+        print(f"metrics written to {Path(args.out) / 'metrics.json'}")
         return 0
     if args.bench_command == "run":
         from slahmr_opt.eval.bench_run import run_benchmark

@@ -5,7 +5,8 @@ runs and turns) and "in place" (waves and raised hands, whose RTE divides by a p
 centimetres and means little); each motion kind of the Bandai-Namco data; the motion variants of
 ``bench make --variants`` ("original", and "reversed" / "mirrored": motions the priors' training
 data lacks by construction); "all". ``alpha / true`` is the estimated camera scale over the true
-one on moving cameras that translate (tracking, orbit).
+one on moving cameras that translate (tracking, orbit; the rendered-video benchmark's behind and
+side).
 
 ``compare`` puts runs side by side over their common sequences; with ``check`` it marks every
 group where a run is worse than the first (the reference, e.g. stages 1-2) by more than that
@@ -30,8 +31,8 @@ CHECK_KEYS = ("pa_mpjpe", "wa_mpjpe100", "w_mpjpe100", "rte")
 LOCOMOTION = ("_walk_", "_run_", "walk-turn")
 MOTIONS = {"walk": "_walk_", "turn": "walk-turn", "run": "_run_", "wave": "_wave-",
            "raise": "_raise-up"}  # fmt: skip
-MOVING = ("tracking", "orbit")
-CAMERAS = ("static", "pan", "tracking", "orbit")
+MOVING = ("tracking", "orbit", "behind", "side")
+CAMERAS = ("static", "pan", "tracking", "orbit", "behind", "side")
 GROUPS = (*CAMERAS, "locomotion", "in place", *MOTIONS, *VARIANTS, "all")
 
 
@@ -42,9 +43,12 @@ def variant_of(name: str) -> str:
 
 
 def groups(sequences: dict) -> dict[str, list[dict]]:
-    """The score rows of ``sequences`` (name -> score) in each of ``GROUPS``."""
+    """The score rows of ``sequences`` (name -> score) in each of ``GROUPS``; the failure rows
+    of ``bench run --video`` (no metrics) are left out."""
     out: dict[str, list[dict]] = {g: [] for g in GROUPS}
     for name, row in sequences.items():
+        if row.get("failed"):
+            continue
         kind = "locomotion" if any(k in name for k in LOCOMOTION) else "in place"
         motion = [m for m, pattern in MOTIONS.items() if pattern in name]
         for g in (row.get("camera"), kind, *motion, variant_of(name), "all"):

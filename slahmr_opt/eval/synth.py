@@ -67,12 +67,25 @@ def look_at(eye: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return R, t
 
 
-def camera_path(kind: str, pelvis: np.ndarray, s: SynthSettings, rng: np.random.Generator):
-    """Ground-truth world-to-camera ``(R, t)`` following ``pelvis (T, 3)``."""
+def camera_path(
+    kind: str,
+    pelvis: np.ndarray,
+    s: SynthSettings,
+    rng: np.random.Generator,
+    heading: float | None = None,
+):
+    """Ground-truth world-to-camera ``(R, t)`` following ``pelvis (T, 3)``.
+
+    Args:
+        heading: direction from the person to the camera over the floor, radians
+            (``(sin, cos)`` along world x, z); None: drawn from ``rng`` (which draws it anyway,
+            so that the rest of the stream stays the same).
+    """
     T = len(pelvis)
     smooth = gaussian_filter1d(pelvis, sigma=15, axis=0, mode="nearest")
     start = pelvis[0] + np.array([0.0, s.camera_height, 0.0])
-    heading = rng.uniform(0, 2 * np.pi)
+    drawn = rng.uniform(0, 2 * np.pi)
+    heading = drawn if heading is None else heading
     offset0 = s.distance * np.array([math.sin(heading), 0.0, math.cos(heading)])
     if kind == "static":
         eye = np.repeat((pelvis.mean(0) + offset0 + [0, s.camera_height, 0])[None], T, 0)

@@ -169,7 +169,8 @@ def render_frame(
     t_c2w: np.ndarray,
     size: tuple[int, int],
     k1: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray]:
+    with_depth: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Ray-cast one frame.
 
     Args:
@@ -178,9 +179,12 @@ def render_frame(
         size: ``(H, W)``.
         k1: radial lens distortion, ``x_d = x (1 + k1 |x|^2)`` in normalized coordinates
             (negative: barrel), applied approximately (first order).
+        with_depth: also return the depth image.
 
     Returns:
-        (H, W, 3) uint8 RGB and (H, W) int object ids (-1 where no rectangle is hit).
+        (H, W, 3) uint8 RGB and (H, W) int object ids (-1 where no rectangle is hit); with
+        ``with_depth``, also (H, W) float32 depth along the viewing axis, metres (inf where
+        no rectangle is hit): a ray's camera-frame z is 1, so its hit distance is the depth.
     """
     H, W = size
     fx, fy, cx, cy = intrins
@@ -219,6 +223,9 @@ def render_frame(
     image = np.clip(grey * 255, 0, 255).astype(np.uint8).reshape(H, W)
     tint = np.array([1.0, 0.95, 0.85])  # not grey, so that colour conversion is exercised
     rgb = np.clip(image[..., None] * tint, 0, 255).astype(np.uint8)
+    if with_depth:
+        depth = np.where(hit, s[np.arange(len(s)), nearest], np.inf).astype(np.float32)
+        return rgb, ids.reshape(H, W), depth.reshape(H, W)
     return rgb, ids.reshape(H, W)
 
 
