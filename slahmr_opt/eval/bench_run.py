@@ -154,30 +154,50 @@ def run_benchmark(
     bench, out = Path(bench_dir), Path(out_dir)
     index = read_json(bench / "index.json", "benchmark index")
     cfg_hash = config_hash(load_config(config, list(overrides)))
-    scores: dict[str, dict] = {}
-    for entry in tqdm(index.get("sequences", []), desc="benchmark", unit="seq"):
+
+    def fit(name: str) -> dict:
+        score = fit_and_score(bench / name, out / name, config, overrides)
+        logger.info("%s: W-MPJPE100 %.1f mm in %.1f s", name, score.get("w_mpjpe100", np.nan),
+                    score["seconds"])  # fmt: skip
+        return score
+
+    scores = score_sequences(index, out, cfg_hash, fit, "benchmark")
+    return write_report(out, cfg_hash, config, overrides, scores, scores)
+
+
+def score_sequences(index: dict, out: Path, cfg_hash: str, score_one, desc: str) -> dict:
+    """``{name: score_one(name)}`` over a benchmark index's sequences, reading back the
+    ``out/name/score.json`` of those already scored with the config of ``cfg_hash``."""
+    rows: dict[str, dict] = {}
+    for entry in tqdm(index.get("sequences", []), desc=desc, unit="seq"):
         name = entry["name"]
         score_path = out / name / "score.json"
         if score_path.is_file():
             old = json.loads(score_path.read_text())
             if old.get("config_hash") == cfg_hash:
                 logger.info("%s: already scored with this config, skipped", name)
-                scores[name] = old
+                rows[name] = old
                 continue
-        scores[name] = fit_and_score(bench / name, out / name, config, overrides)
-        logger.info("%s: W-MPJPE100 %.1f mm in %.1f s", name, scores[name].get("w_mpjpe100",
-                    np.nan), scores[name]["seconds"])  # fmt: skip
-    cameras = sorted({s.get("camera") or "?" for s in scores.values()})
+        rows[name] = score_one(name)
+    return rows
+
+
+def write_report(out: Path, cfg_hash: str, config, overrides, rows: dict, scored: dict,
+                 mean_extra: dict | None = None, **extra) -> dict:  # fmt: skip
+    """Write and return ``out/metrics.json``: every row, and the means over ``scored`` in all
+    (with ``mean_extra``) and per camera kind, plus ``extra`` keys."""
+    cameras = sorted({r.get("camera") or "?" for r in rows.values()})
     report = {
         "config_hash": cfg_hash,
         "config": str(config) if config is not None else None,
         "overrides": list(overrides),
-        "sequences": scores,
-        "mean": summarize_scores(scores),
+        "sequences": rows,
+        "mean": summarize_scores(scored) | (mean_extra or {}),
         "by_camera": {
-            c: summarize_scores({k: v for k, v in scores.items() if v.get("camera") == c})
+            c: summarize_scores({k: v for k, v in scored.items() if v.get("camera") == c})
             for c in cameras
         },
+        **extra,
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(report, indent=2))

@@ -27,11 +27,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from slahmr_opt.config import Config, load_config
 from slahmr_opt.errors import InputError, SlahmrOptError
-from slahmr_opt.eval.bench_run import config_hash, read_json, summarize_scores
+from slahmr_opt.eval.bench_run import config_hash, read_json, score_sequences, write_report
 from slahmr_opt.eval.evaluate import evaluate_result, read_ground_truth
 from slahmr_opt.frontend.blazepose import FrontEndUnavailableError
 from slahmr_opt.frontend.camera_eval import trajectory_error, umeyama
@@ -205,38 +204,20 @@ def run_video_benchmark(
         )
     cfg = load_config(config, list(overrides))
     cfg_hash = config_hash(cfg)
-    rows: dict[str, dict] = {}
-    for entry in tqdm(index.get("sequences", []), desc="video benchmark", unit="seq"):
-        name = entry["name"]
-        score_path = out / name / "score.json"
-        if score_path.is_file():
-            old = json.loads(score_path.read_text())
-            if old.get("config_hash") == cfg_hash:
-                logger.info("%s: already scored with this config, skipped", name)
-                rows[name] = old
-                continue
+
+    def score(name: str) -> dict:
         (out / name).mkdir(parents=True, exist_ok=True)
-        rows[name] = score_video(bench / name, out / name, cfg, progress)
-        score_path.write_text(json.dumps(rows[name], indent=2))
-        logger.info("%s: %s", name, rows[name].get("reason") or
-                    f"W-MPJPE100 {rows[name].get('w_mpjpe100', np.nan):.1f} mm")  # fmt: skip
+        row = score_video(bench / name, out / name, cfg, progress)
+        (out / name / "score.json").write_text(json.dumps(row, indent=2))
+        logger.info("%s: %s", name, row.get("reason") or
+                    f"W-MPJPE100 {row.get('w_mpjpe100', np.nan):.1f} mm")  # fmt: skip
+        return row
+
+    rows = score_sequences(index, out, cfg_hash, score, "video benchmark")
     scored = {k: v for k, v in rows.items() if not v.get("failed")}
-    cameras = sorted({r.get("camera") or "?" for r in rows.values()})
-    report = {
-        "config_hash": cfg_hash,
-        "config": str(config) if config is not None else None,
-        "overrides": list(overrides),
-        "sequences": rows,
-        "mean": summarize_scores(scored) | _mean_extra(list(rows.values())),
-        "by_camera": {
-            c: summarize_scores({k: v for k, v in scored.items() if v.get("camera") == c})
-            for c in cameras
-        },
-        "failures": sorted(set(rows) - set(scored)),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(report, indent=2))
-    return report
+    return write_report(out, cfg_hash, config, overrides, rows, scored,
+                        mean_extra=_mean_extra(list(rows.values())),
+                        failures=sorted(set(rows) - set(scored)))  # fmt: skip
 
 
 def format_video_table(report: dict) -> str:
