@@ -169,6 +169,23 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def _selection(args: argparse.Namespace) -> dict:
+    """The arguments ``bench make`` and ``bench make --video`` share: the mocap, the output and
+    which motions and cameras to take."""
+    return {
+        "mocap_paths": args.mocap,
+        "out_dir": args.out,
+        "seed": args.seed,
+        "cameras": _cameras(args.camera),
+        "max_frames": args.max_frames,
+        "max_sequences": args.max_sequences,
+        "allow_train": args.allow_train,
+        "contains": args.contains,
+        "per_pattern": args.per_pattern,
+        "one_camera": args.one_camera,
+    }
+
+
 def _make_video(args: argparse.Namespace) -> int:
     from slahmr_opt.errors import ConfigError
     from slahmr_opt.eval.video_bench import make_video_benchmark
@@ -180,18 +197,7 @@ def _make_video(args: argparse.Namespace) -> int:
     if unused:
         raise ConfigError(f"{', '.join(unused)} do(es) not apply to --video benchmarks")
     path = make_video_benchmark(
-        args.mocap,
-        args.out,
-        seed=args.seed,
-        cameras=_cameras(args.camera),
-        max_frames=args.max_frames,
-        max_sequences=args.max_sequences,
-        allow_train=args.allow_train,
-        contains=args.contains,
-        per_pattern=args.per_pattern,
-        image_size=parse_size(args.size),
-        focal_off=args.focal_off,
-        one_camera=args.one_camera,
+        **_selection(args), image_size=parse_size(args.size), focal_off=args.focal_off
     )
     index = json.loads(Path(path).read_text())
     print(f"wrote {len(index['sequences'])} videos; index: {path}")
@@ -210,20 +216,11 @@ def run_bench(args: argparse.Namespace) -> int:
             raise ConfigError(f"--camera {' '.join(VIDEO_ONLY_CAMERAS)} need --video")
 
         path = make_benchmark(
-            args.mocap,
-            args.out,
-            seed=args.seed,
-            cameras=_cameras(args.camera),
+            **_selection(args),
             people=args.people,
-            max_frames=args.max_frames,
-            max_sequences=args.max_sequences,
-            allow_train=args.allow_train,
-            contains=args.contains,
-            per_pattern=args.per_pattern,
             guesses=args.guesses,
             no_face=args.no_face,
             variants=args.variants,
-            one_camera=args.one_camera,
         )
         index = json.loads(Path(path).read_text())
         print(f"wrote {len(index['sequences'])} sequences; index: {path}")

@@ -412,8 +412,13 @@ def make_benchmark(
     index = {"seed": seed, "max_frames": max_frames, "cameras": kinds, "people": people,
              "variants": variants, "guesses": guesses, "no_face": no_face,
              "sequences": entries}  # fmt: skip
+    return write_index(out, index)
+
+
+def write_index(out: Path, index: dict) -> Path:
+    """Write a benchmark's ``index.json`` (``bench make``, ``bench make --video``)."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "index.json"
     path.write_text(json.dumps(index, indent=2))
-    logger.info("wrote %d sequences to %s", len(entries), out)
+    logger.info("wrote %d sequences to %s", len(index["sequences"]), out)
     return path

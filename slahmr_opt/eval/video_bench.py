@@ -43,6 +43,7 @@ from slahmr_opt.eval.bench_make import (
     fit_motions,
     list_motions,
     sequence_rng,
+    write_index,
 )
 from slahmr_opt.eval.body_fit import BodyFit
 from slahmr_opt.eval.video_render import BodyVideoRenderer, ScenePlacement, body_part_colors
@@ -271,11 +272,7 @@ def make_video_benchmark(
     index = {"seed": seed, "max_frames": max_frames, "cameras": kinds, "people": 1,
              "video": True, "image_size": [H, W], "focal_off": focal_off,
              "sequences": entries}  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "index.json"
-    path.write_text(json.dumps(index, indent=2))
-    logger.info("wrote %d video sequences to %s", len(entries), out)
-    return path
+    return write_index(out, index)
 
 
 __all__ = ["VIDEO_CAMERA_KINDS", "make_video_benchmark", "render_sequence"]

@@ -2,22 +2,19 @@
 
 import argparse
 import json
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mocap_walks import extract_eval_walks
 
 from slahmr_opt.errors import InputError
 from slahmr_opt.eval.bench_cli import add_bench_parser, format_table
 from slahmr_opt.eval.bench_make import list_motions, make_benchmark
 from slahmr_opt.eval.bench_run import fit_and_score, run_benchmark
 from slahmr_opt.eval.evaluate import read_ground_truth
-from slahmr_opt.eval.mocap import split_of
 from slahmr_opt.inputs.observations import load_observations
 
-BANDAI_TAR = Path(__file__).resolve().parents[3] / "shared" / "data" / "mocap"
-BANDAI_TAR = BANDAI_TAR / "bandai-namco-2.tar.xz"
 FAST = ["stages.root.solver.iterations=2", "stages.smooth.solver.iterations=2",
         "stages.motion.solver.iterations=2"]
 
@@ -25,17 +22,9 @@ FAST = ["stages.root.solver.iterations=2", "stages.smooth.solver.iterations=2",
 @pytest.fixture(scope="module")
 def mocap_dir(tmp_path_factory) -> Path:
     """A folder with two evaluation-split walks extracted from the Bandai-Namco archive."""
-    if not BANDAI_TAR.exists():
-        pytest.skip(f"{BANDAI_TAR} not available")
     dest = tmp_path_factory.mktemp("mocap")
-    with tarfile.open(BANDAI_TAR, "r:*") as tar:
-        for member in tar:
-            name = Path(member.name).name
-            if name.endswith(".bvh") and "_walk_" in name and split_of(name) == "eval":
-                (dest / name).write_bytes(tar.extractfile(member).read())
-                if len(list(dest.iterdir())) == 2:
-                    return dest
-    pytest.skip("fewer than two evaluation walks in the archive")
+    extract_eval_walks(dest, 2)
+    return dest
 
 
 @pytest.fixture(scope="module")

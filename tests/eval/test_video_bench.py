@@ -2,22 +2,19 @@
 BlazePose finds the person, and ``bench run --video`` scores (or records failures) end to end."""
 
 import json
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mocap_walks import extract_eval_walks
 
 from slahmr_opt.cli import main
 from slahmr_opt.eval.evaluate import read_ground_truth
-from slahmr_opt.eval.mocap import split_of
 from slahmr_opt.eval.video_bench import make_video_benchmark
 from slahmr_opt.eval.video_bench_run import run_video_benchmark
 from slahmr_opt.eval.video_render import COLORS, SCENE_CENTRE_XZ, SCENE_GROUND_Y, ScenePlacement
 from slahmr_opt.render.video_io import Mp4Writer, read_video_frames
 
-BANDAI_TAR = Path(__file__).resolve().parents[3] / "shared" / "data" / "mocap"
-BANDAI_TAR = BANDAI_TAR / "bandai-namco-2.tar.xz"
 SIZE = (240, 320)
 FRAMES = 40
 FAST = ["stages.root.solver.iterations=2", "stages.smooth.solver.iterations=2",
@@ -27,17 +24,7 @@ FAST = ["stages.root.solver.iterations=2", "stages.smooth.solver.iterations=2",
 @pytest.fixture(scope="module")
 def walk_bvh(tmp_path_factory) -> Path:
     """One evaluation-split walk from the Bandai-Namco archive."""
-    if not BANDAI_TAR.exists():
-        pytest.skip(f"{BANDAI_TAR} not available")
-    dest = tmp_path_factory.mktemp("mocap")
-    with tarfile.open(BANDAI_TAR, "r:*") as tar:
-        for member in tar:
-            name = Path(member.name).name
-            if name.endswith(".bvh") and "_walk_" in name and split_of(name) == "eval":
-                path = dest / name
-                path.write_bytes(tar.extractfile(member).read())
-                return path
-    pytest.skip("no evaluation walk in the archive")
+    return extract_eval_walks(tmp_path_factory.mktemp("mocap"), 1)[0]
 
 
 @pytest.fixture(scope="module")
