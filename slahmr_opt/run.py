@@ -18,6 +18,7 @@ Steps, each timed and written under ``DIR``:
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,8 +31,6 @@ logger = logging.getLogger(__name__)
 FRONTEND_VERSION = 2
 """Bumped when the front end's output changes meaning, so old caches are not reused (2: the
 camera writes its background points, ``points.npz``, and measures the focal length)."""
-POINTS_FILE = "points.npz"
-"""The camera's background points (``slahmr_opt.frontend.camera.write_cameras``)."""
 
 
 @dataclass
@@ -105,7 +104,7 @@ def _cached_front_end(folder: Path, key: dict) -> bool:
 def run_front_end(video: Path, folder: Path, settings: FrontEndSettings, progress: bool) -> dict:
     """Tracks and camera of ``video`` into ``folder``; returns ``{step: seconds}``."""
     from slahmr_opt.frontend import detect_people, write_front_end
-    from slahmr_opt.frontend.camera import estimate_cameras, write_cameras
+    from slahmr_opt.frontend.camera import POINTS_FILE, estimate_cameras, write_cameras
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "frontend.json").unlink(missing_ok=True)  # invalid until this run completes
@@ -139,6 +138,7 @@ def run_front_end(video: Path, folder: Path, settings: FrontEndSettings, progres
 
 
 def _observations(folder: Path, cfg, settings: FrontEndSettings):
+    from slahmr_opt.frontend.camera import POINTS_FILE
     from slahmr_opt.inputs.observations import load_observations_with
 
     static = (folder / "static.json").is_file()
@@ -199,7 +199,7 @@ def run_video(
     arrays = result_arrays(result)
     report.people = person_summaries(arrays)
     scale = float(arrays["world_scale"].reshape(-1)[0])
-    report.world_scale = None if scale != scale else scale  # NaN: not observed
+    report.world_scale = None if math.isnan(scale) else scale  # NaN: not observed
     bodies = load_result_bodies(results_path)
     t0 = time.perf_counter()
     export_glb(bodies, out / "scene.glb", overwrite=True)
