@@ -75,6 +75,10 @@ class StageConfig:
     (``stages.evidence``). 0: no guard."""
     evidence_round: int = 5
     """Iterations per round of the evidence guard."""
+    prior_window_cap: float = 0.0
+    """Stages with the evidence guard: after each round, a motion-prior window whose unweighted
+    squared residual exceeds this (held-out real motion: median 48, 99th percentile 560) gets
+    its weight lowered to ``cap / |r|^2`` for the next round (``stages.evidence``). 0: off."""
 
 
 def _root_stage() -> StageConfig:
@@ -288,6 +292,9 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"stage {stage.name!r}: unknown solver {stage.solver.kind!r}")
         if stage.solver.iterations < 0:
             raise ConfigError(f"stage {stage.name!r}: iterations must be >= 0")
+        if not stage.prior_window_cap >= 0:
+            raise ConfigError(f"stage {stage.name!r}: prior_window_cap must be >= 0, got "
+                              f"{stage.prior_window_cap}")  # fmt: skip
         if not stage.evidence_margin >= 0 or stage.evidence_round < 1:
             raise ConfigError(f"stage {stage.name!r}: evidence_margin must be >= 0 and "
                               f"evidence_round >= 1, got {stage.evidence_margin}, "
