@@ -208,8 +208,11 @@ def background_motion(
         tracks: ``camera_tracks.Tracks``.
 
     Returns:
-        (T,) mean displacement of a grid of image points since frame 0, tracking pixels, and
-        (T,) median frame-to-frame flow of the tracks (0 for frame 0), tracking pixels.
+        (T,) mean displacement of a grid of image points since frame 0, tracking pixels, at most
+        the image diagonal (a camera that translates shows parallax that no homography fits, and
+        a chain of them can send the grid towards infinity: beyond the diagonal the number means
+        only "the background moved a lot"), and (T,) median frame-to-frame flow of the tracks
+        (0 for frame 0), tracking pixels.
     """
     h, w = tracks.size
     gx, gy = np.meshgrid(np.linspace(0, w - 1, grid), np.linspace(0, h - 1, grid))
@@ -231,4 +234,4 @@ def background_motion(
         warped = cv2.perspectiveTransform(probe, H_t)
         moved[t] = np.mean(np.linalg.norm((warped - probe).reshape(-1, 2), axis=1))
         H_prev = H_t
-    return moved, flow
+    return np.minimum(np.nan_to_num(moved, nan=np.inf), np.hypot(h, w)), flow

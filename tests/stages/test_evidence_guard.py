@@ -115,3 +115,20 @@ def test_a_person_above_the_margin_at_the_end_keeps_the_start(fits):
     assert person["reset"] and person["dominated"] == "prior"
     assert person["track"] == "001"  # the example's track id
     assert person["kp2d_end"] == pytest.approx(person["kp2d_start"], rel=1e-5)
+
+
+def test_window_cap_bounds_each_window_at_the_cap():
+    """A window above the cap gets the factor that brings its squared residual to the cap,
+    whatever the guard's scale already on it; windows below keep weight 1."""
+    from slahmr_opt.costs.term import Input, Term
+    from slahmr_opt.stages.evidence import window_cap_factors
+
+    trans = torch.tensor([[[1.0, 0, 0], [3.0, 4.0, 0], [0, 0, 20.0], [0.5, 0, 0]]])
+    term = Term(name="motion_prior", fn=lambda x, scale: scale * x, inputs=(Input("x", "trans"),),
+                person=torch.zeros(4, dtype=torch.long), frame=torch.arange(4), dim=3,
+                data={"scale": torch.tensor([[1.0], [1.0], [0.5], [0.25]])})  # fmt: skip
+    factors = window_cap_factors(term, {"trans": trans}, cap=16.0)
+    # unweighted |r|^2: 1, 25, 400, 0.25
+    assert factors[:, 0].tolist() == pytest.approx([1.0, 0.8, 0.2, 1.0])
+    capped = (factors * trans[0]).square().sum(1)
+    assert capped.tolist() == pytest.approx([1.0, 16.0, 16.0, 0.25])
