@@ -18,6 +18,9 @@ SMPL_JOINT_NAMES = (
 SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
 NUM_JOINTS = 24
 NUM_BODY_POSE_JOINTS = 21
+#: SMPL's ankles and toe bases (left ankle, right ankle, left foot, right foot): where feet
+#: touch the ground.
+FOOT_JOINTS = (7, 8, 10, 11)
 
 KEYPOINT_VERTEX_NAMES = (
     "nose", "right_eye", "left_eye", "right_ear", "left_ear", "left_big_toe", "left_small_toe",

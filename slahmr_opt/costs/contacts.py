@@ -25,12 +25,12 @@ from torch import Tensor
 
 from slahmr_opt.body import BodyModel
 from slahmr_opt.body.jacobian import body_point_jacobians, supports_analytic_jacobians
-from slahmr_opt.body.keypoints import OP25_NAMES
+from slahmr_opt.body.keypoints import FOOT_JOINTS, OP25_NAMES
 from slahmr_opt.costs.kinematics import world_keypoints
 from slahmr_opt.costs.term import PER_FRAME, Input, Term
 
 #: SMPL joints that carry contact probabilities (left/right ankle, left/right foot).
-CONTACT_JOINTS = (7, 8, 10, 11)
+CONTACT_JOINTS = FOOT_JOINTS
 #: The ``op25`` keypoint on the sole under each of ``CONTACT_JOINTS``.
 CONTACT_POINTS = tuple(OP25_NAMES.index(n) for n in ("LHeel", "RHeel", "LBigToe", "RBigToe"))
 NUM_KEYPOINTS = len(OP25_NAMES)

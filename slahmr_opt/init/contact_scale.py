@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from slahmr_opt.body import BodyModel
+from slahmr_opt.body.keypoints import FOOT_JOINTS
 from slahmr_opt.types import BodyParams, ScenePoints
 
 logger = logging.getLogger(__name__)
@@ -188,8 +189,8 @@ def contact_scale(sole_c: Tensor, contact: Tensor, R_w2c: Tensor, t_w2c: Tensor,
     return ContactScale(float(np.exp(median)), log_std, rel_std, len(logs), local, ground)
 
 
-#: SMPL joints of the feet (ankles, toe bases) and the pelvis, for the bodies' up axis.
-PELVIS, FOOT_JOINTS = 0, (7, 8, 10, 11)
+#: SMPL's pelvis joint; with ``FOOT_JOINTS`` it gives the bodies' up axis.
+PELVIS = 0
 
 
 @torch.no_grad()
@@ -210,7 +211,7 @@ def body_soles(body_model: BodyModel, body: BodyParams, chunk: int = 256) -> tup
     axes = []
     for a in range(0, T, chunk):
         joints = posed(a, False).joints
-        axes.append(joints[..., PELVIS, :] - joints[..., FOOT_JOINTS, :].mean(-2))
+        axes.append(joints[..., PELVIS, :] - joints[..., list(FOOT_JOINTS), :].mean(-2))
     axes = torch.nn.functional.normalize(torch.cat(axes, 1), dim=-1)
     up = torch.nn.functional.normalize(axes.flatten(0, 1).mean(0), dim=0)
     soles = []

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from slahmr_opt import __version__
+from slahmr_opt.body.keypoints import FOOT_JOINTS
 from slahmr_opt.errors import InputError, SlahmrOptError
 from slahmr_opt.inputs.checks import load_npz
 from slahmr_opt.types import Result
@@ -142,7 +143,9 @@ def person_summaries(arrays: dict[str, np.ndarray]) -> list[dict]:
     """What each person did, from ``results.npz`` arrays: ``track``, ``frames`` tracked,
     ``stature_m``, and the pelvis's ``path_m`` (smoothed over 1/6 s), ``displacement_m`` (first
     to last tracked frame) and ``speed_m_s`` (path over the tracked time), measured on the floor
-    (x, z) when the output is gravity-aligned, else in 3D."""
+    (x, z) when the output is gravity-aligned, else in 3D; with a floor also ``foot_height_m``,
+    the median over the tracked frames of the lowest ankle or toe joint's height above it (joint
+    centres: 0.02-0.08 m for someone standing on it; people who share the floor share it)."""
     from scipy.ndimage import gaussian_filter1d
 
     fps = float(arrays["fps"])
@@ -157,14 +160,18 @@ def person_summaries(arrays: dict[str, np.ndarray]) -> list[dict]:
             pelvis = gaussian_filter1d(pelvis, max(fps / 6, 1e-3), axis=0, mode="nearest")
         path = float(np.linalg.norm(np.diff(pelvis, axis=0), axis=1).sum())
         seconds = (idx[-1] - idx[0]) / fps if len(idx) > 1 else 0.0
-        people.append({
+        row = {
             "track": str(track),
             "frames": int(len(idx)),
             "stature_m": round(float(stature[p]), 3),
             "path_m": round(path, 3),
             "displacement_m": round(float(np.linalg.norm(pelvis[-1] - pelvis[0])), 3),
             "speed_m_s": round(path / seconds, 3) if seconds > 0 else 0.0,
-        })  # fmt: skip
+        }  # fmt: skip
+        if aligned:
+            feet = arrays["joints"][p, idx][:, list(FOOT_JOINTS), 1].min(1)
+            row["foot_height_m"] = round(float(np.median(feet)), 3)
+        people.append(row)
     return people
 
 

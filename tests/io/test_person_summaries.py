@@ -13,6 +13,9 @@ def _arrays(floor: bool) -> dict:
     joints[0, :, 0, 0] = 1.2 * t  # walks 1.2 m/s along x
     joints[0, :, 0, 1] = 0.9 + 0.03 * np.sin(2 * np.pi * 2 * t)  # bobs up and down
     joints[1, :, 0] = [2.0, 0.9, 3.0]  # stands
+    joints[:, :, [7, 8, 10, 11], 1] = [0.08, 0.09, 0.03, 0.04]  # ankles, toes on the floor
+    joints[0, ::2, [8, 11], 1] += 0.2  # the walker lifts the right foot every other frame
+    joints[1, :, [7, 8, 10, 11], 1] += 0.15  # the stander floats 15 cm above the floor
     mask = np.ones((2, T), bool)
     mask[1, 60:] = False
     return {
@@ -33,9 +36,11 @@ def test_walker_and_stander_on_the_floor():
     assert walker["speed_m_s"] == pytest.approx(1.2, rel=0.05)
     assert walker["displacement_m"] == pytest.approx(3.6, rel=0.05)
     assert stander["path_m"] == 0 and stander["speed_m_s"] == 0
+    assert walker["foot_height_m"] == pytest.approx(0.03) and stander["foot_height_m"] == 0.18
 
 
 def test_without_a_floor_the_bobbing_counts():
     walker, _ = person_summaries(_arrays(floor=False))
     on_floor, _ = person_summaries(_arrays(floor=True))
     assert walker["path_m"] > on_floor["path_m"]
+    assert "foot_height_m" not in walker
