@@ -17,10 +17,7 @@ held-out real motion scores a median of 48 and a 99th percentile of 560) has its
 ``cap / |r|^2`` for the next round, so a transition the prior calls improbable even after the
 prior has smoothed it costs at most the cap: iteratively reweighted least squares of a bounded
 cost. The first round runs at full weight, because stage 2's jittery bodies start far outside the
-prior's data (a kernel applied from the start never pulls them in). The guard's and the cap's
-factors do not multiply: each window takes the lower of the two (multiplied, a person the guard
-had already all but released lost the rest of the prior to the cap and came out as jittery as
-stage 2's body).
+prior's data (a kernel applied from the start never pulls them in).
 
 The per-person report (``person_report``) says whether the prior or the evidence dominated.
 """
@@ -118,7 +115,7 @@ def run_guarded_stage(
             logger.info("stage %s, round %d: the 2D evidence of %d person(s) rose above the "
                         "%.0f %% margin; their prior weight is lowered", stage.name, rounds,
                         int(over.sum()), 100 * margin)  # fmt: skip
-        prior.data["scale"] = torch.minimum(guard[prior.person, None], factors)
+        prior.data["scale"] = guard[prior.person, None] * factors
         if not bool(over.any()) and step.status == "converged":
             break
     end_energy = person_energy(kp2d, params, P)
