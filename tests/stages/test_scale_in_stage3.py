@@ -20,7 +20,7 @@ FREE_ALPHA = [
 
 @pytest.fixture(scope="module")
 def fits(tmp_path_factory):
-    """The default fit and the same with the scale free in stage 3 (shared stage 1-2 checkpoints)."""
+    """The default fit and the same with the scale free in stage 3 (sharing stages 1-2)."""
     tmp = tmp_path_factory.mktemp("alpha")
     obs = load_observations(EXAMPLE_DIR / "tracks.npz", EXAMPLE_DIR / "cameras.npz",
                             points_path=EXAMPLE_DIR / "points.npz")  # fmt: skip
