@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from slahmr_opt import __version__
-from slahmr_opt.body.keypoints import FOOT_JOINTS
+from slahmr_opt.body.keypoints import FOOT_JOINTS, SMPL_JOINT_NAMES
 from slahmr_opt.errors import InputError, SlahmrOptError
 from slahmr_opt.inputs.checks import load_npz
 from slahmr_opt.types import Result
@@ -145,7 +145,11 @@ def person_summaries(arrays: dict[str, np.ndarray]) -> list[dict]:
     to last tracked frame) and ``speed_m_s`` (path over the tracked time), measured on the floor
     (x, z) when the output is gravity-aligned, else in 3D; with a floor also ``foot_height_m``,
     the median over the tracked frames of the lowest ankle or toe joint's height above it (joint
-    centres: 0.02-0.08 m for someone standing on it; people who share the floor share it)."""
+    centres: 0.02-0.08 m for someone standing on it; people who share the floor share it), and
+    for someone who travels at least ``MIN_STEPPING_PATH`` on the floor ``steps_per_s`` and
+    ``step_length_m`` (``_steps``): step length does not depend on the clip's playback speed,
+    so it tells a slow walk from a slow-motion video (a walk's steps are 0.5-0.8 m at 1.6-2.2
+    steps/s, a run's 0.9-1.8 m at 2.5-3.3)."""
     from scipy.ndimage import gaussian_filter1d
 
     fps = float(arrays["fps"])
@@ -171,8 +175,37 @@ def person_summaries(arrays: dict[str, np.ndarray]) -> list[dict]:
         if aligned:
             feet = arrays["joints"][p, idx][:, list(FOOT_JOINTS), 1].min(1)
             row["foot_height_m"] = round(float(np.median(feet)), 3)
+            if path >= MIN_STEPPING_PATH:
+                row.update(_steps(arrays["joints"][p, idx].astype(np.float64), pelvis, fps))
         people.append(row)
     return people
+
+
+LEFT_ANKLE, RIGHT_ANKLE = (SMPL_JOINT_NAMES.index(n) for n in ("left_ankle", "right_ankle"))
+#: Floor path (m) below which ``person_summaries`` counts no steps.
+MIN_STEPPING_PATH = 1.0
+
+
+def _steps(joints: np.ndarray, pelvis: np.ndarray, fps: float) -> dict:
+    """``steps_per_s`` and ``step_length_m`` of a walk or run: a step is a change of sign of the
+    left-minus-right ankle offset along the direction of travel (world joints (T, J, 3), y up;
+    smoothed floor pelvis (T, 2)); measured between the first and the last step. None where
+    fewer than three steps are seen."""
+    from scipy.ndimage import gaussian_filter1d
+
+    heading = np.gradient(pelvis, axis=0)
+    heading /= np.linalg.norm(heading, axis=1, keepdims=True).clip(1e-9)
+    ankles = joints[:, LEFT_ANKLE, [0, 2]] - joints[:, RIGHT_ANKLE, [0, 2]]
+    offset = gaussian_filter1d((ankles * heading).sum(1), max(fps / 30, 1e-3), mode="nearest")
+    steps = np.flatnonzero(np.diff(np.sign(offset)) != 0)
+    if len(steps) < 3:
+        return {"steps_per_s": None, "step_length_m": None}
+    a, b = steps[0], steps[-1]
+    length = float(np.linalg.norm(np.diff(pelvis[a : b + 1], axis=0), axis=1).sum())
+    return {
+        "steps_per_s": round((len(steps) - 1) * fps / (b - a), 2),
+        "step_length_m": round(length / (len(steps) - 1), 3),
+    }
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -15,6 +15,9 @@ def _arrays(floor: bool) -> dict:
     joints[1, :, 0] = [2.0, 0.9, 3.0]  # stands
     joints[:, :, [7, 8, 10, 11], 1] = [0.08, 0.09, 0.03, 0.04]  # ankles, toes on the floor
     joints[0, ::2, [8, 11], 1] += 0.2  # the walker lifts the right foot every other frame
+    stride = 0.15 * np.sin(2 * np.pi * 1.0 * t + 0.3)  # one stride (two steps) a second
+    joints[0, :, 7, 0] = joints[0, :, 0, 0] + stride  # left ankle
+    joints[0, :, 8, 0] = joints[0, :, 0, 0] - stride  # right ankle
     joints[1, :, [7, 8, 10, 11], 1] += 0.15  # the stander floats 15 cm above the floor
     mask = np.ones((2, T), bool)
     mask[1, 60:] = False
@@ -37,6 +40,18 @@ def test_walker_and_stander_on_the_floor():
     assert walker["displacement_m"] == pytest.approx(3.6, rel=0.05)
     assert stander["path_m"] == 0 and stander["speed_m_s"] == 0
     assert walker["foot_height_m"] == pytest.approx(0.03) and stander["foot_height_m"] == 0.18
+    # two steps a second at 1.2 m/s: 0.6 m each; the stander takes none
+    assert walker["steps_per_s"] == pytest.approx(2.0, rel=0.02)
+    assert walker["step_length_m"] == pytest.approx(0.6, rel=0.05)
+    assert "steps_per_s" not in stander
+
+
+def test_slow_motion_halves_the_cadence_not_the_step_length():
+    arrays = _arrays(floor=True)
+    slow = dict(arrays, fps=np.array(15.0))
+    (walker, _), (slowed, _) = person_summaries(arrays), person_summaries(slow)
+    assert slowed["steps_per_s"] == pytest.approx(walker["steps_per_s"] / 2, rel=0.01)
+    assert slowed["step_length_m"] == pytest.approx(walker["step_length_m"], rel=0.02)
 
 
 def test_without_a_floor_the_bobbing_counts():
