@@ -44,6 +44,10 @@ MAX_TILT_DEG = 25.0
 PLANE_TOL = 0.02
 #: Fewest inliers of a ground plane.
 MIN_PLANE_POINTS = 20
+#: Largest fraction of the points that may lie below a ground plane (beyond its tolerance):
+#: nothing is seen under the floor, so a "plane" with more below it cuts through walls and
+#: objects (a view with hardly any floor points).
+MAX_BELOW = 0.1
 #: Person-frames that count as one independent measurement (a stance lasts ~10 frames).
 CORRELATION_FRAMES = 10
 #: Relative spread of adult stature (about 7 cm in 1.7 m). Every metric length the camera sees
@@ -86,8 +90,10 @@ class ContactScale:
 def fit_ground(points: np.ndarray, up: np.ndarray, centres: np.ndarray,
                iterations: int = 400, seed: int = 0) -> Ground | None:  # fmt: skip
     """The plane with most points within ``PLANE_TOL`` whose normal is within ``MAX_TILT_DEG`` of
-    ``up`` and that lies below most camera ``centres`` (T, 3), refitted to its inliers (normal by
-    least squares, offset their median height) with a tolerance of 2.5 robust deviations."""
+    ``up``, that lies below most camera ``centres`` (T, 3) and has at most ``MAX_BELOW`` of the
+    points under it, refitted to its inliers (normal by least squares, offset their median
+    height) with a tolerance of 2.5 robust deviations, never wider than the first; None when no
+    such plane exists."""
     if len(points) < MIN_PLANE_POINTS:
         return None
     scale = float(np.median(np.linalg.norm(points - centres.mean(0), axis=1)))
@@ -107,12 +113,16 @@ def fit_ground(points: np.ndarray, up: np.ndarray, centres: np.ndarray,
         offset = float(normal @ a)
         if np.mean(centres @ normal > offset) < 0.8:
             continue
-        count = int((np.abs(points @ normal - offset) < tol).sum())
+        residual = points @ normal - offset
+        if np.mean(residual < -tol) > MAX_BELOW:
+            continue
+        count = int((np.abs(residual) < tol).sum())
         if count > best_count:
             best, best_count = (normal, offset), count
     if best is None or best_count < MIN_PLANE_POINTS:
         return None
     normal, offset = best
+    first_tol = tol
     for _ in range(5):  # refit to the inliers, with a tolerance shrunk to their own spread
         residual = points @ normal - offset
         inl = points[np.abs(residual) < tol]
@@ -122,9 +132,11 @@ def fit_ground(points: np.ndarray, up: np.ndarray, centres: np.ndarray,
         heights = inl @ normal
         offset = float(np.median(heights))
         spread = 1.4826 * float(np.median(np.abs(heights - offset)))
-        tol = max(2.5 * spread, 1e-3 * scale)
-    count = int((np.abs(points @ normal - offset) < tol).sum())
-    return Ground(normal, offset, count)
+        tol = min(max(2.5 * spread, 1e-3 * scale), first_tol)
+    residual = points @ normal - offset
+    if np.mean(residual < -tol) > MAX_BELOW:
+        return None
+    return Ground(normal, offset, int((np.abs(residual) < tol).sum()))
 
 
 def _cone_heights(sole_c: np.ndarray, t: int, R: np.ndarray, trans: np.ndarray,
