@@ -22,7 +22,7 @@ from tqdm import tqdm
 from slahmr_opt.config import Config, load_config, to_yaml
 from slahmr_opt.errors import InputError
 from slahmr_opt.eval.evaluate import evaluate_result
-from slahmr_opt.inputs.observations import load_observations
+from slahmr_opt.inputs.observations import load_observations_with
 from slahmr_opt.io.results import write_result
 from slahmr_opt.solve import solve
 
@@ -60,17 +60,12 @@ def read_json(path: Path, what: str) -> dict:
 
 def _observations(seq: Path, cfg: Config):
     meta = read_json(seq / "meta.json", "sequence meta file")
-    data = cfg.data
     static = bool(meta.get("static", False))
-    return load_observations(
+    return load_observations_with(
+        cfg.data,
         seq / "tracks.npz",
         None if static else seq / "cameras.npz",
         static=static,
-        image_size=tuple(data.image_size) if data.image_size else None,
-        intrinsics=data.intrinsics,
-        fps=data.fps,
-        min_conf=data.min_conf,
-        min_track_len=data.min_track_len,
         points_path=seq / "points.npz" if (seq / "points.npz").exists() else None,
     )
 
