@@ -9,7 +9,7 @@ stage's start. A person whose RMS rose by more than ``StageConfig.evidence_margi
 prior weight quartered (the motion term's per-window ``scale`` halves) before the next round; a
 person still above the margin when the stage ends gets its start back (its per-frame variables
 and shape; the shared floor stays). Rounds stop when the solver converges with nobody above the
-margin or the stage's iterations are spent.
+margin and the window cap (below) has settled, or the stage's iterations are spent.
 
 The motion prior's own uncertainty, per window (``StageConfig.prior_window_cap``): after each
 round, a window whose unweighted squared prior residual ``|r|^2`` exceeds the cap (the prior's
@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 #: Factor of the prior's residual scale per violation (the weight falls by its square).
 SCALE_STEP = 0.5
+#: The window cap has settled when no window's factor moved by more than this in a round; until
+#: then the stage goes on (a converged round under the old weights is not the end).
+CAP_SETTLED = 0.05
 
 
 def person_energy(term: Term, params: dict[str, Tensor], num_people: int) -> Tensor:
@@ -89,6 +92,7 @@ def run_guarded_stage(
     done, rounds, lowered = 0, 0, torch.zeros(P, dtype=torch.long)
     guard = torch.ones(P, dtype=prior.data["scale"].dtype)
     capped = torch.zeros(P, dtype=torch.long)
+    factors = torch.ones_like(prior.data["scale"])
     total_seconds, result = 0.0, None
     while done < solver.iterations:
         n = min(stage.evidence_round, solver.iterations - done)
@@ -104,7 +108,7 @@ def run_guarded_stage(
         params = step.params
         result = replace(step, iterations=done, seconds=total_seconds, initial_loss=initial)
         over = person_energy(kp2d, params, P) > (1 + margin) ** 2 * start_energy
-        factors = prior.data["scale"].new_ones(prior.data["scale"].shape)
+        previous = factors
         if stage.prior_window_cap > 0:
             factors = window_cap_factors(prior, params, stage.prior_window_cap)
             capped = torch.zeros_like(capped).index_add_(0, prior.person,
@@ -116,7 +120,8 @@ def run_guarded_stage(
                         "%.0f %% margin; their prior weight is lowered", stage.name, rounds,
                         int(over.sum()), 100 * margin)  # fmt: skip
         prior.data["scale"] = guard[prior.person, None] * factors
-        if not bool(over.any()) and step.status == "converged":
+        settled = bool(((factors - previous).abs() < CAP_SETTLED).all())
+        if not bool(over.any()) and settled and step.status == "converged":
             break
     end_energy = person_energy(kp2d, params, P)
     reset = torch.nonzero(end_energy > (1 + margin) ** 2 * start_energy)[:, 0].tolist()
