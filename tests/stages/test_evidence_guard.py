@@ -103,8 +103,7 @@ def test_the_guard_keeps_the_evidence_within_the_margin(fits):
 def test_the_cap_bounds_the_windows_the_prior_cannot_explain(fits):
     """The default cap (the prior's held-out 99th percentile) acts on the fast walk, which the
     prior never saw at that speed (48 windows before the stage waited for the cap to settle), and
-    on none of the walk backwards,
-    which it learned through its time-reversal augmentation."""
+    on none of the walk backwards, which it learned through its time-reversal augmentation."""
     assert load_config(None).stages[-1].prior_window_cap > 0
     (fast,) = fits["fast_guarded"]["motion"]["people"]
     (backwards,) = fits["backwards_guarded"]["motion"]["people"]
