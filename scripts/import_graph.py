@@ -9,9 +9,10 @@ the file (imports inside functions included: they still tie the packages togethe
 - ``edges``: package -> package, with the importing modules;
 - ``cycles``: strongly connected components of more than one package;
 - ``breaks``: imports against ``../shared/DESIGN.md`` section 2 as written there: ``inputs``,
-  ``io`` and ``eval`` depend on ``types``, ``body`` and ``geometry`` only (``errors`` and
-  ``config`` allowed as the common base), ``costs`` not on ``stages`` or ``solve``, nothing
-  below ``cli`` on ``cli``, and ``priors`` on no ``slahmr_opt`` module.
+  ``io`` and ``eval`` depend on ``types``, ``body`` and ``geometry`` only (``errors``,
+  ``config`` and ``files``, the file-safety package, allowed as the common base), ``costs``
+  not on ``stages`` or ``solve``, nothing below ``cli`` on ``cli``, and ``priors`` on no
+  ``slahmr_opt`` module.
 """
 
 import argparse
@@ -21,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = {"errors", "config", "types", "__init__"}
+BASE = {"errors", "config", "types", "files", "__init__"}
 ONLY = {
     "inputs": {"types", "body", "geometry"},
     "io": {"types", "body", "geometry"},

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse
 
 from slahmr_opt.errors import InputError
-from slahmr_opt.inputs.safe_pickle import RestrictedUnpickler, load_pickle
+from slahmr_opt.files.safe_pickle import RestrictedUnpickler, load_pickle
 
 log = logging.getLogger(__name__)
 

@@ -29,11 +29,11 @@ Frame ``t`` of the ground truth is video frame ``t``; the result's ``frame_offse
 frames into the video.
 
 SLAHMR's own ``<stage>/<seq>_<iter>_world_results.npz`` is accepted as a prediction too: it is
-converted by ``io.slahmr_results.read_slahmr_results`` (frame offset and track ids from the
-``track_info.json`` of its run, frame rate from its ``.hydra/config.yaml`` or ``fps=``; posed with
-SLAHMR's SMPL-H when ``slahmr_body`` points at it, else with the built-in body on SLAHMR's pelvis
-trajectory). Its frame ``t`` is image ``data_start + start_idx + t`` of the shot SLAHMR read,
-which is video frame ``t + frame_offset`` for a single-shot video.
+converted by ``inputs.initializers.slahmr_results.read_slahmr_results`` (frame offset and track
+ids from the ``track_info.json`` of its run, frame rate from its ``.hydra/config.yaml`` or
+``fps=``; posed with SLAHMR's SMPL-H when ``slahmr_body`` points at it, else with the built-in body
+on SLAHMR's pelvis trajectory). Its frame ``t`` is image ``data_start + start_idx + t`` of the
+shot SLAHMR read, which is video frame ``t + frame_offset`` for a single-shot video.
 """
 
 from dataclasses import fields
@@ -60,9 +60,9 @@ from slahmr_opt.eval.metrics import (
     summarize,
     to_camera,
 )
-from slahmr_opt.inputs.checks import load_npz
+from slahmr_opt.files.checks import load_npz
+from slahmr_opt.inputs.initializers.slahmr_results import is_slahmr_results, read_slahmr_results
 from slahmr_opt.io.results import read_result
-from slahmr_opt.io.slahmr_results import is_slahmr_results, read_slahmr_results
 
 FOOT_POINTS = (5, 7, 8, 10)
 """Left big toe, left heel, right big toe, right heel in ``KEYPOINT_VERTEX_NAMES`` order (for

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from slahmr_opt.errors import InputError
+from slahmr_opt.files.checks import load_npz, prepare_output, write_atomic
 from slahmr_opt.frontend.blazepose import SquareCrop
-from slahmr_opt.inputs.checks import load_npz, prepare_output, write_atomic
 
 FORMAT_VERSION = 1
 MASK_KEYS = ("masks", "scale", "image_size", "format_version")

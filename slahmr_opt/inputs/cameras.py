@@ -26,7 +26,7 @@ from pytorch3d.transforms import matrix_to_quaternion, quaternion_to_matrix
 from torch import Tensor
 
 from slahmr_opt.errors import InputError
-from slahmr_opt.inputs.checks import (
+from slahmr_opt.files.checks import (
     as_positive_scalar,
     check_finite,
     check_shape,

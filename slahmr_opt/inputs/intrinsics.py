@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from slahmr_opt.errors import InputError
-from slahmr_opt.inputs.checks import (
+from slahmr_opt.files.checks import (
     check_finite,
     check_positive,
     load_table,

@@ -55,8 +55,8 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from slahmr_opt.errors import ConfigError, InputError
+from slahmr_opt.files.safe_pickle import load_pickle
 from slahmr_opt.inputs.initializers.common import REST_PELVIS
-from slahmr_opt.inputs.safe_pickle import load_pickle
 from slahmr_opt.inputs.track_data import TrackData
 from slahmr_opt.inputs.track_dirs import COCO17_TO_OP25, NUM_BODY_JOINTS, NUM_OP25
 from slahmr_opt.types import SMPLGuess

@@ -23,8 +23,7 @@ import numpy as np
 import torch
 
 from slahmr_opt.errors import InputError
-from slahmr_opt.inputs.cameras import c2w_poses_to_w2c
-from slahmr_opt.inputs.checks import (
+from slahmr_opt.files.checks import (
     check_finite,
     check_positive,
     check_shape,
@@ -34,6 +33,7 @@ from slahmr_opt.inputs.checks import (
     require_file,
     write_atomic,
 )
+from slahmr_opt.inputs.cameras import c2w_poses_to_w2c
 from slahmr_opt.types import ScenePoints
 
 log = logging.getLogger(__name__)

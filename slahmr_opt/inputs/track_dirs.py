@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from slahmr_opt.errors import InputError
-from slahmr_opt.inputs.checks import as_float, check_finite, load_json, prepare_output
+from slahmr_opt.files.checks import as_float, check_finite, load_json, prepare_output
 from slahmr_opt.inputs.initializers.common import REST_PELVIS
 from slahmr_opt.inputs.track_data import TrackData
 from slahmr_opt.types import SMPLGuess

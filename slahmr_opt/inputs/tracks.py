@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from slahmr_opt.errors import ConfigError, InputError
-from slahmr_opt.inputs.checks import (
+from slahmr_opt.files.checks import (
     as_positive_scalar,
     as_scalar_string,
     as_strings,

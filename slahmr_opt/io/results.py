@@ -36,7 +36,6 @@ leaves a results file that looks complete.
 """
 
 import json
-import os
 import platform
 from pathlib import Path
 
@@ -46,7 +45,7 @@ import torch
 from slahmr_opt import __version__
 from slahmr_opt.body.keypoints import FOOT_JOINTS, SMPL_JOINT_NAMES
 from slahmr_opt.errors import InputError, SlahmrOptError
-from slahmr_opt.inputs.checks import load_npz
+from slahmr_opt.files.checks import load_npz, write_atomic
 from slahmr_opt.types import Result
 
 RESULT_KEYS = (
@@ -208,12 +207,6 @@ def _steps(joints: np.ndarray, pelvis: np.ndarray, fps: float) -> dict:
     }
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def check_results_out(out_dir: Path, overwrite: bool) -> None:
     """Refuse to run into a folder that already holds ``results.npz`` unless ``overwrite``."""
     if (out_dir / "results.npz").exists() and not overwrite:
@@ -231,11 +224,7 @@ def write_result(result: Result, out_dir: str | Path) -> Path:
     _plot_history(result, out / "loss.png")
     path = out / "results.npz"
 
-    def write_npz(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, **result_arrays(result))
-
-    _atomic_write(path, write_npz)
+    write_atomic(path, lambda f: np.savez(f, **result_arrays(result)))
     return path
 
 

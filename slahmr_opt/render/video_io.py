@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from slahmr_opt.errors import InputError
-from slahmr_opt.inputs.checks import usual_permissions
+from slahmr_opt.files.checks import usual_permissions
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

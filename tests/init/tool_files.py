@@ -1,7 +1,7 @@
 """Write camera-frame bodies in the exact file layouts of WHAM, TRACE, GVHMR, TRAM and SLAHMR.
 
 Test fixtures, written from the tools' own save calls (sources in the readers' docstrings:
-``slahmr_opt/inputs/initializers/*.py``, ``slahmr_opt/io/slahmr_results.py``), not through the
+``slahmr_opt/inputs/initializers/*.py``), not through the
 readers. A body is given in *our* camera (``ours`` intrinsics); a tool that assumed another focal
 length saw the same image, so it is written at the same pixel with its depth scaled by
 ``f_tool / f_ours``. The tool's ``transl`` is its pelvis minus its model's rest pelvis.

@@ -20,13 +20,13 @@ from init.tool_files import (
 from scipy.spatial.transform import Rotation
 
 from slahmr_opt.errors import InputError
+from slahmr_opt.files.safe_pickle import load_npz_objects
 from slahmr_opt.inputs.initializers import (
     INIT_KINDS,
     REST_PELVIS,
     parse_init_spec,
     read_initializer,
 )
-from slahmr_opt.inputs.safe_pickle import load_npz_objects
 
 SIZE = (720, 1280)
 OURS = np.array([1000.0, 1000.0, 640.0, 360.0])

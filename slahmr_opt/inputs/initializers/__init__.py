@@ -10,10 +10,10 @@ wham     ``wham_output.pkl`` (joblib)          ``initializers.wham.read_wham``
 trace    ``<seq>.npz`` (``outputs``)           ``initializers.trace.read_trace``
 gvhmr    ``hmr4d_results.pt`` (torch)          ``initializers.gvhmr.read_gvhmr``
 tram     ``results/<seq>/`` folder             ``initializers.tram.read_tram``
-slahmr   ``<stage>/<seq>_<iter>_world_results.npz``  ``io.slahmr_results.slahmr_people``
+slahmr   ``<stage>/<seq>_<iter>_world_results.npz``  ``slahmr_results.slahmr_people``
 =======  ====================================  ==========================================
 
-Pickled content (WHAM, TRAM, TRACE) goes through ``inputs.safe_pickle``; GVHMR's torch file
+Pickled content (WHAM, TRAM, TRACE) goes through ``files.safe_pickle``; GVHMR's torch file
 through ``torch.load(weights_only=True)``. Every problem is an ``InputError`` naming the file.
 """
 
@@ -83,7 +83,7 @@ def read_initializer(
     """
     path = Path(path)
     if kind == "slahmr":
-        from slahmr_opt.io.slahmr_results import slahmr_people
+        from slahmr_opt.inputs.initializers.slahmr_results import slahmr_people
 
         people = slahmr_people(path, frame_offset)
     elif kind in _READERS:

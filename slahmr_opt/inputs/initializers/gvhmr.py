@@ -26,14 +26,14 @@ import numpy as np
 import torch
 
 from slahmr_opt.errors import InputError
-from slahmr_opt.inputs.checks import require_file
+from slahmr_opt.files.checks import require_file
+from slahmr_opt.files.safe_pickle import PICKLE_ERRORS
 from slahmr_opt.inputs.initializers.common import (
     REST_PELVIS,
     ToolPerson,
     float_array,
     require_keys,
 )
-from slahmr_opt.inputs.safe_pickle import PICKLE_ERRORS
 
 INCAM_KEYS = ("global_orient", "body_pose", "betas", "transl")
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from slahmr_opt.errors import InputError
+from slahmr_opt.files.safe_pickle import load_npz_objects
 from slahmr_opt.inputs.initializers.common import (
     ToolPerson,
     float_array,
@@ -41,7 +42,6 @@ from slahmr_opt.inputs.initializers.common import (
     require_keys,
     to_numpy,
 )
-from slahmr_opt.inputs.safe_pickle import load_npz_objects
 
 log = logging.getLogger(__name__)
 

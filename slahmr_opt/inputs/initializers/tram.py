@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from slahmr_opt.errors import InputError
+from slahmr_opt.files.safe_pickle import load_npy_object
 from slahmr_opt.inputs.initializers.common import (
     REST_PELVIS,
     ToolPerson,
@@ -34,7 +35,6 @@ from slahmr_opt.inputs.initializers.common import (
     rotmat_to_aa,
     to_numpy,
 )
-from slahmr_opt.inputs.safe_pickle import load_npy_object
 
 HPS_KEYS = ("pred_rotmat", "pred_shape", "pred_trans", "frame")
 

@@ -27,6 +27,7 @@ DPVO). WHAM's world frame (one per person, each starting at the origin) is not u
 from pathlib import Path
 
 from slahmr_opt.errors import InputError
+from slahmr_opt.files.safe_pickle import load_pickle
 from slahmr_opt.inputs.initializers.common import (
     REST_PELVIS,
     ToolPerson,
@@ -35,7 +36,6 @@ from slahmr_opt.inputs.initializers.common import (
     frame_indices,
     require_keys,
 )
-from slahmr_opt.inputs.safe_pickle import load_pickle
 
 WHAM_KEYS = ("pose", "trans", "betas", "frame_ids")
 

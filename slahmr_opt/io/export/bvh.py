@@ -22,7 +22,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from slahmr_opt.body.keypoints import NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS
-from slahmr_opt.inputs.checks import prepare_output
+from slahmr_opt.files.checks import prepare_output
 from slahmr_opt.io.export.files import write_file
 from slahmr_opt.io.export.motion import (
     PersonMotion,

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from slahmr_opt.inputs.checks import write_atomic
+from slahmr_opt.files.checks import write_atomic
 
 
 def safe_name(track_id: str) -> str:

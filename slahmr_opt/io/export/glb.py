@@ -37,7 +37,7 @@ from scipy.spatial.transform import Rotation
 
 from slahmr_opt import __version__
 from slahmr_opt.body.keypoints import NUM_BODY_POSE_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS
-from slahmr_opt.inputs.checks import prepare_output
+from slahmr_opt.files.checks import prepare_output
 from slahmr_opt.io.export.camera_path import (
     camera_path_points,
     frustum_frames,

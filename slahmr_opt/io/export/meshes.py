@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from slahmr_opt.inputs.checks import prepare_output
+from slahmr_opt.files.checks import prepare_output
 from slahmr_opt.io.export.files import person_names, write_file
 from slahmr_opt.io.export.motion import export_world_rotation
 from slahmr_opt.io.result_bodies import ResultBodies

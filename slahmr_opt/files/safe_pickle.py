@@ -36,7 +36,7 @@ from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
 
 from slahmr_opt.errors import InputError
-from slahmr_opt.inputs.checks import require_file
+from slahmr_opt.files.checks import require_file
 
 NUMPY_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from slahmr_opt.errors import InputError
-from slahmr_opt.inputs.safe_pickle import load_npy_object, load_pickle
+from slahmr_opt.files.safe_pickle import load_npy_object, load_pickle
 
 
 class _RunsShell:

@@ -51,7 +51,7 @@ import yaml
 
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.errors import InputError
-from slahmr_opt.inputs.checks import check_finite, check_shape, load_json, load_npz
+from slahmr_opt.files.checks import check_finite, check_shape, load_json, load_npz
 from slahmr_opt.inputs.initializers.common import (
     REST_PELVIS,
     ToolPerson,
