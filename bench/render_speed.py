@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _write_test_video(path: Path, num_frames: int, size: tuple[int, int]) -> None:
     """A moving colour gradient, ``size`` = (height, width)."""
-    from slahmr_opt.render.video_io import Mp4Writer
+    from slahmr_opt.files.video import Mp4Writer
 
     H, W = size
     y, x = np.mgrid[0:H, 0:W]
@@ -49,10 +49,10 @@ def _run(job: dict) -> dict:
     if job["threads"]:
         os.environ["LP_NUM_THREADS"] = str(job["threads"])
     start = time.perf_counter()
+    from slahmr_opt.files.video import FrameReader
     from slahmr_opt.io.result_bodies import load_result_bodies
     from slahmr_opt.render import backend
     from slahmr_opt.render.render import RenderOptions, render_result
-    from slahmr_opt.render.video_io import FrameReader
 
     gl_seconds = [0.0]
     info = {}

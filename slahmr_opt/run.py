@@ -213,8 +213,8 @@ def run_video(
 
 
 def _render(bodies, video: Path, path: Path, progress: bool, source: Path) -> None:
+    from slahmr_opt.files.video import FrameReader
     from slahmr_opt.render.render import RenderOptions, render_result
-    from slahmr_opt.render.video_io import FrameReader
 
     with FrameReader(video=video) as reader:
         render_result(bodies, path, reader, RenderOptions(progress=progress), source=source)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from slahmr_opt.cli import main
-from slahmr_opt.render.video_io import Mp4Writer, read_video_frames
+from slahmr_opt.files.video import Mp4Writer, read_video_frames
 
 VIDEOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "videos"
 WALKING = VIDEOS / "walking-forest-tracking.mp4"

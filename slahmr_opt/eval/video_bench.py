@@ -47,7 +47,7 @@ from slahmr_opt.eval.bench_make import (
 )
 from slahmr_opt.eval.body_fit import BodyFit
 from slahmr_opt.eval.video_render import BodyVideoRenderer, ScenePlacement, body_part_colors
-from slahmr_opt.render.video_io import Mp4Writer
+from slahmr_opt.files.video import Mp4Writer
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Sequential video decoding for the front end: ``probe_video`` and ``VideoFrames``.
 
-Frames are decoded once, front to back, by ``imageio-ffmpeg`` (as ``render.video_io`` does) and
+Frames are decoded once, front to back, by ``imageio-ffmpeg`` (``files.video``) and
 never held all in memory. Frame ``t`` is the ``t``-th frame the decoder outputs, each frame once
 (``-fps_mode passthrough``: no duplicates to fill a constant rate); ffmpeg conceals
 damaged data inside a stream (the frame decodes with artefacts and the count stays), so what can
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from slahmr_opt.errors import InputError
-from slahmr_opt.render.video_io import ffmpeg_frames
+from slahmr_opt.files.video import ffmpeg_frames
 
 log = logging.getLogger(__name__)
 

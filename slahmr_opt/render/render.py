@@ -20,10 +20,10 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from slahmr_opt.errors import ConfigError, InputError
+from slahmr_opt.files.video import FrameReader, Mp4Writer
 from slahmr_opt.io.result_bodies import ResultBodies
 from slahmr_opt.render import scene
 from slahmr_opt.render.backend import Camera, Renderer
-from slahmr_opt.render.video_io import FrameReader, Mp4Writer
 
 logger = logging.getLogger(__name__)
 

@@ -59,9 +59,9 @@ def run_render(args: argparse.Namespace) -> int:
         0, or 2 after a one-line error naming the file and the problem (nothing is left at
         ``args.out`` then).
     """
+    from slahmr_opt.files.video import FrameReader
     from slahmr_opt.io.result_bodies import load_result_bodies
     from slahmr_opt.render.render import RenderOptions, render_result
-    from slahmr_opt.render.video_io import FrameReader
 
     try:
         out = Path(args.out)

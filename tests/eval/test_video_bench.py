@@ -13,7 +13,7 @@ from slahmr_opt.eval.evaluate import read_ground_truth
 from slahmr_opt.eval.video_bench import make_video_benchmark
 from slahmr_opt.eval.video_bench_run import run_video_benchmark
 from slahmr_opt.eval.video_render import COLORS, SCENE_CENTRE_XZ, SCENE_GROUND_Y, ScenePlacement
-from slahmr_opt.render.video_io import Mp4Writer, read_video_frames
+from slahmr_opt.files.video import Mp4Writer, read_video_frames
 
 SIZE = (240, 320)
 FRAMES = 40

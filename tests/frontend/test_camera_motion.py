@@ -219,7 +219,7 @@ def test_blank_frames_inside_a_pan():
 
 
 def test_video_file(tmp_path):
-    from slahmr_opt.render.video_io import Mp4Writer
+    from slahmr_opt.files.video import Mp4Writer
 
     v = video("static")
     path = tmp_path / "static.mp4"

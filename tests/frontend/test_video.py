@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from slahmr_opt.errors import InputError
+from slahmr_opt.files.video import Mp4Writer
 from slahmr_opt.frontend import detect_people, probe_video
 from slahmr_opt.frontend import video as video_module
 from slahmr_opt.frontend.video import VideoFrames
-from slahmr_opt.render.video_io import Mp4Writer
 
 VIDEOS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "videos"
 TENNIS = VIDEOS / "tennis-static.mp4"

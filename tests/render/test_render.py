@@ -16,6 +16,7 @@ from PIL import Image
 from scipy.ndimage import binary_dilation
 
 from slahmr_opt.errors import ConfigError, InputError
+from slahmr_opt.files.video import FrameReader, Mp4Writer, read_video_frames
 from slahmr_opt.io.result_bodies import load_result_bodies
 from slahmr_opt.render import scene
 from slahmr_opt.render.render import (
@@ -26,7 +27,6 @@ from slahmr_opt.render.render import (
     select_frames,
 )
 from slahmr_opt.render.render_cli import add_render_parser, parse_frames, run_render
-from slahmr_opt.render.video_io import FrameReader, Mp4Writer, read_video_frames
 
 T, H, W = 4, 120, 160
 INTRINS = np.array([150.0, 150.0, 80.0, 60.0])
