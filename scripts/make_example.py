@@ -4,8 +4,8 @@ A real walk from the evaluation split of the Bandai-Namco motion dataset 2 is fi
 built-in body model (ground truth), watched by a hand-held camera that follows the walker, and
 written as a user's inputs would be: ``tracks.npz`` (noisy COCO-17 keypoints and regressor-like
 per-frame SMPL guesses), ``cameras.npz`` (a SLAM-like trajectory with unknown scale and drift) and
-``points.npz`` (a SLAM-like map of the scene, ``slahmr_opt.eval.synth_points``), plus ``gt.npz`` (written by ``slahmr_opt.eval.bench_make.write_sequence``, as the benchmark's
-sequences are).
+``points.npz`` (a SLAM-like map of the scene, ``slahmr_opt.eval.synth_points``), plus ``gt.npz``
+(written by ``slahmr_opt.eval.bench_make.write_sequence``, as the benchmark's sequences are).
 
     python scripts/make_example.py --mocap ../shared/data/mocap/bandai-namco-2.tar.xz
 """

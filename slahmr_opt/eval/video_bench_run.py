@@ -31,10 +31,10 @@ import numpy as np
 from slahmr_opt.config import Config, load_config
 from slahmr_opt.errors import InputError, SlahmrOptError
 from slahmr_opt.eval.bench_run import config_hash, read_json, score_sequences, write_report
+from slahmr_opt.eval.camera_eval import trajectory_error, umeyama
 from slahmr_opt.eval.evaluate import evaluate_result, read_ground_truth
 from slahmr_opt.files.checks import load_npz
 from slahmr_opt.frontend.blazepose import FrontEndUnavailableError
-from slahmr_opt.frontend.camera_eval import trajectory_error, umeyama
 from slahmr_opt.io.results import read_result
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def camera_accuracy(front: Path, gt: dict, fps: float) -> dict[str, float]:
         its centres onto the true ones (NaN for a static estimate or a true path under
         ``MIN_PATH_M``); ``camera_rot_deg``: mean rotation error (first frames agree);
         ``camera_ate_rel``: centre error after that similarity over the true path length
-        (``frontend.camera_eval.trajectory_error``; NaN without a path).
+        (``eval.camera_eval.trajectory_error``; NaN without a path).
     """
     nan = float("nan")
     summary = front / "camera_estimate.json"

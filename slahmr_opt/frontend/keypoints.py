@@ -14,7 +14,7 @@ Hips. The body model's hip keypoints are SMPL's hip joints moved outwards by
 ``HIP_OUTWARD = 0.25`` of the hip-to-hip vector and towards the pelvis
 (``slahmr_opt.body.keypoints.adjust_hips``), where OpenPose and ViTPose mark hips. MediaPipe
 marks them closer together. Measured on 84 renders of the built-in body
-(``python -m slahmr_opt.frontend.hip_study``: 4 poses, 3 shapes, 7 view directions), the
+(``python scripts/hip_study.py``: 4 poses, 3 shapes, 7 view directions), the
 least-squares fit of ``adjusted - mediapipe`` on ``(h - o, shoulders_mid - hips_mid)`` gives
 0.36 outwards and 0.02 towards the shoulders (negligible); the mean distance to the adjusted
 hips, in torso lengths, is 0.128 for raw MediaPipe hips, 0.061 after

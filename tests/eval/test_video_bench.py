@@ -169,7 +169,7 @@ def test_bench_run_video_scores(vbench, tmp_path):
 
 def test_video_without_person_is_a_failure_row(vbench, tmp_path):
     pytest.importorskip("mediapipe")
-    from slahmr_opt.frontend.camera_synth import make_video
+    from slahmr_opt.eval.camera_synth import make_video
 
     bench = tmp_path / "empty"
     seq = _only_sequence(vbench)
@@ -213,7 +213,7 @@ def test_bad_input_one_line_exit_2(argv, problem, walk_bvh, tmp_path, capsys):
 
 
 def test_courtyard_depth_is_the_ground_planes():
-    from slahmr_opt.frontend.camera_synth import courtyard, render_frame
+    from slahmr_opt.eval.camera_synth import courtyard, render_frame
 
     H, W = 60, 80
     f = 70.0

@@ -11,6 +11,8 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from slahmr_opt.errors import InputError
+from slahmr_opt.eval.camera_eval import rotation_angle_deg, trajectory_error, umeyama
+from slahmr_opt.eval.camera_synth import courtyard, make_video
 from slahmr_opt.frontend.camera import (
     CameraSettings,
     default_intrinsics,
@@ -19,9 +21,7 @@ from slahmr_opt.frontend.camera import (
     write_cameras,
 )
 from slahmr_opt.frontend.camera_ba import BundleProblem, _evaluate, bundle_adjust
-from slahmr_opt.frontend.camera_eval import rotation_angle_deg, trajectory_error, umeyama
 from slahmr_opt.frontend.camera_geometry import bearings, rotation_ransac
-from slahmr_opt.frontend.camera_synth import courtyard, make_video
 from slahmr_opt.inputs import read_cameras
 from slahmr_opt.inputs.cameras import read_droid_traj
 from slahmr_opt.inputs.points import read_points

@@ -7,7 +7,7 @@ hips, where ``adjusted`` is the projection of ``adjust_hips`` (the model's hip k
 and ``o`` MediaPipe's hip and other hip. Prints the fit and the mean distance to the adjusted
 hips, in torso lengths, for a few corrections. Needs the renderer (pyrender with OSMesa)::
 
-    python -m slahmr_opt.frontend.hip_study    # ~20 s on one core
+    python scripts/hip_study.py    # ~20 s on one core
 """
 
 import numpy as np
