@@ -90,7 +90,6 @@ def run_guarded_stage(
     start_params = params
     solver = stage.solver
     done, rounds, lowered = 0, 0, torch.zeros(P, dtype=torch.long)
-    guard = torch.ones(P, dtype=prior.data["scale"].dtype)
     capped = torch.zeros(P, dtype=torch.long)
     factors = torch.ones_like(prior.data["scale"])
     total_seconds, result = 0.0, None
@@ -115,10 +114,10 @@ def run_guarded_stage(
                                                          (factors[:, 0] < 1).long())  # fmt: skip
         if bool(over.any()):
             lowered += over.long()
-            guard[over] *= SCALE_STEP
             logger.info("stage %s, round %d: the 2D evidence of %d person(s) rose above the "
                         "%.0f %% margin; their prior weight is lowered", stage.name, rounds,
                         int(over.sum()), 100 * margin)  # fmt: skip
+        guard = SCALE_STEP ** lowered.to(factors.dtype)  # (P,) the guard's residual factor
         prior.data["scale"] = guard[prior.person, None] * factors
         settled = bool(((factors - previous).abs() < CAP_SETTLED).all())
         if not bool(over.any()) and settled and step.status == "converged":
@@ -132,8 +131,7 @@ def run_guarded_stage(
         with torch.no_grad():
             final = float(problem.loss(params, active_weights(stage))[0])
         result = replace(result, params=params, final_loss=final)
-    report = person_report(problem, start_params, params, start_energy, guard.square(), lowered,
-                           reset, capped)  # fmt: skip
+    report = person_report(problem, start_params, params, start_energy, lowered, reset, capped)
     for row in report:
         logger.info("stage %s, person %d: RMS 2D residual x%.2f of the start, prior weight x%.3g%s"
                     ", %d window(s) capped (%s dominated)", stage.name, row["person"],
@@ -148,16 +146,16 @@ def person_report(
     start: dict[str, Tensor],
     end: dict[str, Tensor],
     start_energy: Tensor,
-    weight: Tensor,
     lowered: Tensor,
     reset: list[int],
     capped: Tensor,
 ) -> list[dict]:
     """Per person (index into the tracks): 2D energy at the start and the end (and the ratio of
     their square roots, the RMS residuals the margin bounds), the prior's final weight factor
-    from the guard (``weight``, P), the prior's energy at the end, the number of windows whose
-    weight the cap lowered in the last round (``capped``, P), and ``dominated``: ``prior`` if the
-    guard had to lower the prior's weight or reset the person, else ``evidence``."""
+    from the guard (``SCALE_STEP^2`` per violation in ``lowered``, P), the prior's energy at the
+    end, the number of windows whose weight the cap lowered in the last round (``capped``, P),
+    and ``dominated``: ``prior`` if the guard had to lower the prior's weight or reset the
+    person, else ``evidence``."""
     P = start["trans"].shape[0]
     prior, kp2d = problem.terms["motion_prior"], problem.terms["kp2d"]
     end_energy = person_energy(kp2d, end, P)
@@ -169,7 +167,7 @@ def person_report(
             "kp2d_start": float(start_energy[p]),
             "kp2d_end": float(end_energy[p]),
             "kp2d_rms_ratio": float((end_energy[p] / start_energy[p].clamp_min(1e-12)).sqrt()),
-            "prior_weight_factor": float(weight[p]),
+            "prior_weight_factor": SCALE_STEP ** (2 * int(lowered[p])),
             "prior_energy": float(prior_energy[p]),
             "reset": p in reset,
             "windows_capped": int(capped[p]),
