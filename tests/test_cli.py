@@ -1,12 +1,15 @@
-"""The ``slahmr-opt`` command: fit end to end, resume, refuse to overwrite, clear input errors."""
+"""The ``slahmr-opt`` command: fit end to end, resume, refuse to overwrite, clear input errors;
+the one error boundary; every command's help."""
 
+import argparse
 import json
 
 import numpy as np
 import pytest
 from stages.scene import make_scene
 
-from slahmr_opt.cli import main
+from slahmr_opt.cli import build_parser, main
+from slahmr_opt.errors import InputError
 from slahmr_opt.inputs.cameras import write_cameras_npz
 from slahmr_opt.inputs.track_data import tracks_from_observations
 from slahmr_opt.inputs.tracks import write_tracks_npz
@@ -165,3 +168,122 @@ def test_bench_run_without_index_is_one_line_and_exit_2(tmp_path, capsys):
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "index.json" in err[0] and "Traceback" not in err[0]
+
+
+def _raise(error):
+    def handle(args):
+        raise error
+
+    return handle
+
+
+@pytest.fixture
+def failing_eval(monkeypatch):
+    """``eval`` whose handler raises the given error (the boundary under test is main's)."""
+
+    def use(error):
+        from slahmr_opt.cli import eval as eval_command
+
+        real = eval_command.add_parser
+
+        def add_parser(subparsers):
+            p = real(subparsers)
+            p.set_defaults(handler=_raise(error))
+            return p
+
+        monkeypatch.setattr(eval_command, "add_parser", add_parser)
+        return ["eval", "--pred", "p.npz", "--gt", "g.npz"]
+
+    return use
+
+
+def test_user_error_is_one_line_and_exit_2(failing_eval, capsys):
+    argv = failing_eval(InputError("some/tracks.npz", "has no keypoints"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == "slahmr-opt: error: some/tracks.npz: has no keypoints\n"
+    assert main(["--debug", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.endswith("some/tracks.npz: has no keypoints\n")
+
+
+def test_unexpected_error_is_one_line_and_exit_1(failing_eval, capsys):
+    argv = failing_eval(RuntimeError("boom\nsecond line"))
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("slahmr-opt: unexpected error: RuntimeError: boom") and "--debug" in err
+    for debug in (["--debug", *argv], [*argv, "--debug"]):
+        assert main(debug) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" in err and "RuntimeError: boom" in err
+
+
+def test_existing_output_names_the_flag(failing_eval, capsys):
+    argv = failing_eval(FileExistsError("out/scene.glb: exists; pass overwrite=True to replace it"))
+    assert main(argv) == 2
+    assert capsys.readouterr().err.endswith("pass --overwrite to replace it\n")
+
+
+def _commands(parser, prefix=()):
+    """Every (sub-)command path of ``parser``: ``("bench", "make")``, ..."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield (*prefix, name)
+                yield from _commands(child, (*prefix, name))
+
+
+COMMANDS = sorted(_commands(build_parser()))
+
+
+def test_every_command_is_listed():
+    names = {c[0] for c in COMMANDS}
+    assert names == {"run", "fit", "demo", "eval", "bench", "ablate", "export", "render"}
+    assert {c[1] for c in COMMANDS if len(c) == 2} == {"make", "run", "table", "compare"}
+
+
+@pytest.mark.parametrize("command", [(), *COMMANDS], ids=lambda c: " ".join(c) or "main")
+def test_help_exits_0(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: slahmr-opt" in capsys.readouterr().out
+
+
+def test_command_modules_do_not_import_each_other():
+    import ast
+    from pathlib import Path
+
+    import slahmr_opt.cli
+
+    folder = Path(slahmr_opt.cli.__file__).parent
+    shared = {"__init__", "__main__", "main", "common"}
+    commands = {p.stem for p in folder.glob("*.py")} - shared
+    assert commands == {"run", "fit", "demo", "eval", "bench", "ablate", "export", "render"}
+    for name in commands:
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            else:
+                continue
+            for module in modules:
+                other = module.removeprefix("slahmr_opt.cli.")
+                assert other == module or other not in commands, f"cli/{name}.py imports {module}"
+
+
+def test_one_error_boundary():
+    """Only ``cli/main.py`` catches errors for the commands."""
+    from pathlib import Path
+
+    import slahmr_opt.cli
+
+    folder = Path(slahmr_opt.cli.__file__).parent
+    for path in folder.glob("*.py"):
+        text = path.read_text()
+        caught = "except SlahmrOptError" in text or "except (SlahmrOptError" in text
+        assert caught == (path.name == "main.py"), path.name
+        assert "sys.stderr" not in text or path.name == "main.py", path.name

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from slahmr_opt.cli import ablate as ablate_command
 from slahmr_opt.errors import ConfigError
 from slahmr_opt.eval.ablate import load_grid, run_ablation
-from slahmr_opt.eval.ablate_cli import add_ablate_parser
 from slahmr_opt.eval.ablate_table import flatten_metrics
 
 FRAMES = {"seq_a": 10, "seq_b": 30}
@@ -158,7 +158,7 @@ def test_cli_parser():
     import argparse
 
     sub = argparse.ArgumentParser().add_subparsers()
-    add_ablate_parser(sub)
+    ablate_command.add_parser(sub)
     args = sub.choices["ablate"].parse_args(["--grid", "priors", "--bench", "b", "--ray", "auto"])
     assert (args.grid, args.bench, args.ray, args.workers, args.out) == (
         "priors",

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from mocap_walks import extract_eval_walks
 
+from slahmr_opt.cli.bench import add_parser as add_bench_parser
+from slahmr_opt.cli.bench import format_table
 from slahmr_opt.errors import InputError
-from slahmr_opt.eval.bench_cli import add_bench_parser, format_table
 from slahmr_opt.eval.bench_make import list_motions, make_benchmark
 from slahmr_opt.eval.bench_run import fit_and_score, run_benchmark
 from slahmr_opt.eval.evaluate import read_ground_truth

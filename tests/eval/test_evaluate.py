@@ -1,6 +1,5 @@
 """``evaluate_result`` and ``slahmr-opt eval`` on small synthetic results with known answers."""
 
-import argparse
 import json
 
 import numpy as np
@@ -9,8 +8,8 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from slahmr_opt.body import BodyConfig, load_body_model
+from slahmr_opt.cli import main
 from slahmr_opt.errors import InputError
-from slahmr_opt.eval.eval_cli import add_eval_parser, run_eval
 from slahmr_opt.eval.evaluate import FOOT_POINTS, METRIC_UNITS, evaluate_result
 from slahmr_opt.eval.metrics import foot_sliding, jitter
 
@@ -140,16 +139,14 @@ def test_frame_counts_that_disagree_are_refused(tmp_path, truth):
         evaluate_result(*_write(tmp_path, pred, truth))
 
 
-def _args(*argv):
-    parser = argparse.ArgumentParser()
-    add_eval_parser(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["eval", *argv])
+def _eval(*argv):
+    return main(["eval", *argv])
 
 
 def test_run_eval_prints_units_and_writes_json(tmp_path, truth, capsys):
     pred_path, gt_path = _write(tmp_path, _prediction(truth), truth)
     out = tmp_path / "m" / "metrics.json"
-    assert run_eval(_args("--pred", str(pred_path), "--gt", str(gt_path), "--json", str(out))) == 0
+    assert _eval("--pred", str(pred_path), "--gt", str(gt_path), "--json", str(out)) == 0
     text = capsys.readouterr().out
     for key, unit in METRIC_UNITS.items():
         assert key in text and unit in text
@@ -158,6 +155,6 @@ def test_run_eval_prints_units_and_writes_json(tmp_path, truth, capsys):
 
 def test_run_eval_reports_bad_input_in_one_line(tmp_path, truth, capsys):
     pred_path, _ = _write(tmp_path, _prediction(truth), truth)
-    assert run_eval(_args("--pred", str(pred_path), "--gt", str(tmp_path / "none.npz"))) == 2
+    assert _eval("--pred", str(pred_path), "--gt", str(tmp_path / "none.npz")) == 2
     err = capsys.readouterr().err
     assert err.startswith("slahmr-opt: error:") and "none.npz" in err

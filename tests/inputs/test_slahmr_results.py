@@ -14,8 +14,8 @@ from scipy.spatial.transform import Rotation
 
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.cli import EXAMPLE_DIR
+from slahmr_opt.cli import eval as eval_command
 from slahmr_opt.errors import InputError
-from slahmr_opt.eval.eval_cli import add_eval_parser, run_eval
 from slahmr_opt.eval.evaluate import evaluate_result
 from slahmr_opt.inputs.initializers import REST_PELVIS
 from slahmr_opt.inputs.initializers.slahmr_results import is_slahmr_results, read_slahmr_results
@@ -120,11 +120,11 @@ def test_eval_scores_a_slahmr_file(tmp_path, truth, capsys):
         assert metrics[key] < 0.1, (key, metrics[key])  # millimetres
     assert metrics["alpha"] == pytest.approx(0.37)
     parser = argparse.ArgumentParser()
-    add_eval_parser(parser.add_subparsers())
+    eval_command.add_parser(parser.add_subparsers())
     args = parser.parse_args(
         ["eval", "--pred", str(path), "--gt", str(EXAMPLE_DIR / "gt.npz"), "--fps", "25"]
     )
-    assert run_eval(args) == 0
+    assert eval_command.handle(args) == 0
     assert "pa_mpjpe" in capsys.readouterr().out
 
 

@@ -1,17 +1,16 @@
-"""``slahmr-opt export`` through its own parser (``add_export_parser`` + ``run_export``)."""
+"""``slahmr-opt export`` (``slahmr_opt.cli.export``) through the command line."""
 
 import argparse
 
 import pytest
 from export_helpers import write_small_result
 
-from slahmr_opt.io.export_cli import add_export_parser, parse_frames, run_export
+from slahmr_opt.cli import main
+from slahmr_opt.cli.common import parse_frames
 
 
 def _run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="slahmr-opt")
-    add_export_parser(parser.add_subparsers(dest="command", required=True))
-    return run_export(parser.parse_args(["export", *argv]))
+    return main(["export", *argv])
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ import pytest
 from PIL import Image
 from scipy.ndimage import binary_dilation
 
+from slahmr_opt.cli import main
+from slahmr_opt.cli.common import parse_frames
 from slahmr_opt.errors import ConfigError, InputError
 from slahmr_opt.files.video import FrameReader, Mp4Writer, read_video_frames
 from slahmr_opt.io.result_bodies import load_result_bodies
@@ -26,7 +28,6 @@ from slahmr_opt.render.render import (
     render_result,
     select_frames,
 )
-from slahmr_opt.render.render_cli import add_render_parser, parse_frames, run_render
 
 T, H, W = 4, 120, 160
 INTRINS = np.array([150.0, 150.0, 80.0, 60.0])
@@ -216,9 +217,7 @@ def test_video_input_larger_frames_and_step(tmp_path, bodies):
 
 
 def _cli(*argv):
-    parser = argparse.ArgumentParser(prog="slahmr-opt")
-    add_render_parser(parser.add_subparsers(dest="command"))
-    return run_render(parser.parse_args(["render", *map(str, argv)]))
+    return main(["render", *map(str, argv)])
 
 
 def _leftovers(folder):
@@ -310,7 +309,7 @@ def test_parse_frames_and_select():
 def test_cli_starts_without_pyrender():
     code = (
         "import sys; sys.modules['pyrender'] = None\n"
-        "import slahmr_opt.render.render_cli, slahmr_opt.render.render\n"
+        "import slahmr_opt.cli.render, slahmr_opt.render.render\n"
         "from slahmr_opt.render.backend import RendererUnavailableError, import_pyrender\n"
         "try:\n    import_pyrender()\nexcept RendererUnavailableError as e:\n    print(e)\n"
     )

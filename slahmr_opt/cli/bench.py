@@ -17,6 +17,8 @@ import json
 import logging
 from pathlib import Path
 
+from slahmr_opt.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 CAMERA_CHOICES = ("static", "pan", "tracking", "orbit", "handheld", "behind", "side", "all")
@@ -24,9 +26,11 @@ VIDEO_ONLY_CAMERAS = ("behind", "side")
 """Tracking cameras filming from behind / the right side: rendered-video benchmarks only."""
 
 
-def add_bench_parser(subparsers) -> argparse.ArgumentParser:
-    """Add the ``bench`` command (``make`` and ``run``) to an argparse subparsers object."""
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``bench`` command (``make``, ``run``, ``table``, ``compare``) to the
+    ``subparsers`` of the main parser; returns its parser."""
     bench = subparsers.add_parser("bench", help="build or run a synthetic benchmark")
+    bench.set_defaults(handler=handle)
     sub = bench.add_subparsers(dest="bench_command", required=True)
     make = sub.add_parser("make", help="build a benchmark from motion capture")
     make.add_argument(
@@ -158,8 +162,6 @@ def format_table(report: dict) -> str:
 
 def parse_size(text: str) -> tuple[int, int]:
     """``"WxH"`` -> ``(H, W)``, both even and at least 64 pixels."""
-    from slahmr_opt.errors import ConfigError
-
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -187,7 +189,6 @@ def _selection(args: argparse.Namespace) -> dict:
 
 
 def _make_video(args: argparse.Namespace) -> int:
-    from slahmr_opt.errors import ConfigError
     from slahmr_opt.eval.video_bench import make_video_benchmark
 
     unused = [flag for flag, value, default in (
@@ -204,12 +205,12 @@ def _make_video(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_bench(args: argparse.Namespace) -> int:
-    """Run ``bench make`` or ``bench run``; returns the exit status."""
+def handle(args: argparse.Namespace) -> int:
+    """Run ``bench make``, ``run``, ``table`` or ``compare``; returns the exit status (1: ``compare
+    --check`` found a regression)."""
     if args.bench_command == "make" and args.video:
         return _make_video(args)
     if args.bench_command == "make":
-        from slahmr_opt.errors import ConfigError
         from slahmr_opt.eval.bench_make import make_benchmark
 
         if set(args.camera) & set(VIDEO_ONLY_CAMERAS):

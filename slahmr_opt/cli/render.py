@@ -1,19 +1,18 @@
 """``slahmr-opt render``: an mp4 of a fitted result, meshes over the frames beside a world view.
 
-``add_render_parser`` adds the subcommand to the main parser; ``run_render`` runs it. The
+``add_parser`` adds the command to the main parser; ``handle`` runs it. The
 renderer (pyrender, OSMesa) is imported only when the command runs, so ``slahmr-opt`` starts
 without it.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
+from slahmr_opt.cli.common import parse_frames
 from slahmr_opt.errors import SlahmrOptError
-from slahmr_opt.io.export_cli import parse_frames
 
 
-def add_render_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``render`` to the ``subparsers`` of the main parser; returns its parser."""
     p = subparsers.add_parser(
         "render",
@@ -40,6 +39,7 @@ def add_render_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=handle)
     return p
 
 
@@ -52,35 +52,31 @@ def _check_out(out: Path, overwrite: bool) -> None:
         raise SlahmrOptError(f"{out} exists; pass --overwrite to replace it")
 
 
-def run_render(args: argparse.Namespace) -> int:
-    """Render ``args.results`` to ``args.out``.
+def handle(args: argparse.Namespace) -> int:
+    """Render ``args.results`` to ``args.out``; prints what was written and returns 0.
 
-    Returns:
-        0, or 2 after a one-line error naming the file and the problem (nothing is left at
-        ``args.out`` then).
+    Raises:
+        SlahmrOptError: a bad input or output (the message names the file and the problem;
+            nothing is left at ``args.out`` then).
     """
     from slahmr_opt.files.video import FrameReader
     from slahmr_opt.io.result_bodies import load_result_bodies
     from slahmr_opt.render.render import RenderOptions, render_result
 
+    out = Path(args.out)
+    _check_out(out, args.overwrite)
+    bodies = load_result_bodies(args.results, body_path=args.body_model)
+    options = RenderOptions(
+        view=args.view, width=args.width, frames=args.frames, progress=not args.quiet
+    )
+    reader = None
+    if args.video or args.images:
+        reader = FrameReader(video=args.video, images=args.images)
     try:
-        out = Path(args.out)
-        _check_out(out, args.overwrite)
-        bodies = load_result_bodies(args.results, body_path=args.body_model)
-        options = RenderOptions(
-            view=args.view, width=args.width, frames=args.frames, progress=not args.quiet
-        )
-        reader = None
-        if args.video or args.images:
-            reader = FrameReader(video=args.video, images=args.images)
-        try:
-            report = render_result(bodies, out, reader, options, source=args.results)
-        finally:
-            if reader is not None:
-                reader.close()
-    except (SlahmrOptError, OSError) as e:  # OSError: e.g. the output folder is read-only
-        print(f"slahmr-opt: error: {e}", file=sys.stderr)
-        return 2
+        report = render_result(bodies, out, reader, options, source=args.results)
+    finally:
+        if reader is not None:
+            reader.close()
     H, W = report.size
     print(
         f"wrote {report.path}: {report.num_frames} frames, {W}x{H}, "

@@ -1,20 +1,15 @@
 """``slahmr-opt ablate``: run an ablation grid (``slahmr_opt.eval.ablate``) on a benchmark folder.
 
-Wire it into the main parser with ``add_ablate_parser(subparsers)``; the parser's ``func`` default
-is ``run_ablate``.
+``add_parser`` adds the command to the main parser; ``handle`` runs it.
 """
 
 import argparse
-import logging
-import sys
 from pathlib import Path
 
-from slahmr_opt.errors import SlahmrOptError
-
-logger = logging.getLogger(__name__)
+from slahmr_opt.errors import ConfigError
 
 
-def add_ablate_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``ablate`` sub-command to ``subparsers`` (from ``add_subparsers``) and return it."""
     p = subparsers.add_parser(
         "ablate",
@@ -39,37 +34,27 @@ def add_ablate_parser(subparsers) -> argparse.ArgumentParser:
         "--workers", type=int, default=2, help="parallel cells (pool size or local Ray CPUs)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
-    p.set_defaults(func=run_ablate)
+    p.set_defaults(handler=handle)
     return p
 
 
-def run_ablate(args: argparse.Namespace) -> int:
-    """Run the grid described by parsed ``ablate`` arguments; 0 on success, 2 on a user error."""
+def handle(args: argparse.Namespace) -> int:
+    """Run the grid described by parsed ``ablate`` arguments and print its table; returns 0."""
     from slahmr_opt.eval.ablate import find_grid, run_ablation
 
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.WARNING if args.quiet else logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            datefmt="%H:%M:%S",
-        )
-    try:
-        if args.workers < 1:
-            raise SlahmrOptError(f"--workers must be >= 1, got {args.workers}")
-        grid = find_grid(args.grid)
-        out = Path(args.out) if args.out else Path("ablations") / grid.stem
-        table = run_ablation(
-            grid,
-            args.bench,
-            out,
-            executor="ray" if args.ray else "local",
-            ray_address=args.ray,
-            workers=args.workers,
-            progress=not args.quiet,
-        )
-    except SlahmrOptError as e:
-        print(f"slahmr-opt: error: {e}", file=sys.stderr)
-        return 2
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    grid = find_grid(args.grid)
+    out = Path(args.out) if args.out else Path("ablations") / grid.stem
+    table = run_ablation(
+        grid,
+        args.bench,
+        out,
+        executor="ray" if args.ray else "local",
+        ray_address=args.ray,
+        workers=args.workers,
+        progress=not args.quiet,
+    )
     print(table.read_text(), end="")
     print(f"tables written to {table.parent}")
     return 0

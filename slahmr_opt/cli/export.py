@@ -5,34 +5,19 @@
     slahmr-opt export --results out/results.npz --format tum --out out/camera.tum
     slahmr-opt export --results out/results.npz --format obj --out out/meshes --frames 0:150:10
 
-``add_export_parser`` adds the subcommand to the main parser; ``run_export`` runs it.
+``add_parser`` adds the command to the main parser; ``handle`` runs it.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-from slahmr_opt.errors import SlahmrOptError
+from slahmr_opt.cli.common import parse_frames
+from slahmr_opt.errors import ConfigError
 
 FORMATS = ("glb", "bvh", "tum", "obj", "ply")
 
 
-def parse_frames(text: str) -> slice:
-    """``START:STOP[:STEP]`` (Python slice, any part may be empty) or one frame ``N``."""
-    try:
-        parts = [int(p) if p.strip() else None for p in text.split(":")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1 and parts[0] is not None:
-        return slice(parts[0], parts[0] + 1 if parts[0] != -1 else None)
-    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] is not None and parts[2] <= 0):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not START:STOP[:STEP] (a positive step) or a frame number"
-        )
-    return slice(*parts)
-
-
-def add_export_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``export`` to the ``subparsers`` of the main parser; returns its parser."""
     p = subparsers.add_parser(
         "export",
@@ -75,6 +60,7 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
         "--frustums", type=int, default=12, help="glb: camera frustums along the path (0: none)"
     )
     p.add_argument("--quiet", action="store_true", help="warnings only")
+    p.set_defaults(handler=handle)
     return p
 
 
@@ -87,7 +73,7 @@ def export(args: argparse.Namespace) -> list[Path]:
     from slahmr_opt.io.result_bodies import load_result_bodies
 
     if args.format not in ("obj", "ply") and args.frames != slice(None):
-        raise SlahmrOptError(f"--frames applies to obj and ply, not {args.format}")
+        raise ConfigError(f"--frames applies to obj and ply, not {args.format}")
     bodies = load_result_bodies(args.results, body_path=args.body_model)
     out = Path(args.out)
     if args.format == "glb":
@@ -99,19 +85,14 @@ def export(args: argparse.Namespace) -> list[Path]:
     return export_meshes(bodies, out, args.format, args.frames, args.overwrite)
 
 
-def run_export(args: argparse.Namespace) -> int:
-    """Export ``args.results``; prints what was written.
+def handle(args: argparse.Namespace) -> int:
+    """Export ``args.results``; prints what was written and returns 0.
 
-    Returns:
-        0, or 2 after a one-line error naming the file and the problem (missing or malformed
-        input, an output that exists without ``--overwrite``).
+    Raises:
+        InputError: ``args.results`` is missing or malformed.
+        FileExistsError: an output exists and ``args.overwrite`` is not set.
     """
-    try:
-        paths = export(args)
-    except (SlahmrOptError, FileExistsError, IsADirectoryError) as e:
-        message = str(e).replace("overwrite=True", "--overwrite")
-        print(f"slahmr-opt: error: {message}", file=sys.stderr)
-        return 2
+    paths = export(args)
     size = sum(p.stat().st_size for p in paths)
     shown = ", ".join(str(p) for p in paths[:3]) + (", ..." if len(paths) > 3 else "")
     print(f"wrote {len(paths)} {args.format} file(s), {size / 1e6:.2f} MB: {shown}")

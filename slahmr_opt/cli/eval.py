@@ -1,21 +1,19 @@
 """``slahmr-opt eval``: score a ``results.npz`` (or SLAHMR's ``world_results.npz``) against a
 ``gt.npz``.
 
-``add_eval_parser`` adds the subcommand to the main parser; ``run_eval`` runs it.
+``add_parser`` adds the command to the main parser; ``handle`` runs it.
 """
 
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 from slahmr_opt.body import BodyConfig
-from slahmr_opt.errors import SlahmrOptError
 from slahmr_opt.eval.evaluate import METRIC_UNITS, evaluate_result
 
 
-def add_eval_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``eval`` to the ``subparsers`` of the main parser; returns its parser."""
     p = subparsers.add_parser(
         "eval",
@@ -44,6 +42,7 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
         type=int,
         help="video frame of SLAHMR's frame 0 (default: from track_info.json, else 0)",
     )
+    p.set_defaults(handler=handle)
     return p
 
 
@@ -65,23 +64,22 @@ def _slahmr_body(path: str | None) -> BodyConfig | None:
     return BodyConfig(model_path=path, model_type="smplh", gender="neutral", num_betas=16)
 
 
-def run_eval(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> int:
     """Print the metrics of ``args.pred`` against ``args.gt`` (and write ``args.json``).
 
     Returns:
-        0, or 2 after a one-line error naming the file and the problem.
+        0.
+
+    Raises:
+        InputError: a file is missing or malformed (the message names it).
     """
-    try:
-        metrics = evaluate_result(
-            args.pred,
-            args.gt,
-            slahmr_body=_slahmr_body(getattr(args, "slahmr_body", None)),
-            fps=getattr(args, "fps", None),
-            frame_offset=getattr(args, "frame_offset", None),
-        )
-    except SlahmrOptError as e:
-        print(f"slahmr-opt: error: {e}", file=sys.stderr)
-        return 2
+    metrics = evaluate_result(
+        args.pred,
+        args.gt,
+        slahmr_body=_slahmr_body(args.slahmr_body),
+        fps=args.fps,
+        frame_offset=args.frame_offset,
+    )
     print(f"{args.pred} against {args.gt}:")
     print(format_metrics(metrics))
     if args.json:

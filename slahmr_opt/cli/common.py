@@ -1,0 +1,101 @@
+"""What more than one command of ``slahmr-opt`` uses: the fit's arguments and flow, frame ranges.
+
+Command modules import this module and the library, never each other.
+"""
+
+import argparse
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from slahmr_opt.config import Config
+
+logger = logging.getLogger(__name__)
+
+EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "example"
+"""The bundled example (``tracks.npz``, ``cameras.npz``, ``points.npz``, ``gt.npz``)."""
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    """``--out``, ``--config``, ``--overwrite``, ``--quiet`` and dotted overrides (fit, demo)."""
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--config", help="YAML of overrides (or a name in configs/, e.g. stages_1_2)")
+    p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
+    p.add_argument(
+        "overrides", nargs="*", help="dotted overrides, e.g. stages.smooth.solver.kind=lbfgs"
+    )
+
+
+def parse_frames(text: str) -> slice:
+    """``START:STOP[:STEP]`` (Python slice, any part may be empty) or one frame ``N``.
+
+    Raises:
+        argparse.ArgumentTypeError: anything else, or a step that is not positive (argparse
+            reports it as a usage error).
+    """
+    try:
+        parts = [int(p) if p.strip() else None for p in text.split(":")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1 and parts[0] is not None:
+        return slice(parts[0], parts[0] + 1 if parts[0] != -1 else None)
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] is not None and parts[2] <= 0):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not START:STOP[:STEP] (a positive step) or a frame number"
+        )
+    return slice(*parts)
+
+
+def fit_files(
+    tracks: Path,
+    cameras: Path | None,
+    static: bool,
+    cfg: Config,
+    out: Path,
+    quiet: bool,
+    init: str | None = None,
+    points: Path | None = None,
+):
+    """Read tracks and cameras, fit them, write ``results.npz`` and ``inputs.json`` in ``out``.
+
+    Args:
+        tracks: a track file or folder (``inputs.observations``).
+        cameras: a camera file, or None with ``static``.
+        static: the camera does not move.
+        cfg: the resolved config.
+        out: output folder (checked by the caller).
+        quiet: no progress bars.
+        init: ``regressor`` or ``KIND:PATH`` of another method's bodies (``init.external``).
+        points: background scene points for the camera scale.
+
+    Returns:
+        ``(result, path of results.npz)``.
+
+    Raises:
+        InputError: a file is missing, malformed or inconsistent with the others.
+    """
+    from slahmr_opt.inputs.observations import load_observations_with
+    from slahmr_opt.io.results import write_result
+    from slahmr_opt.solve import solve
+
+    obs = load_observations_with(cfg.data, tracks, cameras, static=static, points_path=points)
+    if init == "regressor":
+        cfg = replace(cfg, init=replace(cfg.init, guesses="regressor"))
+        obs = replace(obs, sources={**obs.sources, "init": "regressor"})
+    elif init:
+        from slahmr_opt.init.external import apply_initializer
+
+        obs = apply_initializer(obs, init, cfg.body)
+    logger.info(
+        "%d people, %d frames at %.3g fps, %s camera",
+        obs.num_people,
+        obs.num_frames,
+        obs.fps,
+        "static" if obs.cameras.is_static else "moving",
+    )
+    result = solve(obs, cfg, checkpoint_dir=out / "checkpoints", progress=not quiet)
+    path = write_result(result, out)
+    (out / "inputs.json").write_text(json.dumps(obs.sources, indent=2))
+    return result, path

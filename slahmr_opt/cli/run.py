@@ -1,0 +1,91 @@
+"""``slahmr-opt run VIDEO --out DIR``: raw video in; tracks, camera, fit, render and GLB out.
+
+The flow and its outputs are ``slahmr_opt.run``'s; this module parses the command line and
+prints the report.
+"""
+
+import argparse
+from pathlib import Path
+
+from slahmr_opt.errors import ConfigError
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``run`` to the ``subparsers`` of the main parser; returns its parser."""
+    p = subparsers.add_parser(
+        "run",
+        help="raw video in: tracks, camera, fit (all stages), render.mp4, scene.glb",
+        description=__doc__.splitlines()[0],
+    )
+    p.add_argument("video", help="the input video (mp4, mov, ...)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--static", action="store_true", help="the camera does not move")
+    p.add_argument("--intrinsics", metavar="FX,FY,CX,CY", help="camera intrinsics in pixels")
+    p.add_argument("--max-people", type=int, default=4, help="most people tracked (4)")
+    p.add_argument("--no-render", action="store_true", help="skip render.mp4")
+    p.add_argument("--config", help="YAML of overrides (or a name in configs/)")
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="the keypoint regressor's result, no optimization (--config regressor_only)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
+    p.add_argument("overrides", nargs="*", help="dotted config overrides")
+    p.set_defaults(handler=handle)
+    return p
+
+
+def parse_intrinsics(text: str | None) -> tuple[float, float, float, float] | None:
+    """``"fx,fy,cx,cy"`` -> four floats with positive focals; None stays None.
+
+    Raises:
+        ConfigError: not four numbers, or a focal length that is not positive.
+    """
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or values[0] <= 0 or values[1] <= 0:
+        raise ConfigError(f"--intrinsics must be fx,fy,cx,cy with positive focals, got {text!r}")
+    return values
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Run the video ``args`` name through front end, fit, export and render; returns 0."""
+    from slahmr_opt.config import load_config
+    from slahmr_opt.io.results import check_results_out
+    from slahmr_opt.run import FrontEndSettings, run_video
+
+    if args.fast and args.config:
+        raise ConfigError("--fast is --config regressor_only; give one of them")
+    cfg = load_config("regressor_only" if args.fast else args.config, args.overrides)
+    out = Path(args.out)
+    check_results_out(out, args.overwrite)
+    settings = FrontEndSettings(
+        static=args.static,
+        intrinsics=parse_intrinsics(args.intrinsics),
+        max_people=args.max_people,
+        min_track_len=cfg.data.min_track_len,
+    )
+    report = run_video(
+        args.video, out, cfg, settings, progress=not args.quiet, render=not args.no_render
+    )
+    _print_report(report)
+    return 0
+
+
+def _print_report(report) -> None:
+    """What ``run_video`` did (a ``slahmr_opt.run.RunReport``), on stdout."""
+    cam = "static" if report.is_static else "moving"
+    print(f"{report.num_people} people, {report.num_frames} frames, {cam} camera")
+    if report.reused_front_end:
+        print("  front end: reused from frontend/")
+    for step, seconds in report.seconds.items():
+        print(f"  {step:10s} {seconds:7.1f} s")
+    for s in report.stages:
+        print(f"  stage {s['name']:>8s}: {s['iterations']:3d} it, loss {s['initial_loss']:.4g} "
+              f"-> {s['final_loss']:.4g} ({s['seconds']:.1f} s)")  # fmt: skip
+    print(f"results in {report.out}")
