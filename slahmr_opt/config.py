@@ -4,9 +4,15 @@ The dataclasses below are the source of truth (field docstrings are the document
 ``configs/*.yaml`` files only override them; unknown keys and wrong types fail loudly, because the
 schema is merged in OmegaConf's struct mode. Stages are a named list and can be addressed by
 name on the command line: ``stages.smooth.solver.iterations=20``.
+
+A closed set of strings is a ``StrEnum`` whose member names are their values: YAML files and
+dotted overrides give the plain string, saved YAML holds the plain string, and a field compares
+equal to its string (``cfg.init.scale == "contact"``).
 """
 
+import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +35,56 @@ TERMS = (
     "kp2d", "joints_smooth", "joints_accel", "pose_prior", "shape_prior", "init_pose",
     "scale_prior", *FLOOR_TERMS,
 )  # fmt: skip
-CONTACT_SOURCES = ("heuristic", "cvae", "regressor")
-SOLVERS = ("lm", "lbfgs", "adam")
-POSE_PRIORS = ("gmm", "vae", "l2")
+
+
+class SolverKind(StrEnum):
+    """Optimizer of a stage (``SolverConfig.kind``)."""
+
+    lm = "lm"
+    lbfgs = "lbfgs"
+    adam = "adam"
+
+
+class PosePriorKind(StrEnum):
+    """Pose prior model (``CostConfig.pose_prior``)."""
+
+    gmm = "gmm"
+    vae = "vae"
+    l2 = "l2"
+
+
+class GuessSource(StrEnum):
+    """Where the per-frame 3D body guesses come from (``InitConfig.guesses``)."""
+
+    auto = "auto"
+    regressor = "regressor"
+    blend = "blend"
+    tracker = "tracker"
+
+
+class ScaleCue(StrEnum):
+    """How the camera scale is estimated (``InitConfig.scale``)."""
+
+    contact = "contact"
+    feet = "feet"
+    regressor = "regressor"
+    fixed = "fixed"
+
+
+class ContactSource(StrEnum):
+    """Where foot contact probabilities come from (``FloorConfig.contact_source``)."""
+
+    heuristic = "heuristic"
+    cvae = "cvae"
+    regressor = "regressor"
+
+
+class DType(StrEnum):
+    """Floating point type of the solve (``Config.dtype``; a ``torch`` attribute name)."""
+
+    float32 = "float32"
+    float64 = "float64"
+
 
 _MISSING_KEY = object()
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -39,7 +92,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 @dataclass
 class SolverConfig:
-    kind: str = "lm"
+    kind: SolverKind = SolverKind.lm
     """Optimizer: ``lm`` (Theseus Levenberg-Marquardt, sparse CHOLMOD), ``lbfgs`` or ``adam``
     (torch optimizers over the same residuals, SLAHMR's way)."""
     iterations: int = 30
@@ -161,9 +214,9 @@ class DataConfig:
 class CostConfig:
     robust_sigma: float = 100.0
     """Geman-McClure scale of the 2D reprojection residual, pixels (SLAHMR: 100)."""
-    pose_prior: str = "vae"
+    pose_prior: PosePriorKind = PosePriorKind.vae
     """Pose prior model: ``vae`` (variational autoencoder fitted to real motion, VPoser's idea),
-    ``gmm`` (Gaussian mixture fitted to the same poses) or ``l2``; one of ``POSE_PRIORS``."""
+    ``gmm`` (Gaussian mixture fitted to the same poses) or ``l2``."""
     pose_prior_path: str | None = None
     """Pose prior weights; None uses the shipped file."""
     motion_prior_path: str | None = None
@@ -177,15 +230,11 @@ class CostConfig:
     """Number of leading SMPL joints in the smoothness terms (22 = body without hands)."""
 
 
-GUESS_SOURCES = ("auto", "regressor", "blend", "tracker")
-SCALE_CUES = ("contact", "feet", "regressor", "fixed")
-
-
 @dataclass
 class InitConfig:
     alpha: float = 1.0
     """Initial metric scale of the SLAM camera translation (and the fallback of ``scale``)."""
-    scale: str = "contact"
+    scale: ScaleCue = ScaleCue.contact
     """Camera scale: ``contact`` (the soles of the bodies on the ground of the scene points,
     ``init.contact_scale``; ``feet`` where the input has no points or they give no ground),
     ``feet`` (1D search that keeps planted feet still), both run after the stages
@@ -197,7 +246,7 @@ class InitConfig:
     """Stages after which the ``contact`` or ``feet`` scale estimate runs (again); bodies stay
     where the cameras see them. After ``smooth`` the feet are accurate enough to cut the feet
     search's scale error by a third."""
-    guesses: str = "auto"
+    guesses: GuessSource = GuessSource.auto
     """Where the per-frame 3D body guesses come from: ``auto`` (the tracker's; tracks without
     any get the built-in keypoint regressor's), ``regressor`` (the regressor's for every track,
     replacing the tracker's), ``blend`` (the tracker's, but the regressor's orientation and pose
@@ -213,7 +262,7 @@ class InitConfig:
 
 @dataclass
 class FloorConfig:
-    contact_source: str = "heuristic"
+    contact_source: ContactSource = ContactSource.heuristic
     """Where foot contact probabilities come from, computed from the bodies before the first
     stage that uses the floor: ``heuristic`` (height above the estimated floor and speed,
     ``init.floor``), ``cvae`` (the motion prior's contact head, ``costs.motion_prior``) or
@@ -236,7 +285,7 @@ class Config:
     stages: list[StageConfig] = field(
         default_factory=lambda: [_root_stage(), _smooth_stage(), _motion_stage()]
     )
-    dtype: str = "float32"
+    dtype: DType = DType.float32
     """Floating point type of the solve: ``float32`` or ``float64``."""
     num_threads: int = 0
     """torch intra-op threads; 0 keeps torch's default."""
@@ -259,19 +308,33 @@ def _resolve_stage_names(cfg: Any, dotlist: list[str]) -> list[str]:
     return out
 
 
+def _stage_key_by_name(schema: Any, key: str) -> str:
+    """``stages[1].solver.kind`` or ``stages.1.solver.kind`` -> ``stages.smooth.solver.kind``
+    (an OmegaConf error's key, as the user writes it)."""
+    match = re.match(r"stages(?:\[(\d+)\]|\.(\d+))(.*)", key)
+    if not match:
+        return key
+    index = int(match.group(1) or match.group(2))
+    try:
+        name = schema.stages[index].name
+    except (IndexError, OmegaConfBaseException):
+        return key
+    return f"stages.{name}{match.group(3)}"
+
+
+def _config_message(schema: Any, e: Exception, source: str) -> str:
+    """One line for an OmegaConf (or type) error: the file, the key and the problem; a value
+    outside a choice ``StrEnum`` lists the choices."""
+    key = _stage_key_by_name(schema, getattr(e, "full_key", None) or "")
+    problem = str(e).splitlines()[0]
+    choice = re.fullmatch(r"Invalid value (.*), expected one of \[(.*)\]", problem)
+    if key and choice:
+        allowed = tuple(c.strip() for c in choice.group(2).split(","))
+        return f"{source}{key} must be one of {allowed}, got {choice.group(1)}"
+    return f"invalid config: {source}{key + ': ' if key else ''}{problem}"
+
+
 def _validate(cfg: Config) -> None:
-    if cfg.init.scale not in SCALE_CUES:
-        raise ConfigError(f"init.scale must be one of {SCALE_CUES}, got {cfg.init.scale!r}")
-    if cfg.init.guesses not in GUESS_SOURCES:
-        raise ConfigError(f"init.guesses must be one of {GUESS_SOURCES}, got {cfg.init.guesses!r}")
-    if cfg.dtype not in ("float32", "float64"):
-        raise ConfigError(f"dtype must be float32 or float64, got {cfg.dtype!r}")
-    if cfg.costs.pose_prior not in POSE_PRIORS:
-        raise ConfigError(f"costs.pose_prior must be one of {POSE_PRIORS}, got "
-                          f"{cfg.costs.pose_prior!r}")  # fmt: skip
-    if cfg.floor.contact_source not in CONTACT_SOURCES:
-        raise ConfigError(f"floor.contact_source must be one of {CONTACT_SOURCES}, got "
-                          f"{cfg.floor.contact_source!r}")  # fmt: skip
     if cfg.data.shot < 0:
         raise ConfigError(f"data.shot must be >= 0, got {cfg.data.shot}")
     sigma = cfg.costs.motion_prior_sigma
@@ -292,8 +355,6 @@ def _validate(cfg: Config) -> None:
                 raise ConfigError(f"stage {stage.name!r}: unknown term {term!r}; known {TERMS}")
             if w < 0:
                 raise ConfigError(f"stage {stage.name!r}: weight of {term!r} is negative ({w})")
-        if stage.solver.kind not in SOLVERS:
-            raise ConfigError(f"stage {stage.name!r}: unknown solver {stage.solver.kind!r}")
         if stage.solver.iterations < 0:
             raise ConfigError(f"stage {stage.name!r}: iterations must be >= 0")
         if not stage.prior_window_cap >= 0:
@@ -319,6 +380,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         The validated config as a ``Config`` object.
     """
     schema = OmegaConf.structured(Config)
+    source = ""  # the YAML file being merged, for the error message
     try:
         if path is not None:
             p = Path(path)
@@ -326,11 +388,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                 p = CONFIG_DIR / f"{p}.yaml"
             if not p.exists():
                 raise ConfigError(f"{path}: config file not found")
+            source = f"{p}: "
             file_cfg = OmegaConf.load(p)
             if "defaults_from" in file_cfg:
                 base = OmegaConf.load(CONFIG_DIR / f"{file_cfg.pop('defaults_from')}.yaml")
                 file_cfg = OmegaConf.merge(base, file_cfg)
             schema = OmegaConf.merge(schema, file_cfg)
+            source = ""
         for item in _resolve_stage_names(schema, overrides or []):
             key, _, value = item.partition("=")
             missing = OmegaConf.select(schema, key, default=_MISSING_KEY) is _MISSING_KEY
@@ -340,7 +404,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     except (OmegaConfBaseException, TypeError, ValueError) as e:
         if isinstance(e, ConfigError):
             raise
-        raise ConfigError(f"invalid config: {e}".splitlines()[0]) from None
+        raise ConfigError(_config_message(schema, e, source)) from None
     cfg: Config = OmegaConf.to_object(schema)  # type: ignore[assignment]
     _validate(cfg)
     return cfg

@@ -359,7 +359,7 @@ def solve(
             scale_report = None
         summary = {
             "name": stage.name,
-            "solver": stage.solver.kind,
+            "solver": str(stage.solver.kind),  # a plain str: checkpoints load weights-only
             "status": result.status,
             "message": result.message,
             "iterations": result.iterations,

@@ -4,7 +4,18 @@ import dataclasses
 
 import pytest
 
-from slahmr_opt.config import CONFIG_DIR, defaults_yaml, load_config, to_yaml
+from slahmr_opt.config import (
+    CONFIG_DIR,
+    ContactSource,
+    DType,
+    GuessSource,
+    PosePriorKind,
+    ScaleCue,
+    SolverKind,
+    defaults_yaml,
+    load_config,
+    to_yaml,
+)
 from slahmr_opt.errors import ConfigError
 
 
@@ -94,3 +105,31 @@ def test_missing_config_file(tmp_path):
 def test_motion_stage_guard_settings_are_checked(override):
     with pytest.raises(ConfigError):
         load_config(None, [override])
+
+
+def test_string_choices_are_enums_saved_as_plain_strings():
+    cfg = load_config(None, ["stages.smooth.solver.kind=lbfgs", "init.scale=feet"])
+    assert cfg.stages[1].solver.kind is SolverKind.lbfgs and cfg.init.scale is ScaleCue.feet
+    assert cfg.stages[1].solver.kind == "lbfgs" and f"{cfg.init.scale}" == "feet"
+    assert cfg.dtype is DType.float32 and cfg.floor.contact_source is ContactSource.heuristic
+    assert cfg.costs.pose_prior is PosePriorKind.vae and cfg.init.guesses is GuessSource.auto
+    text = to_yaml(cfg)
+    assert "kind: lbfgs" in text and "scale: feet" in text and "!!" not in text
+
+
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("stages.smooth.solver.kind=newton", "stages.smooth.solver.kind"),
+        ("stages.1.solver.kind=newton", "stages.smooth.solver.kind"),
+        ("costs.pose_prior=newton", "costs.pose_prior"),
+        ("floor.contact_source=newton", "floor.contact_source"),
+    ],
+)
+def test_bad_choice_names_the_key_and_the_choices(override, named):
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, [override])
+    assert named in str(exc.value) and "newton" in str(exc.value)
+    enum = {"solver": SolverKind, "pose_prior": PosePriorKind, "contact_source": ContactSource}
+    choices = next(e for k, e in enum.items() if k in named)
+    assert all(c.value in str(exc.value) for c in choices)

@@ -9,7 +9,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from slahmr_opt.config import Config
+from slahmr_opt.config import Config, GuessSource
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def fit_files(
 
     obs = load_observations_with(cfg.data, tracks, cameras, static=static, points_path=points)
     if init == "regressor":
-        cfg = replace(cfg, init=replace(cfg.init, guesses="regressor"))
+        cfg = replace(cfg, init=replace(cfg.init, guesses=GuessSource.regressor))
         obs = replace(obs, sources={**obs.sources, "init": "regressor"})
     elif init:
         from slahmr_opt.init.external import apply_initializer
