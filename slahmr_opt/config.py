@@ -276,12 +276,27 @@ class FloorConfig:
 
 
 @dataclass
+class FrontEndConfig:
+    """The video front end of ``slahmr-opt run`` (people's keypoints and tracks, the camera).
+
+    Its output is cached in ``DIR/frontend/`` and reused while these, the video,
+    ``data.min_track_len`` and ``data.intrinsics`` (given: the front end's intrinsics too) stay
+    the same."""
+
+    static: bool = False
+    """Skip camera estimation: the camera does not move (else detected automatically)."""
+    max_people: int = 4
+    """Most people tracked at once."""
+
+
+@dataclass
 class Config:
     body: BodyConfig = field(default_factory=BodyConfig)
     data: DataConfig = field(default_factory=DataConfig)
     costs: CostConfig = field(default_factory=CostConfig)
     init: InitConfig = field(default_factory=InitConfig)
     floor: FloorConfig = field(default_factory=FloorConfig)
+    frontend: FrontEndConfig = field(default_factory=FrontEndConfig)
     stages: list[StageConfig] = field(
         default_factory=lambda: [_root_stage(), _smooth_stage(), _motion_stage()]
     )
@@ -340,6 +355,8 @@ def _validate(cfg: Config) -> None:
     sigma = cfg.costs.motion_prior_sigma
     if not sigma >= 0:
         raise ConfigError(f"costs.motion_prior_sigma must be >= 0, got {sigma}")
+    if cfg.frontend.max_people < 1:
+        raise ConfigError(f"frontend.max_people must be >= 1, got {cfg.frontend.max_people}")
     if cfg.floor.speed_tolerance <= 0:
         raise ConfigError(f"floor.speed_tolerance must be > 0, got {cfg.floor.speed_tolerance}")
     for stage in cfg.stages:

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from slahmr_opt.config import Config, DataConfig, FrontEndConfig
 from slahmr_opt.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -33,16 +34,31 @@ camera writes its background points, ``points.npz``, and measures the focal leng
 
 @dataclass
 class FrontEndSettings:
-    """What the front end's output depends on besides the video (part of the cache key)."""
+    """What the front end's output depends on besides the video (part of the cache key).
 
-    static: bool = False
+    The defaults are the config's (``Config.frontend``, ``Config.data``); ``from_config`` reads
+    a resolved config."""
+
+    static: bool = FrontEndConfig.static
     """Skip camera estimation: the camera does not move."""
     intrinsics: tuple[float, float, float, float] | None = None
-    """``(fx, fy, cx, cy)`` in pixels; None: the default for the image size."""
-    max_people: int = 4
+    """``(fx, fy, cx, cy)`` in pixels (``data.intrinsics``); None: the default for the image
+    size."""
+    max_people: int = FrontEndConfig.max_people
     """Most people tracked at once."""
-    min_track_len: int = 20
+    min_track_len: int = DataConfig.min_track_len
     """Tracks need more detected frames than this."""
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "FrontEndSettings":
+        """The settings of ``cfg.frontend`` and ``cfg.data``."""
+        intrinsics = cfg.data.intrinsics
+        return cls(
+            static=cfg.frontend.static,
+            intrinsics=None if intrinsics is None else tuple(intrinsics),
+            max_people=cfg.frontend.max_people,
+            min_track_len=cfg.data.min_track_len,
+        )
 
     def key(self, video: Path) -> dict:
         stat = video.stat()

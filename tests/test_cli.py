@@ -287,3 +287,32 @@ def test_one_error_boundary():
         caught = "except SlahmrOptError" in text or "except (SlahmrOptError" in text
         assert caught == (path.name == "main.py"), path.name
         assert "sys.stderr" not in text or path.name == "main.py", path.name
+
+
+def test_run_flags_are_config_overrides(tmp_path):
+    from slahmr_opt.cli import run as run_command
+    from slahmr_opt.config import load_config
+    from slahmr_opt.run import FrontEndSettings
+
+    parser = build_parser()
+    argv = ["run", "v.mp4", "data.min_track_len=10", "--out", str(tmp_path), "--static",
+            "--max-people", "3", "--intrinsics", "500,510,320,240"]  # fmt: skip
+    args = parser.parse_args(argv)
+    overrides = [*args.overrides, *run_command.flag_overrides(args)]
+    cfg = load_config(None, overrides)
+    assert cfg.frontend.static and cfg.frontend.max_people == 3
+    assert cfg.data.intrinsics == [500.0, 510.0, 320.0, 240.0]
+    assert FrontEndSettings.from_config(cfg) == FrontEndSettings(
+        static=True, intrinsics=(500.0, 510.0, 320.0, 240.0), max_people=3, min_track_len=10
+    )
+    plain = ["run", "v.mp4", "--out", str(tmp_path)]
+    cfg = load_config(None, run_command.flag_overrides(parser.parse_args(plain)))
+    assert FrontEndSettings.from_config(cfg) == FrontEndSettings()
+    assert main([*plain, "--intrinsics", "0,1,2,3"]) == 2
+
+
+def test_render_flag_defaults_are_the_renderers():
+    from slahmr_opt.render.render import RenderOptions
+
+    args = build_parser().parse_args(["render", "--results", "r.npz", "--out", "r.mp4"])
+    assert (args.view, args.width) == (RenderOptions.view, RenderOptions.width)

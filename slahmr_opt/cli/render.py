@@ -1,8 +1,8 @@
 """``slahmr-opt render``: an mp4 of a fitted result, meshes over the frames beside a world view.
 
-``add_parser`` adds the command to the main parser; ``handle`` runs it. The
-renderer (pyrender, OSMesa) is imported only when the command runs, so ``slahmr-opt`` starts
-without it.
+``add_parser`` adds the command to the main parser; ``handle`` runs it. The flags' defaults are
+``RenderOptions``'. The renderer (pyrender, OSMesa) is imported only when the command runs, so
+``slahmr-opt`` starts without it.
 """
 
 import argparse
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from slahmr_opt.cli.common import parse_frames
 from slahmr_opt.errors import SlahmrOptError
+from slahmr_opt.render.render import RenderOptions
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -25,10 +26,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     src.add_argument("--images", help="folder of the input frames (sorted names, i-th = frame i)")
     p.add_argument("--out", required=True, help="output .mp4 (H.264)")
     p.add_argument(
-        "--view", choices=("above", "side"), default="above", help="world view (default: above)"
+        "--view",
+        choices=("above", "side"),
+        default=RenderOptions.view,
+        help=f"world view (default: {RenderOptions.view})",
     )
     p.add_argument(
-        "--width", type=int, default=1920, help="output width in pixels, both views (1920)"
+        "--width",
+        type=int,
+        default=RenderOptions.width,
+        help=f"output width in pixels, both views ({RenderOptions.width})",
     )
     p.add_argument(
         "--frames", type=parse_frames, default=slice(None), metavar="START:STOP:STEP",
@@ -61,7 +68,7 @@ def handle(args: argparse.Namespace) -> int:
     """
     from slahmr_opt.files.video import FrameReader
     from slahmr_opt.io.result_bodies import load_result_bodies
-    from slahmr_opt.render.render import RenderOptions, render_result
+    from slahmr_opt.render.render import render_result
 
     out = Path(args.out)
     _check_out(out, args.overwrite)

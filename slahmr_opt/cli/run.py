@@ -1,12 +1,16 @@
 """``slahmr-opt run VIDEO --out DIR``: raw video in; tracks, camera, fit, render and GLB out.
 
 The flow and its outputs are ``slahmr_opt.run``'s; this module parses the command line and
-prints the report.
+prints the report. The front-end flags are overrides of the config (``--static``:
+``frontend.static``, ``--max-people``: ``frontend.max_people``, ``--intrinsics``:
+``data.intrinsics``), applied after the dotted overrides; the resolved config is saved with the
+results.
 """
 
 import argparse
 from pathlib import Path
 
+from slahmr_opt.config import FrontEndConfig
 from slahmr_opt.errors import ConfigError
 
 
@@ -19,9 +23,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("video", help="the input video (mp4, mov, ...)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--static", action="store_true", help="the camera does not move")
-    p.add_argument("--intrinsics", metavar="FX,FY,CX,CY", help="camera intrinsics in pixels")
-    p.add_argument("--max-people", type=int, default=4, help="most people tracked (4)")
+    p.add_argument(
+        "--static", action="store_true", help="the camera does not move (frontend.static=true)"
+    )
+    p.add_argument(
+        "--intrinsics",
+        metavar="FX,FY,CX,CY",
+        help="camera intrinsics in pixels (data.intrinsics; default: [(H+W)/2, (H+W)/2, W/2, H/2])",
+    )
+    p.add_argument(
+        "--max-people",
+        type=int,
+        help=f"most people tracked (frontend.max_people; default {FrontEndConfig.max_people})",
+    )
     p.add_argument("--no-render", action="store_true", help="skip render.mp4")
     p.add_argument("--config", help="YAML of overrides (or a name in configs/)")
     p.add_argument(
@@ -53,6 +67,19 @@ def parse_intrinsics(text: str | None) -> tuple[float, float, float, float] | No
     return values
 
 
+def flag_overrides(args: argparse.Namespace) -> list[str]:
+    """The front-end flags given in ``args`` as dotted config overrides."""
+    overrides = []
+    if args.static:
+        overrides.append("frontend.static=true")
+    if args.max_people is not None:
+        overrides.append(f"frontend.max_people={args.max_people}")
+    intrinsics = parse_intrinsics(args.intrinsics)
+    if intrinsics is not None:
+        overrides.append(f"data.intrinsics=[{', '.join(repr(v) for v in intrinsics)}]")
+    return overrides
+
+
 def handle(args: argparse.Namespace) -> int:
     """Run the video ``args`` name through front end, fit, export and render; returns 0."""
     from slahmr_opt.config import load_config
@@ -61,15 +88,11 @@ def handle(args: argparse.Namespace) -> int:
 
     if args.fast and args.config:
         raise ConfigError("--fast is --config regressor_only; give one of them")
-    cfg = load_config("regressor_only" if args.fast else args.config, args.overrides)
+    overrides = [*args.overrides, *flag_overrides(args)]
+    cfg = load_config("regressor_only" if args.fast else args.config, overrides)
     out = Path(args.out)
     check_results_out(out, args.overwrite)
-    settings = FrontEndSettings(
-        static=args.static,
-        intrinsics=parse_intrinsics(args.intrinsics),
-        max_people=args.max_people,
-        min_track_len=cfg.data.min_track_len,
-    )
+    settings = FrontEndSettings.from_config(cfg)
     report = run_video(
         args.video, out, cfg, settings, progress=not args.quiet, render=not args.no_render
     )
