@@ -26,7 +26,7 @@ import torch
 
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.config import load_config
-from slahmr_opt.eval import synth
+from slahmr_opt.synth import observe as synth
 from slahmr_opt.io.results import versions
 from slahmr_opt.solve import solve
 

@@ -119,7 +119,7 @@ def _fit(
 
 
 def _demo(args, cfg: Config) -> None:
-    from slahmr_opt.eval.evaluate import METRIC_UNITS, evaluate_result
+    from slahmr_opt.experiments.evaluate import METRIC_UNITS, evaluate_result
 
     out = Path(args.out)
     result, path = _fit(EXAMPLE_DIR / "tracks.npz", EXAMPLE_DIR / "cameras.npz", False, cfg, out,

@@ -1,4 +1,4 @@
-"""``slahmr-opt ablate``: run an ablation grid (``slahmr_opt.eval.ablate``) on a benchmark folder.
+"""``slahmr-opt ablate``: run an ablation grid (``slahmr_opt.experiments.ablate``) on a benchmark folder.
 
 Wire it into the main parser with ``add_ablate_parser(subparsers)``; the parser's ``func`` default
 is ``run_ablate``.
@@ -45,7 +45,7 @@ def add_ablate_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_ablate(args: argparse.Namespace) -> int:
     """Run the grid described by parsed ``ablate`` arguments; 0 on success, 2 on a user error."""
-    from slahmr_opt.eval.ablate import find_grid, run_ablation
+    from slahmr_opt.experiments.ablate import find_grid, run_ablation
 
     if not logging.getLogger().handlers:
         logging.basicConfig(

@@ -12,7 +12,7 @@ from scipy.spatial.transform import Rotation
 
 from slahmr_opt.errors import InputError
 from slahmr_opt.eval.camera_eval import rotation_angle_deg, trajectory_error, umeyama
-from slahmr_opt.eval.camera_synth import courtyard, make_video
+from slahmr_opt.synth.camera_video import courtyard, make_video
 from slahmr_opt.frontend.camera import (
     CameraSettings,
     default_intrinsics,

@@ -5,7 +5,7 @@ import pytest
 
 from slahmr_opt.cli import EXAMPLE_DIR
 from slahmr_opt.config import load_config
-from slahmr_opt.eval.evaluate import evaluate_result
+from slahmr_opt.experiments.evaluate import evaluate_result
 from slahmr_opt.inputs.observations import load_observations
 from slahmr_opt.io.results import write_result
 from slahmr_opt.solve import solve

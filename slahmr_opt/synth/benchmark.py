@@ -40,19 +40,19 @@ from tqdm import tqdm
 from priors import augment
 from slahmr_opt.body import BodyConfig, BodyModel, load_body_model
 from slahmr_opt.errors import InputError
-from slahmr_opt.eval import synth
-from slahmr_opt.eval.body_fit import BodyFit, fit_sequences
-from slahmr_opt.eval.guesses import COCO_FACE, GUESS_PRESETS, guess_quality
-from slahmr_opt.eval.mocap import (
+from slahmr_opt.synth import observe as synth
+from slahmr_opt.mocap.fit import BodyFit, fit_sequences
+from slahmr_opt.synth.guesses import COCO_FACE, GUESS_PRESETS, guess_quality
+from slahmr_opt.mocap.targets import (
     BANDAI_SCALE,
     joint_rotations,
     relative_terms,
     smpl_targets,
     split_of,
 )
-from slahmr_opt.eval.occlusions import OcclusionSettings, add_occlusions, hide_keypoints
-from slahmr_opt.eval.synth_points import slam_points
-from slahmr_opt.inputs.bvh import BvhMotion, parse_bvh
+from slahmr_opt.synth.occlusions import OcclusionSettings, add_occlusions, hide_keypoints
+from slahmr_opt.synth.points import slam_points
+from slahmr_opt.mocap.bvh import BvhMotion, parse_bvh
 from slahmr_opt.inputs.cameras import write_cameras_npz
 from slahmr_opt.inputs.points import write_points_npz
 from slahmr_opt.inputs.track_data import tracks_from_observations
@@ -314,7 +314,7 @@ def make_benchmark(
         occlusions: occlusion settings (defaults if None).
         body: body model (the built-in default if None).
         guesses: quality of the per-frame SMPL guesses, a key of
-            ``slahmr_opt.eval.guesses.GUESS_PRESETS`` (``realistic``, ``near-true``, ``none``).
+            ``slahmr_opt.synth.guesses.GUESS_PRESETS`` (``realistic``, ``near-true``, ``none``).
             The guesses have their own random stream: every kind sees the same keypoints and
             cameras for the same seed.
         no_face: no face keypoints (detectors that give none, people seen from behind).

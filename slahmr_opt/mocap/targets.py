@@ -5,7 +5,7 @@ table ``BANDAI_TO_SMPL``. Its world axes already match ours (y up; a performer w
 has the ``_L`` joints at +x, as SMPL's body at zero orientation does), so the only conversion is
 centimetres -> metres; ``check_handedness`` verifies the left/right labels on every file.
 
-``fit_body_to_joints`` (``slahmr_opt.eval.body_fit``, re-exported here) then fits a body model
+``fit_body_to_joints`` (``slahmr_opt.mocap.fit``, re-exported here) then fits a body model
 (shared betas, per-frame pose, orientation and translation) to the targets::
 
     motion = read_bvh(path)  # or iter_bandai_archive(archive, "eval")
@@ -25,14 +25,14 @@ import numpy as np
 
 from slahmr_opt.body.keypoints import SMPL_JOINT_NAMES
 from slahmr_opt.errors import InputError
-from slahmr_opt.eval.body_fit import (  # noqa: F401  (re-exported: the fitting API)
+from slahmr_opt.mocap.bvh import BvhMotion, parse_bvh
+from slahmr_opt.mocap.fit import (  # noqa: F401  (re-exported: the fitting API)
     BodyFit,
     FitSettings,
     RelativeTerms,
     fit_body_to_joints,
     fit_sequences,
 )
-from slahmr_opt.inputs.bvh import BvhMotion, parse_bvh
 
 logger = logging.getLogger(__name__)
 

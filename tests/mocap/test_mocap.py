@@ -10,7 +10,8 @@ from pytorch3d.transforms import axis_angle_to_matrix
 
 from slahmr_opt.body import SMPL_JOINT_NAMES, SMPL_PARENTS, BodyConfig, load_body_model
 from slahmr_opt.errors import InputError
-from slahmr_opt.eval.mocap import (
+from slahmr_opt.mocap.bvh import parse_bvh
+from slahmr_opt.mocap.targets import (
     BANDAI_ROTATIONS,
     BANDAI_TO_SMPL,
     FitSettings,
@@ -23,7 +24,6 @@ from slahmr_opt.eval.mocap import (
     smpl_targets,
     split_of,
 )
-from slahmr_opt.inputs.bvh import parse_bvh
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 BANDAI_TAR = SHARED / "data" / "mocap" / "bandai-namco-2.tar.xz"

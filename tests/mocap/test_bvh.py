@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from slahmr_opt.errors import InputError
-from slahmr_opt.inputs.bvh import parse_bvh, read_bvh
+from slahmr_opt.mocap.bvh import parse_bvh, read_bvh
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 BANDAI_TAR = SHARED / "data" / "mocap" / "bandai-namco-2.tar.xz"

@@ -1,8 +1,9 @@
-"""Fitting a body to 3D joint targets as a stage of the solver (``Term``s run by ``run_stage``).
+"""The objective of fitting a body to 3D joint targets, as solver terms, and its two minimisers.
 
-The objective is the one ``slahmr_opt.eval.body_fit`` minimises directly with L-BFGS, written as
-solver terms so that motion capture is fitted by the same stage runner, loss history and solvers
-(Theseus LM by default, torch L-BFGS or Adam) as video:
+One objective, written as ``Term``s of the solver so that motion capture is fitted with the same
+terms, loss history and solvers as video; ``fit_stage`` runs it with the stage runner (Theseus LM
+by default, torch L-BFGS or Adam), ``fit_direct`` with one torch L-BFGS call over every frame of
+every sequence at once (the fast path that builds ground truth and prior training data):
 
 * ``mocap_joints`` (weight ``1 / sigma^2``), one element per frame: absolute joint errors
   ``sqrt(w_j) (J_j - X_j)``, bone vectors ``sqrt(w'_j) ((J_j - J_a) - (X_j - X_a))``, bone
@@ -13,11 +14,12 @@ solver terms so that motion capture is fitted by the same stage runner, loss his
   ``shape_weight``) from ``slahmr_opt.costs.priors``;
 * ``pose_smooth`` (weight ``smooth_weight``): ``pose_{t+1} - pose_t`` between consecutive frames.
 
-Sequences are the solver's "people" (each has its own betas). Theseus gets one vector per
-variable and frame; sequences longer than ``max_frames`` are solved in two steps: the betas on
-every k-th frame (at most ``max_frames`` frames), then, with the betas fixed, every frame in
-consecutive windows of at most ``max_frames`` frames (the smoothness term between two windows is
-the only one left out). Several sequences or windows share one solve up to ``max_frames`` frames.
+Sequences are the solver's "people" (each has its own betas). In ``fit_stage`` Theseus gets
+one vector per variable and frame; sequences longer than ``max_frames`` are solved in two
+steps: the betas on every k-th frame (at most ``max_frames`` frames), then, with the betas
+fixed, every frame in consecutive windows of at most ``max_frames`` frames (the smoothness term
+between two windows is the only one left out). Several sequences or windows share one solve up
+to ``max_frames`` frames.
 """
 
 import logging
@@ -212,13 +214,8 @@ class StageSettings:
 
 def stage_config(settings, solver: SolverConfig, optimize: list[str]) -> StageConfig:
     """The ``StageConfig`` of a 3D-joint stage with ``FitSettings``' weights."""
-    weights = {
-        "mocap_joints": 1.0 / settings.sigma**2,
-        "pose_prior": settings.pose_weight,
-        "shape_prior": settings.shape_weight,
-        "pose_smooth": settings.smooth_weight,
-    }
-    return StageConfig(name="mocap", optimize=list(optimize), weights=weights, solver=solver)
+    return StageConfig(name="mocap", optimize=list(optimize), weights=stage_weights(settings),
+                       solver=solver)  # fmt: skip
 
 
 def build_problem(targets: JointTargets, body, rows: Tensor, num_betas: int) -> Problem:
@@ -259,6 +256,66 @@ def _solve(stage: StageConfig, targets: JointTargets, body, rows: Tensor, init, 
     return run_stage(stage, problem, params, history, progress=settings.progress)
 
 
+def stage_weights(settings) -> dict[str, float]:
+    """Term weights of the objective from ``fit.FitSettings``."""
+    return {
+        "mocap_joints": 1.0 / settings.sigma**2,
+        "pose_prior": settings.pose_weight,
+        "shape_prior": settings.shape_weight,
+        "pose_smooth": settings.smooth_weight,
+    }
+
+
+def _sequence_rows(lengths: list[int]) -> Tensor:
+    """(S, T_max) rows of each sequence's frames among all N frames, padded with -1."""
+    starts = np.cumsum([0, *lengths])
+    return _padded_rows([np.arange(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)])
+
+
+def objective(fit_settings, targets: JointTargets, body, lengths: list[int],
+              params: dict[str, Tensor]) -> Tensor:  # fmt: skip
+    """The objective's value at per-frame ``params`` (``root_orient`` (N, 3), ``trans`` (N, 3),
+    ``pose_body`` (N, 63), ``betas`` (S, B)); see ``fit_stage`` for the other arguments."""
+    rows = _sequence_rows(lengths)
+    problem = build_problem(targets, body, rows, params["betas"].shape[-1])
+    with torch.no_grad():
+        return problem.loss(_layout(rows, params, params["betas"]), stage_weights(fit_settings))[0]
+
+
+def fit_direct(
+    fit_settings, targets: JointTargets, body, lengths: list[int], init: dict[str, Tensor]
+) -> dict[str, Tensor]:
+    """Minimise the objective over every frame of every sequence with one torch L-BFGS call
+    (``fit_settings.iterations``, strong Wolfe line search), in the targets' dtype.
+
+    Args: see ``fit_stage``.
+
+    Returns:
+        The fitted per-frame parameters (N, ...) and ``betas`` (S, B).
+    """
+    rows = _sequence_rows(lengths)
+    problem = build_problem(targets, body, rows, init["betas"].shape[-1])
+    params = _layout(rows, init, init["betas"])
+    free = [params[k].requires_grad_() for k in VARIABLES]
+    weights = stage_weights(fit_settings)
+    opt = torch.optim.LBFGS(free, max_iter=fit_settings.iterations, history_size=50,
+                            line_search_fn="strong_wolfe", tolerance_grad=1e-10,
+                            tolerance_change=1e-14)  # fmt: skip
+
+    def closure():
+        opt.zero_grad()
+        loss = problem.loss(params, weights)[0]
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    params = {k: v.detach() for k, v in params.items()}
+    out = {k: v.detach().clone() for k, v in init.items()}
+    _scatter(params, rows, out)
+    out["betas"] = params["betas"]
+    return out
+
+
 def group_by_frames(lengths: list[int], max_frames: int) -> list[list[int]]:
     """Consecutive indices grouped so that each group holds at most ``max_frames`` frames (a
     single longer item makes a group of its own)."""
@@ -292,7 +349,7 @@ def fit_stage(
     frames per solve; longer sequences in two steps (module docstring).
 
     Args:
-        fit_settings: ``body_fit.FitSettings`` (weights).
+        fit_settings: ``fit.FitSettings`` (weights).
         targets: targets of all N frames, sequences one after another.
         lengths: frames of each sequence (sum N).
         init: starting ``root_orient`` (N, 3), ``trans`` (N, 3), ``pose_body`` (N, 63) and

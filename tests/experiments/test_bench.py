@@ -10,9 +10,9 @@ from mocap_walks import extract_eval_walks
 
 from slahmr_opt.errors import InputError
 from slahmr_opt.eval.bench_cli import add_bench_parser, format_table
-from slahmr_opt.eval.bench_make import list_motions, make_benchmark
-from slahmr_opt.eval.bench_run import fit_and_score, run_benchmark
-from slahmr_opt.eval.evaluate import read_ground_truth
+from slahmr_opt.synth.benchmark import list_motions, make_benchmark
+from slahmr_opt.experiments.bench_run import fit_and_score, run_benchmark
+from slahmr_opt.experiments.evaluate import read_ground_truth
 from slahmr_opt.inputs.observations import load_observations
 
 FAST = ["stages.root.solver.iterations=2", "stages.smooth.solver.iterations=2",
@@ -200,7 +200,7 @@ def test_reversed_and_mirrored_variants(eval_bvh, tmp_path):
 
 
 def test_compare_flags_regressions_per_group(tmp_path):
-    from slahmr_opt.eval.bench_table import compare, table
+    from slahmr_opt.experiments.bench_table import compare, table
 
     def row(camera, pa):
         return {"camera": camera, "frames": 10, "seconds": 1.0, "pa_mpjpe": pa, "rte": 1.0,
@@ -222,7 +222,7 @@ def test_compare_flags_regressions_per_group(tmp_path):
 
 
 def test_alpha_column_skips_cameras_without_a_scale():
-    from slahmr_opt.eval.bench_table import _alpha
+    from slahmr_opt.experiments.bench_table import _alpha
 
     def row(camera, alpha):
         return {"camera": camera, "alpha": alpha, "alpha_true": 0.5}

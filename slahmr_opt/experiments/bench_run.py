@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from slahmr_opt.config import Config, load_config, to_yaml
 from slahmr_opt.errors import InputError
-from slahmr_opt.eval.evaluate import evaluate_result
+from slahmr_opt.experiments.evaluate import evaluate_result
 from slahmr_opt.inputs.observations import load_observations_with
 from slahmr_opt.io.results import write_result
 from slahmr_opt.solve import solve

@@ -1,13 +1,13 @@
 """Fit a body model to 3D joint targets: shared betas, per-frame pose, orientation, translation.
 
-Used to turn motion capture into ground-truth bodies (``slahmr_opt.eval.mocap`` builds the
+Used to turn motion capture into ground-truth bodies (``slahmr_opt.mocap.targets`` builds the
 targets). The objective is a weighted sum of squared joint errors in metres, optionally with
 bone-vector, bone-direction and joint-rotation terms for skeletons whose proportions differ from
-the body model's, plus pose, shape and temporal smoothness regularisers. ``FitSettings.solver``
-picks how it is minimised: ``direct``, torch L-BFGS (strong Wolfe line search) on the batched
-objective, every frame of every sequence in one batch; or ``lm`` / ``lbfgs``, the same objective
-as a 3D-joint stage of the solver (``slahmr_opt.eval.mocap_stage``: terms run by the stage runner
-with Theseus LM or torch L-BFGS, with a loss history).
+the body model's, plus pose, shape and temporal smoothness regularisers; it is written once, as
+solver terms (``slahmr_opt.mocap.stage``). ``FitSettings.solver`` picks how it is minimised:
+``direct``, one torch L-BFGS call (strong Wolfe line search) over every frame of every sequence
+in one batch; or ``lm`` / ``lbfgs``, the stage runner with Theseus LM or torch L-BFGS, with a
+loss history.
 """
 
 import copy
@@ -19,6 +19,8 @@ from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
 from torch import Tensor
 
 from slahmr_opt.body.keypoints import SMPL_PARENTS
+from slahmr_opt.config import SolverConfig
+from slahmr_opt.mocap.stage import JointTargets, StageSettings, fit_direct, fit_stage
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class FitSettings:
             by stride^2 for subsampled frames).
         dtype: float32 (faster) or float64 (the stage solvers always run in float64).
         solver: ``direct`` (one torch L-BFGS call of ``iterations`` on the batched objective),
-            ``lm`` or ``lbfgs`` (the 3D-joint stage, ``slahmr_opt.eval.mocap_stage``, run by
+            ``lm`` or ``lbfgs`` (the 3D-joint stage, ``slahmr_opt.mocap.stage``, run by
             the stage runner with Theseus LM or torch L-BFGS).
         stage_iterations: outer iterations of the stage solver (LM steps or L-BFGS steps of 20
             inner iterations).
@@ -135,14 +137,6 @@ def _swing(a: Tensor, b: Tensor) -> Tensor:
     return _unit(axis) * torch.atan2(sin, (_unit(a) * _unit(b)).sum(-1, keepdim=True))
 
 
-def _global_rotations(orient: Tensor, pose: Tensor, upto: int) -> list[Tensor]:
-    """Global rotations (T, 3, 3) of joints 0..upto from root orientation and body pose."""
-    rots = [axis_angle_to_matrix(orient)]
-    for j in range(1, upto + 1):
-        rots.append(rots[SMPL_PARENTS[j]] @ axis_angle_to_matrix(pose[:, j - 1]))
-    return rots
-
-
 def _initial_state(rest: Tensor, x: Tensor, known: Tensor, root: Tensor | None):
     """Root orientation and translation (T, 3) and body pose (T, 21, 3) to start from.
 
@@ -170,35 +164,35 @@ def _initial_state(rest: Tensor, x: Tensor, known: Tensor, root: Tensor | None):
 SOLVERS = ("direct", "lm", "lbfgs")
 
 
-class _Problem:
-    """Targets, weights and settings of one batched fit as tensors; evaluates the objective."""
+class _Batch:
+    """Targets and weights of one batched fit as tensors (the objective's ``JointTargets``)."""
 
     def __init__(self, model, targets, weights, terms: RelativeTerms, s: FitSettings, rots):
-        self.model, self.s, dt = model, s, s.dtype
+        dt = s.dtype
+        self.model = model
         self.lengths = [len(t) for t in targets]
         self.group = torch.repeat_interleave(torch.arange(len(targets)), torch.tensor(self.lengths))
-        self.same = (self.group[1:] == self.group[:-1]).to(dt)[:, None, None]
-        self.frames = torch.tensor(self.lengths, dtype=dt)[:, None]
-        self.x = torch.from_numpy(np.concatenate(targets)).to(dt)
-        self.w = torch.as_tensor(weights, dtype=dt)
-        if self.x.ndim != 3 or self.x.shape[1:] != (24, 3) or self.w.shape != (24,):
+        x = torch.from_numpy(np.concatenate(targets)).to(dt)
+        w = torch.as_tensor(weights, dtype=dt)
+        if x.ndim != 3 or x.shape[1:] != (24, 3) or w.shape != (24,):
             raise ValueError(f"expected targets (T, 24, 3) and weights (24,), got "
-                             f"{tuple(self.x.shape)} and {tuple(self.w.shape)}")  # fmt: skip
-        self.rot_j = [int(j) for j in terms.rotation_joints]
-        self.rot_w = torch.from_numpy(terms.rotation_weights).to(dt)
-        self.rot_x = None if rots is None else torch.from_numpy(np.concatenate(rots)).to(dt)
-        if self.rot_x is not None and self.rot_x.shape[1:] != (len(self.rot_j), 3, 3):
-            raise ValueError(f"expected rotation targets (T, {len(self.rot_j)}, 3, 3), got "
-                             f"{tuple(self.rot_x.shape)}")  # fmt: skip
-        self.rel_j = torch.from_numpy(np.flatnonzero(terms.anchors >= 0))
-        self.rel_a = torch.from_numpy(terms.anchors[self.rel_j.numpy()])
-        self.rel_w = torch.from_numpy(terms.anchor_weights[self.rel_j.numpy()]).to(dt)
-        self.dir_ab = torch.from_numpy(terms.directions)
-        self.dir_w = torch.from_numpy(terms.direction_weights).to(dt)
-        self.rel_x = self.x[:, self.rel_j] - self.x[:, self.rel_a]
-        self.dir_x = _unit(self.x[:, self.dir_ab[:, 1]] - self.x[:, self.dir_ab[:, 0]])
-        known = (self.w > 0) | (torch.from_numpy(terms.anchor_weights) > 0)
-        known[self.dir_ab[self.dir_w > 0].flatten()] = True
+                             f"{tuple(x.shape)} and {tuple(w.shape)}")  # fmt: skip
+        rot_j = [int(j) for j in terms.rotation_joints]
+        rot_x = None if rots is None else torch.from_numpy(np.concatenate(rots)).to(dt)
+        if rot_x is not None and rot_x.shape[1:] != (len(rot_j), 3, 3):
+            raise ValueError(f"expected rotation targets (T, {len(rot_j)}, 3, 3), got "
+                             f"{tuple(rot_x.shape)}")  # fmt: skip
+        rel_j = torch.from_numpy(np.flatnonzero(terms.anchors >= 0))
+        self.targets = JointTargets(
+            x=x, w=w, rel_j=rel_j, rel_a=torch.from_numpy(terms.anchors[rel_j.numpy()]),
+            rel_w=torch.from_numpy(terms.anchor_weights[rel_j.numpy()]).to(dt),
+            dir_ab=torch.from_numpy(terms.directions),
+            dir_w=torch.from_numpy(terms.direction_weights).to(dt), rot_j=rot_j,
+            rot_w=torch.from_numpy(terms.rotation_weights).to(dt),
+            rot_x=rot_x if rot_j else None, direction_scale=s.direction_scale,
+        )  # fmt: skip
+        known = (w > 0) | (torch.from_numpy(terms.anchor_weights) > 0)
+        known[self.targets.dir_ab[self.targets.dir_w > 0].flatten()] = True
         self.known = known
 
     def joints(self, orient, trans, pose, betas) -> Tensor:
@@ -207,36 +201,15 @@ class _Problem:
         )
         return out.joints[..., :24, :]
 
-    def objective(self, orient, trans, pose, betas) -> Tensor:
-        s, j = self.s, self.joints(orient, trans, pose, betas)
-        rel = j[:, self.rel_j] - j[:, self.rel_a] - self.rel_x
-        dirs = _unit(j[:, self.dir_ab[:, 1]] - j[:, self.dir_ab[:, 0]]) - self.dir_x
-        data = (
-            (self.w * (j - self.x).square().sum(-1)).sum()
-            + (self.rel_w * rel.square().sum(-1)).sum()
-            + s.direction_scale**2 * (self.dir_w * dirs.square().sum(-1)).sum()
-        )
-        if self.rot_x is not None and self.rot_j:
-            rots = _global_rotations(orient, pose, max(self.rot_j))
-            rots = torch.stack([rots[j] for j in self.rot_j], 1)
-            err = (self.rot_w[:, None, None] * (rots - self.rot_x).square()).sum()
-            data = data + s.direction_scale**2 * err
-        return (
-            data / s.sigma**2
-            + s.pose_weight * pose.square().sum()
-            + s.shape_weight * (self.frames * betas.square()).sum()
-            + s.smooth_weight * (self.same * (pose[1:] - pose[:-1]).square()).sum()
-        )
-
     def initial(self, num_betas: int) -> list[Tensor]:
         """Starting [orient, trans, pose, betas] (zero betas; see ``_initial_state``)."""
-        betas = self.x.new_zeros(len(self.lengths), num_betas)
-        zero3 = self.x.new_zeros(len(self.x), 3)
-        rest = self.joints(zero3, zero3, self.x.new_zeros(len(self.x), 21, 3), betas)
-        root = None
-        if self.rot_x is not None and 0 in self.rot_j:
-            root = self.rot_x[:, self.rot_j.index(0)]
-        return [*_initial_state(rest, self.x, self.known, root), betas]
+        x = self.targets.x
+        betas = x.new_zeros(len(self.lengths), num_betas)
+        zero3 = x.new_zeros(len(x), 3)
+        rest = self.joints(zero3, zero3, x.new_zeros(len(x), 21, 3), betas)
+        t = self.targets
+        root = t.rot_x[:, t.rot_j.index(0)] if t.rot_x is not None and 0 in t.rot_j else None
+        return [*_initial_state(rest, x, self.known, root), betas]
 
 
 def _model_in(body_model, dtype: torch.dtype):
@@ -248,39 +221,16 @@ def _model_in(body_model, dtype: torch.dtype):
     return body_model
 
 
-def _minimise_direct(prob: _Problem, variables: list[Tensor], iterations: int) -> None:
-    """Minimise ``prob.objective`` over ``variables`` in place with one L-BFGS call."""
-    variables = [v.requires_grad_() for v in variables]
-    opt = torch.optim.LBFGS(variables, max_iter=iterations, history_size=50,
-                            line_search_fn="strong_wolfe", tolerance_grad=1e-10,
-                            tolerance_change=1e-14)  # fmt: skip
-
-    def closure():
-        opt.zero_grad()
-        loss = prob.objective(*variables)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    for v in variables:
-        v.requires_grad_(False)
-
-
-def _minimise_stage(prob: _Problem, variables: list[Tensor], s: FitSettings) -> list[Tensor]:
-    """Minimise the same objective as a 3D-joint stage (``mocap_stage.fit_stage``)."""
-    from slahmr_opt.config import SolverConfig
-    from slahmr_opt.eval.mocap_stage import JointTargets, StageSettings, fit_stage
-
-    targets = JointTargets(
-        x=prob.x, w=prob.w, rel_j=prob.rel_j, rel_a=prob.rel_a, rel_w=prob.rel_w,
-        dir_ab=prob.dir_ab, dir_w=prob.dir_w, rot_j=prob.rot_j, rot_w=prob.rot_w,
-        rot_x=prob.rot_x if prob.rot_j else None, direction_scale=s.direction_scale,
-    )  # fmt: skip
+def _minimise(batch: _Batch, variables: list[Tensor], s: FitSettings) -> list[Tensor]:
+    """Minimise the objective (``mocap.stage``) from ``variables`` with the solver ``s`` names."""
     orient, trans, pose, betas = variables
     init = {"root_orient": orient, "trans": trans, "pose_body": pose.flatten(1), "betas": betas}
-    solver = SolverConfig(kind=s.solver, iterations=s.stage_iterations)
-    settings = StageSettings(solver=solver, max_frames=s.stage_max_frames)
-    out, _ = fit_stage(s, targets, prob.model, prob.lengths, init, settings)
+    if s.solver == "direct":
+        out = fit_direct(s, batch.targets, batch.model, batch.lengths, init)
+    else:
+        solver = SolverConfig(kind=s.solver, iterations=s.stage_iterations)
+        settings = StageSettings(solver=solver, max_frames=s.stage_max_frames)
+        out, _ = fit_stage(s, batch.targets, batch.model, batch.lengths, init, settings)
     return [out["root_orient"], out["trans"], out["pose_body"].reshape(-1, 21, 3), out["betas"]]
 
 
@@ -319,22 +269,19 @@ def fit_sequences(
     dtype = s.dtype if s.solver == "direct" else torch.float64
     model = _model_in(body_model, dtype)
     s_run = s if dtype == s.dtype else replace(s, dtype=dtype)
-    prob = _Problem(model, joints_targets, weights, terms or RelativeTerms(), s_run,
-                    joint_rotations)  # fmt: skip
+    batch = _Batch(model, joints_targets, weights, terms or RelativeTerms(), s_run,
+                   joint_rotations)  # fmt: skip
     with torch.no_grad():
-        variables = prob.initial(s.num_betas or getattr(body_model, "num_betas", 10))
-    if s.solver == "direct":
-        _minimise_direct(prob, variables, s.iterations)
-    else:
-        variables = _minimise_stage(prob, variables, s)
+        variables = batch.initial(s.num_betas or getattr(body_model, "num_betas", 10))
+    variables = _minimise(batch, variables, s_run)
     with torch.no_grad():
-        joints = prob.joints(*variables)
-        err = 1000.0 * (joints - prob.x).norm(dim=-1)
-        err[:, prob.w == 0] = torch.nan
+        joints = batch.joints(*variables)
+        err = 1000.0 * (joints - batch.targets.x).norm(dim=-1)
+        err[:, batch.targets.w == 0] = torch.nan
     orient, trans, pose, betas, joints, err = (
         v.detach().double().numpy() for v in (*variables, joints, err)
     )
-    edges = np.cumsum([0, *prob.lengths])
+    edges = np.cumsum([0, *batch.lengths])
     return [
         BodyFit(
             orient[a:b],

@@ -2,7 +2,7 @@
 
 The body (the built-in mesh, coloured by body part: skin, hair, shirt, trousers, shoes) is drawn
 by pyrender (``slahmr_opt.render.backend``) in the ground-truth world (y up, metres); the
-courtyard (``slahmr_opt.eval.camera_synth``: ground, walls, boxes, y down, ground at
+courtyard (``slahmr_opt.synth.camera_video``: ground, walls, boxes, y down, ground at
 ``y = 1.5``) is ray-cast by its own renderer; the two are composited per pixel by depth, so
 boxes hide the body where they stand in front of it.
 
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from slahmr_opt.body import BodyModel
-from slahmr_opt.eval.camera_synth import courtyard, render_frame
+from slahmr_opt.synth.camera_video import courtyard, render_frame
 from slahmr_opt.render.scene import CV_TO_GL, Mesh, vertex_normals
 
 #: RGB in [0, 1] of the clothing and skin.

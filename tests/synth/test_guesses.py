@@ -8,7 +8,7 @@ from pytorch3d.transforms import axis_angle_to_matrix
 from scipy.spatial.transform import Rotation
 
 from priors.augment import SMPL_PAIRS, mirror_pose
-from slahmr_opt.eval.guesses import (
+from slahmr_opt.synth.guesses import (
     GUESS_PRESETS,
     _bursts,
     regressor_guess,

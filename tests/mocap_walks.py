@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from slahmr_opt.eval.mocap import split_of
+from slahmr_opt.mocap.targets import split_of
 
-BANDAI_TAR = Path(__file__).resolve().parents[3] / "shared" / "data" / "mocap"
+BANDAI_TAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap"
 BANDAI_TAR = BANDAI_TAR / "bandai-namco-2.tar.xz"
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from slahmr_opt.errors import ConfigError
-from slahmr_opt.eval.ablate import load_grid, run_ablation
+from slahmr_opt.experiments.ablate import load_grid, run_ablation
 from slahmr_opt.eval.ablate_cli import add_ablate_parser
-from slahmr_opt.eval.ablate_table import flatten_metrics
+from slahmr_opt.experiments.ablate_table import flatten_metrics
 
 FRAMES = {"seq_a": 10, "seq_b": 30}
 ERROR_MM = {"seq_a": 100.0, "seq_b": 200.0}

@@ -9,10 +9,10 @@ import pytest
 from mocap_walks import extract_eval_walks
 
 from slahmr_opt.cli import main
-from slahmr_opt.eval.evaluate import read_ground_truth
-from slahmr_opt.eval.video_bench import make_video_benchmark
-from slahmr_opt.eval.video_bench_run import run_video_benchmark
-from slahmr_opt.eval.video_render import COLORS, SCENE_CENTRE_XZ, SCENE_GROUND_Y, ScenePlacement
+from slahmr_opt.experiments.evaluate import read_ground_truth
+from slahmr_opt.synth.video_benchmark import make_video_benchmark
+from slahmr_opt.experiments.video_bench_run import run_video_benchmark
+from slahmr_opt.synth.video_render import COLORS, SCENE_CENTRE_XZ, SCENE_GROUND_Y, ScenePlacement
 from slahmr_opt.files.video import Mp4Writer, read_video_frames
 
 SIZE = (240, 320)
@@ -169,7 +169,7 @@ def test_bench_run_video_scores(vbench, tmp_path):
 
 def test_video_without_person_is_a_failure_row(vbench, tmp_path):
     pytest.importorskip("mediapipe")
-    from slahmr_opt.eval.camera_synth import make_video
+    from slahmr_opt.synth.camera_video import make_video
 
     bench = tmp_path / "empty"
     seq = _only_sequence(vbench)
@@ -213,7 +213,7 @@ def test_bad_input_one_line_exit_2(argv, problem, walk_bvh, tmp_path, capsys):
 
 
 def test_courtyard_depth_is_the_ground_planes():
-    from slahmr_opt.eval.camera_synth import courtyard, render_frame
+    from slahmr_opt.synth.camera_video import courtyard, render_frame
 
     H, W = 60, 80
     f = 70.0
@@ -227,7 +227,7 @@ def test_courtyard_depth_is_the_ground_planes():
 
 
 def test_view_angle_front_side_back():
-    from slahmr_opt.eval.video_bench import view_angles_deg
+    from slahmr_opt.synth.video_benchmark import view_angles_deg
 
     turn = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, np.pi / 2, 0.0]])
     pelvis = np.zeros((4, 3))
@@ -237,8 +237,8 @@ def test_view_angle_front_side_back():
 
 
 def test_camera_accuracy_measures_the_scale(vbench, tmp_path):
-    from slahmr_opt.eval import synth
-    from slahmr_opt.eval.video_bench_run import camera_accuracy
+    from slahmr_opt.synth import observe as synth
+    from slahmr_opt.experiments.video_bench_run import camera_accuracy
 
     gt = read_ground_truth(_only_sequence(vbench) / "gt.npz")
     R, t = gt["cam_R"].astype(np.float64), gt["cam_t"].astype(np.float64)
@@ -284,7 +284,7 @@ def test_bench_run_video_refuses_other_benchmarks_and_missing_videos(vbench, tmp
 
 
 def test_bench_table_leaves_failure_rows_out(tmp_path):
-    from slahmr_opt.eval.bench_table import table
+    from slahmr_opt.experiments.bench_table import table
 
     scored = {"camera": "behind", "frames": 100, "w_mpjpe100": 200.0, "pa_mpjpe": 50.0,
               "alpha": 2.0, "alpha_true": 1.0, "failed": False}  # fmt: skip

@@ -53,7 +53,7 @@ from tqdm import tqdm
 
 from slahmr_opt.config import CONFIG_DIR, load_config, to_yaml
 from slahmr_opt.errors import ConfigError, InputError, SlahmrOptError
-from slahmr_opt.eval.ablate_table import flatten_metrics, write_tables
+from slahmr_opt.experiments.ablate_table import flatten_metrics, write_tables
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ def run_cell(cell: Cell, scorer: Scorer | None = None) -> dict:
 
         torch.set_num_threads(1)
     if scorer is None:
-        from slahmr_opt.eval.bench_run import fit_and_score as scorer
+        from slahmr_opt.experiments.bench_run import fit_and_score as scorer
     cell_dir = Path(cell.cell_dir)
     cell_dir.mkdir(parents=True, exist_ok=True)
     metrics = scorer(
