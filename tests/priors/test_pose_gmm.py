@@ -1,7 +1,6 @@
 """Gaussian-mixture pose prior: shipped file, residual semantics, gradients, held-out scores."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,6 @@ from priors.pose_gmm import PoseGMM
 from priors.pose_gmm.model import SHIPPED
 
 EVAL_SAMPLE = SHIPPED.with_name("eval_sample.npz")
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

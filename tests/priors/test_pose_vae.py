@@ -1,6 +1,5 @@
 """Pose VAE prior: shipped weights, residual semantics and Jacobian, held-out scores, config."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from slahmr_opt.errors import InputError
 from slahmr_opt.solve import load_pose_prior
 
 EVAL_SAMPLE = SHIPPED.with_name("eval_sample.npz")
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

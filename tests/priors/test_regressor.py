@@ -1,7 +1,6 @@
 """The keypoint regressor: features, architecture, training views, shipped weights."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +17,6 @@ from priors.regressor.features import (
 from priors.regressor.model import SHIPPED, Regressor, rot6d_to_matrix
 from priors.regressor.synth import Window, mirror, observe, reverse
 from priors.regressor.train import local_joints
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_layout_matches_openpose_names():
