@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from slahmr_opt.body import BodyConfig, load_body_model
-from slahmr_opt.synth import observe as synth
 from slahmr_opt.init.regressor import load_regressor, regress
 from slahmr_opt.io.results import cpu_name
+from slahmr_opt.synth import observe as synth
 
 
 def _scene(people: int, frames: int):

@@ -26,9 +26,9 @@ import torch
 
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.config import load_config
-from slahmr_opt.synth import observe as synth
 from slahmr_opt.io.results import versions
 from slahmr_opt.solve import solve
+from slahmr_opt.synth import observe as synth
 
 #: Per number of stages, the config and overrides of each solver (the same stages, terms and
 #: weights).

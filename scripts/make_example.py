@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from slahmr_opt.body import BodyConfig, load_body_model
+from slahmr_opt.mocap.targets import fit_body_to_joints, iter_bandai_archive, smpl_targets
 from slahmr_opt.synth import observe as synth
 from slahmr_opt.synth.benchmark import write_sequence
-from slahmr_opt.mocap.targets import fit_body_to_joints, iter_bandai_archive, smpl_targets
 
 logger = logging.getLogger("make_example")
 OUT = Path(__file__).resolve().parents[1] / "slahmr_opt" / "data" / "example"

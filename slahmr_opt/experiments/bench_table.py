@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from slahmr_opt.errors import InputError
-from slahmr_opt.synth.benchmark import VARIANTS
 from slahmr_opt.experiments.bench_run import read_json
+from slahmr_opt.synth.benchmark import VARIANTS
 
 KEYS = ("w_mpjpe100", "wa_mpjpe100", "rte", "jitter", "foot_sliding", "pa_mpjpe", "mpjpe",
         "facing_off45")  # fmt: skip

@@ -30,8 +30,8 @@ import numpy as np
 
 from slahmr_opt.config import Config, load_config
 from slahmr_opt.errors import InputError, SlahmrOptError
-from slahmr_opt.experiments.bench_run import config_hash, read_json, score_sequences, write_report
 from slahmr_opt.eval.camera_eval import trajectory_error, umeyama
+from slahmr_opt.experiments.bench_run import config_hash, read_json, score_sequences, write_report
 from slahmr_opt.experiments.evaluate import evaluate_result, read_ground_truth
 from slahmr_opt.files.checks import load_npz
 from slahmr_opt.frontend.blazepose import FrontEndUnavailableError

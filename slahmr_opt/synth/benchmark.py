@@ -40,9 +40,12 @@ from tqdm import tqdm
 from priors import augment
 from slahmr_opt.body import BodyConfig, BodyModel, load_body_model
 from slahmr_opt.errors import InputError
-from slahmr_opt.synth import observe as synth
+from slahmr_opt.inputs.cameras import write_cameras_npz
+from slahmr_opt.inputs.points import write_points_npz
+from slahmr_opt.inputs.track_data import tracks_from_observations
+from slahmr_opt.inputs.tracks import write_tracks_npz
+from slahmr_opt.mocap.bvh import BvhMotion, parse_bvh
 from slahmr_opt.mocap.fit import BodyFit, fit_sequences
-from slahmr_opt.synth.guesses import COCO_FACE, GUESS_PRESETS, guess_quality
 from slahmr_opt.mocap.targets import (
     BANDAI_SCALE,
     joint_rotations,
@@ -50,13 +53,10 @@ from slahmr_opt.mocap.targets import (
     smpl_targets,
     split_of,
 )
+from slahmr_opt.synth import observe as synth
+from slahmr_opt.synth.guesses import COCO_FACE, GUESS_PRESETS, guess_quality
 from slahmr_opt.synth.occlusions import OcclusionSettings, add_occlusions, hide_keypoints
 from slahmr_opt.synth.points import slam_points
-from slahmr_opt.mocap.bvh import BvhMotion, parse_bvh
-from slahmr_opt.inputs.cameras import write_cameras_npz
-from slahmr_opt.inputs.points import write_points_npz
-from slahmr_opt.inputs.track_data import tracks_from_observations
-from slahmr_opt.inputs.tracks import write_tracks_npz
 
 logger = logging.getLogger(__name__)
 

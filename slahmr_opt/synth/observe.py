@@ -16,9 +16,9 @@ from scipy.ndimage import gaussian_filter1d
 from torch import Tensor
 
 from slahmr_opt.body import BodyModel
-from slahmr_opt.synth.guesses import GUESS_PRESETS, GuessSettings, regressor_guess
 from slahmr_opt.geometry.camera import project, world_to_camera
 from slahmr_opt.inputs.track_data import track_mask_from_vis
+from slahmr_opt.synth.guesses import GUESS_PRESETS, GuessSettings, regressor_guess
 from slahmr_opt.types import Cameras, Observations
 
 UP = np.array([0.0, 1.0, 0.0])

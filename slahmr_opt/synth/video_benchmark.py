@@ -34,6 +34,8 @@ from tqdm import tqdm
 
 from slahmr_opt.body import BodyConfig, BodyModel, load_body_model
 from slahmr_opt.errors import ConfigError, InputError
+from slahmr_opt.files.video import Mp4Writer
+from slahmr_opt.mocap.fit import BodyFit
 from slahmr_opt.synth import observe as synth
 from slahmr_opt.synth.benchmark import (
     CAMERA_KINDS,
@@ -45,9 +47,7 @@ from slahmr_opt.synth.benchmark import (
     sequence_rng,
     write_index,
 )
-from slahmr_opt.mocap.fit import BodyFit
 from slahmr_opt.synth.video_render import BodyVideoRenderer, ScenePlacement, body_part_colors
-from slahmr_opt.files.video import Mp4Writer
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from slahmr_opt.body import BodyModel
-from slahmr_opt.synth.camera_video import courtyard, render_frame
 from slahmr_opt.render.scene import CV_TO_GL, Mesh, vertex_normals
+from slahmr_opt.synth.camera_video import courtyard, render_frame
 
 #: RGB in [0, 1] of the clothing and skin.
 COLORS = {

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from slahmr_opt.errors import ConfigError
-from slahmr_opt.experiments.ablate import load_grid, run_ablation
 from slahmr_opt.eval.ablate_cli import add_ablate_parser
+from slahmr_opt.experiments.ablate import load_grid, run_ablation
 from slahmr_opt.experiments.ablate_table import flatten_metrics
 
 FRAMES = {"seq_a": 10, "seq_b": 30}

@@ -10,10 +10,10 @@ from mocap_walks import extract_eval_walks
 
 from slahmr_opt.errors import InputError
 from slahmr_opt.eval.bench_cli import add_bench_parser, format_table
-from slahmr_opt.synth.benchmark import list_motions, make_benchmark
 from slahmr_opt.experiments.bench_run import fit_and_score, run_benchmark
 from slahmr_opt.experiments.evaluate import read_ground_truth
 from slahmr_opt.inputs.observations import load_observations
+from slahmr_opt.synth.benchmark import list_motions, make_benchmark
 
 FAST = ["stages.root.solver.iterations=2", "stages.smooth.solver.iterations=2",
         "stages.motion.solver.iterations=2"]

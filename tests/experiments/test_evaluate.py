@@ -11,8 +11,8 @@ from scipy.spatial.transform import Rotation
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.errors import InputError
 from slahmr_opt.eval.eval_cli import add_eval_parser, run_eval
-from slahmr_opt.experiments.evaluate import FOOT_POINTS, METRIC_UNITS, evaluate_result
 from slahmr_opt.eval.metrics import foot_sliding, jitter
+from slahmr_opt.experiments.evaluate import FOOT_POINTS, METRIC_UNITS, evaluate_result
 
 T = 12
 

@@ -12,12 +12,12 @@ from stages.scene import make_scene
 
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.config import load_config
-from slahmr_opt.synth.guesses import GUESS_PRESETS
-from slahmr_opt.synth.points import slam_points
 from slahmr_opt.init.contact_scale import BODY_SIZE_REL_STD, contact_scale, fit_ground
 from slahmr_opt.init.scale import scale_observable
 from slahmr_opt.io.results import result_arrays
 from slahmr_opt.solve import solve
+from slahmr_opt.synth.guesses import GUESS_PRESETS
+from slahmr_opt.synth.points import slam_points
 from slahmr_opt.types import ScenePoints
 
 ALPHA = 0.37

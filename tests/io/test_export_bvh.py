@@ -13,10 +13,10 @@ from export_helpers import FPS, MASK_1, NUM_FRAMES, write_small_result
 from scipy.spatial.transform import Rotation
 
 from slahmr_opt.body.keypoints import SMPL_JOINT_NAMES
-from slahmr_opt.mocap.bvh import read_bvh
 from slahmr_opt.io.export.bvh import bvh_paths, continuous_euler, export_bvh
 from slahmr_opt.io.export.motion import OPENCV_TO_Y_UP, nearest_tracked
 from slahmr_opt.io.result_bodies import load_result_bodies
+from slahmr_opt.mocap.bvh import read_bvh
 
 with warnings.catch_warnings():  # bvhio 1.5.4 imports PyGLM under its old name
     warnings.simplefilter("ignore", PendingDeprecationWarning)

@@ -13,8 +13,8 @@ import torch
 
 from slahmr_opt.cli import EXAMPLE_DIR
 from slahmr_opt.config import load_config
-from slahmr_opt.experiments.evaluate import evaluate_result
 from slahmr_opt.eval.metrics import jitter
+from slahmr_opt.experiments.evaluate import evaluate_result
 from slahmr_opt.inputs.observations import load_observations
 from slahmr_opt.io.results import write_result
 from slahmr_opt.solve import solve

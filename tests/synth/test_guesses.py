@@ -8,12 +8,12 @@ from pytorch3d.transforms import axis_angle_to_matrix
 from scipy.spatial.transform import Rotation
 
 from priors.augment import SMPL_PAIRS, mirror_pose
+from slahmr_opt.eval.metrics import facing_errors
 from slahmr_opt.synth.guesses import (
     GUESS_PRESETS,
     _bursts,
     regressor_guess,
 )
-from slahmr_opt.eval.metrics import facing_errors
 
 
 def test_mirror_pose_is_an_involution_that_swaps_sides():

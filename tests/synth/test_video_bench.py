@@ -10,10 +10,10 @@ from mocap_walks import extract_eval_walks
 
 from slahmr_opt.cli import main
 from slahmr_opt.experiments.evaluate import read_ground_truth
-from slahmr_opt.synth.video_benchmark import make_video_benchmark
 from slahmr_opt.experiments.video_bench_run import run_video_benchmark
-from slahmr_opt.synth.video_render import COLORS, SCENE_CENTRE_XZ, SCENE_GROUND_Y, ScenePlacement
 from slahmr_opt.files.video import Mp4Writer, read_video_frames
+from slahmr_opt.synth.video_benchmark import make_video_benchmark
+from slahmr_opt.synth.video_render import COLORS, SCENE_CENTRE_XZ, SCENE_GROUND_Y, ScenePlacement
 
 SIZE = (240, 320)
 FRAMES = 40
@@ -237,8 +237,8 @@ def test_view_angle_front_side_back():
 
 
 def test_camera_accuracy_measures_the_scale(vbench, tmp_path):
-    from slahmr_opt.synth import observe as synth
     from slahmr_opt.experiments.video_bench_run import camera_accuracy
+    from slahmr_opt.synth import observe as synth
 
     gt = read_ground_truth(_only_sequence(vbench) / "gt.npz")
     R, t = gt["cam_R"].astype(np.float64), gt["cam_t"].astype(np.float64)
