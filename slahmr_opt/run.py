@@ -168,9 +168,9 @@ def run_video(
     Raises:
         InputError: not a video, no person, tracks too short (the message names the video).
     """
+    from slahmr_opt.body import load_body_model
     from slahmr_opt.io.export.glb import export_glb
-    from slahmr_opt.io.result_bodies import load_result_bodies
-    from slahmr_opt.io.results import person_summaries, result_arrays, write_result
+    from slahmr_opt.io.results import person_summaries, result_arrays, stage_rows, write_result
     from slahmr_opt.solve import solve
 
     video, out = Path(video), Path(out)
@@ -195,29 +195,30 @@ def run_video(
     results_path = write_result(result, out)
     (out / "inputs.json").write_text(json.dumps({**obs.sources, "video": str(video)}, indent=2))
     report.seconds["fit"] = time.perf_counter() - t0
-    report.stages = result.stages
+    report.stages = stage_rows(result)
     arrays = result_arrays(result)
     report.people = person_summaries(arrays)
     scale = float(arrays["world_scale"].reshape(-1)[0])
     report.world_scale = None if math.isnan(scale) else scale  # NaN: not observed
-    bodies = load_result_bodies(results_path)
+    body_model = load_body_model(cfg.body)
     t0 = time.perf_counter()
-    export_glb(bodies, out / "scene.glb", overwrite=True)
+    export_glb(result, body_model, out / "scene.glb", overwrite=True)
     report.seconds["export"] = time.perf_counter() - t0
     if render:
         t0 = time.perf_counter()
-        _render(bodies, video, out / "render.mp4", progress, results_path)
+        _render(result, body_model, video, out / "render.mp4", progress, results_path)
         report.seconds["render"] = time.perf_counter() - t0
     _write_summary(report)
     return report
 
 
-def _render(bodies, video: Path, path: Path, progress: bool, source: Path) -> None:
+def _render(result, body_model, video: Path, path: Path, progress: bool, source: Path) -> None:
     from slahmr_opt.files.video import FrameReader
     from slahmr_opt.render.render import RenderOptions, render_result
 
     with FrameReader(video=video) as reader:
-        render_result(bodies, path, reader, RenderOptions(progress=progress), source=source)
+        options = RenderOptions(progress=progress)
+        render_result(result, body_model, path, reader, options, source=source)
 
 
 def _write_summary(report: RunReport) -> None:
