@@ -3,9 +3,10 @@
 Frame alignment: frame ``t`` of the tracks is frame ``t`` of the camera file (see
 ``TrackData.absolute_frames``). The camera file may cover more frames than the tracks; the result
 is cropped to the tracked window ``[first detection, last detection]`` over the selected tracks, as
-SLAHMR does, and ``sources["frame_offset"]`` records the video frame index of the window's first
-frame (so output frame ``i`` is video frame ``frame_offset + i``). ``sources`` also holds
-``"tracks"`` and ``"cameras"`` (a path, or ``"static"``).
+SLAHMR does, and ``Observations.frame_offset`` is the video frame index of the window's first
+frame (so output frame ``i`` is video frame ``frame_offset + i``). ``sources`` holds
+``"tracks"`` and ``"cameras"`` (a path, or ``"static"``), and ``"frame_offset"`` again as text
+for provenance (``inputs.json``).
 """
 
 import logging
@@ -128,6 +129,7 @@ def load_observations(
             "cameras": "static" if static else str(cameras_path),
             "frame_offset": str(first + start),
         },
+        frame_offset=first + start,
     )
 
 
