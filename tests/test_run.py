@@ -67,6 +67,11 @@ def test_run_end_to_end_and_rerun_reuses_the_front_end(clip, tmp_path, capsys):
     frames, _ = read_video_frames(out / "render.mp4")
     assert len(frames) == summary["frames"]
     assert "1 people" in capsys.readouterr().out
+    # run exports the Result in memory; exporting the results.npz it wrote gives the same file
+    again = tmp_path / "again.glb"
+    assert main(["export", "--results", str(out / "results.npz"), "--format", "glb",
+                 "--out", str(again), "--quiet"]) == 0  # fmt: skip
+    assert again.read_bytes() == (out / "scene.glb").read_bytes()
 
     assert main(args) == 2  # results exist: refused without --overwrite
     other = [*args, "--overwrite", "--no-render", "stages.motion.solver.iterations=1"]

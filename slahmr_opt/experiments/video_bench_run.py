@@ -154,17 +154,16 @@ def score_video(seq: Path, out: Path, cfg: Config, progress: bool = False) -> di
             "run_seconds": report.seconds, "focal": _focal(front)}  # fmt: skip
     results = out / "results.npz"
     pred = read_result(results)
-    ids = [str(s) for s in pred["track_ids"]]
+    ids = list(pred.track_ids)
     if len(ids) != 1:
         return row | {"failed": True, "reason": f"{len(ids)} people tracked, the video has one"}
     matched = dict(gt, track_ids=np.array(ids))
     np.savez(out / "gt_matched.npz", **matched)
     metrics = evaluate_result(results, out / "gt_matched.npz")
     row |= {k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in metrics.items()}
-    row |= camera_accuracy(front, gt, float(np.asarray(pred["fps"]).reshape(-1)[0]))
+    row |= camera_accuracy(front, gt, pred.fps)
     row["alpha_ratio"] = row["alpha"] / row["alpha_true"]
-    row["stature"] = float(np.asarray(pred["stature"]).reshape(-1)[0]) if "stature" in pred \
-        else float("nan")  # fmt: skip
+    row["stature"] = float("nan") if pred.statures is None else float(pred.statures[0])
     row["failed"] = False
     return row
 
