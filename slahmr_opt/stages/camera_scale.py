@@ -9,6 +9,7 @@ from torch import Tensor
 
 from slahmr_opt.body import BodyModel
 from slahmr_opt.costs.priors import set_scale_prior
+from slahmr_opt.geometry.camera import invert_pose
 from slahmr_opt.init.contact_scale import body_soles, contact_scale
 from slahmr_opt.init.scale import estimate_alpha, scale_observable
 from slahmr_opt.stages.problem import Problem, body_from_params
@@ -63,7 +64,8 @@ def rescale_camera(
             ).joints  # fmt: skip
         new_alpha = estimate_alpha(camera_frame(joints_w), obs.vis_mask, cams.R_w2c,
                                    cams.t_w2c, alpha)  # fmt: skip
-    shift = (alpha - new_alpha) * torch.einsum("tji,tj->ti", cams.R_w2c, cams.t_w2c)
+    # The camera centres (SLAM units) scale with alpha; bodies move with them.
+    shift = (new_alpha - alpha) * invert_pose(cams.R_w2c, cams.t_w2c)[1]
     out = dict(params)
     out["trans"] = params["trans"] + shift[None].to(params["trans"])
     out["log_alpha"] = torch.full_like(params["log_alpha"], new_alpha).log()
