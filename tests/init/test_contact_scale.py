@@ -132,7 +132,7 @@ def test_fit_takes_the_camera_scale_from_the_points(caplog):
                          scene.joints[0, :, 0].mean(0).numpy(), floor_y,
                          np.random.default_rng(0))  # fmt: skip
     cfg = load_config("stages_1_2", ["num_threads=1"])
-    with caplog.at_level(logging.INFO, logger="slahmr_opt.solve"):
+    with caplog.at_level(logging.INFO, logger="slahmr_opt.stages.camera_scale"):
         result = solve(replace(obs, points=points), cfg, body_model=body, progress=False)
     assert "human-scene contact" in caplog.text
     assert result.cameras.alpha / s.alpha_true == pytest.approx(1.0, abs=0.08)
@@ -167,7 +167,7 @@ def test_a_pan_reports_no_world_scale(caplog):
                          np.random.default_rng(0))  # fmt: skip
     body = load_body_model(BodyConfig(), dtype=torch.float64)
     cfg = load_config("stages_1_2", ["num_threads=1", "stages.smooth.solver.iterations=3"])
-    with caplog.at_level(logging.INFO, logger="slahmr_opt.solve"):
+    with caplog.at_level(logging.INFO, logger="slahmr_opt.stages.camera_scale"):
         result = solve(replace(obs, points=points), cfg, body_model=body, progress=False)
     assert "scale cannot be observed" in caplog.text
     assert result.stages[1]["camera_scale"]["cue"] == "none"
