@@ -15,6 +15,8 @@ from slahmr_opt.eval.bench_run import fit_and_score, run_benchmark
 from slahmr_opt.eval.evaluate import read_ground_truth
 from slahmr_opt.inputs.observations import load_observations
 
+pytestmark = pytest.mark.slow
+
 FAST = ["stages.root.solver.iterations=2", "stages.smooth.solver.iterations=2",
         "stages.motion.solver.iterations=2"]
 

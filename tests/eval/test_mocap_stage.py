@@ -23,6 +23,8 @@ from slahmr_opt.eval.mocap import (
 from slahmr_opt.eval.mocap_stage import JointTargets, build_problem
 from slahmr_opt.inputs.bvh import parse_bvh
 
+pytestmark = pytest.mark.slow
+
 BANDAI_TAR = Path(__file__).resolve().parents[2].parent / "shared/data/mocap/bandai-namco-2.tar.xz"
 LM = FitSettings(pose_weight=1e-4, shape_weight=1e-5, smooth_weight=0.0, solver="lm",
                  stage_iterations=12)  # fmt: skip
