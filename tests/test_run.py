@@ -24,7 +24,8 @@ FAST = [
 ]
 NUM_FRAMES = 48
 
-pytestmark = pytest.mark.skipif(
+#: Only the end-to-end test reads the shared footage; the refusals make their own inputs.
+needs_shared_video = pytest.mark.skipif(
     not WALKING.is_file(), reason=f"the shared videos are not at {VIDEOS}"
 )
 
@@ -42,6 +43,8 @@ def clip(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
+@needs_shared_video
 def test_run_end_to_end_and_rerun_reuses_the_front_end(clip, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["run", str(clip), "--out", str(out), "--quiet", "--max-people", "1", *FAST]

@@ -123,6 +123,7 @@ def test_flatten_metrics():
     assert flat == {"a": 1.0, "s.r.l.kp2d": 2.0}
 
 
+@pytest.mark.slow
 def test_local_pool_table_and_resume(tmp_path, bench, grid):
     out = tmp_path / "out"
     run_ablation(grid, bench, out, workers=2, scorer=fake_scorer)
@@ -142,6 +143,7 @@ def test_local_pool_table_and_resume(tmp_path, bench, grid):
     assert _calls(bench) == 6
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_ray_matches_local(tmp_path, bench, grid):
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install ray)")

@@ -15,6 +15,8 @@ from slahmr_opt.experiments.evaluate import read_ground_truth
 from slahmr_opt.inputs.observations import load_observations
 from slahmr_opt.synth.benchmark import list_motions, make_benchmark
 
+pytestmark = pytest.mark.slow
+
 FAST = ["stages.root.solver.iterations=2", "stages.smooth.solver.iterations=2",
         "stages.motion.solver.iterations=2"]
 

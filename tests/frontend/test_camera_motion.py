@@ -26,6 +26,8 @@ from slahmr_opt.inputs.cameras import read_droid_traj
 from slahmr_opt.inputs.points import read_points
 from slahmr_opt.synth.camera_video import courtyard, make_video
 
+pytestmark = pytest.mark.slow
+
 NUM_FRAMES = 40
 
 # Bounds (measured values at 320 x 240, 40 frames, are about 5x below them; see

@@ -110,6 +110,7 @@ def _rest_joints(body, betas) -> np.ndarray:
     return out.joints.numpy()
 
 
+@pytest.mark.slow
 def test_fit_recovers_known_body(body):
     params, joints = _synthetic(body, num_frames=6)
     fit = fit_body_to_joints(body, joints, np.ones(24), EXACT)
@@ -125,6 +126,7 @@ def test_fit_recovers_known_body(body):
                                rtol=0)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_rotation_targets_recover_the_head_turn(body):
     params, joints = _synthetic(body, num_frames=4, seed=1)
     rots = _global_rotations(params["global_orient"], params["body_pose"])[:, [0, 15]]
@@ -137,6 +139,7 @@ def test_rotation_targets_recover_the_head_turn(body):
     assert np.abs(free.pose_body[:, 14]).max() < 0.02
 
 
+@pytest.mark.slow
 def test_sequences_keep_their_own_betas(body):
     (p0, j0), (p1, j1) = _synthetic(body, 3, seed=2), _synthetic(body, 4, seed=3)
     fits = fit_sequences(body, [j0, j1], np.ones(24), EXACT)
@@ -165,6 +168,7 @@ def test_bandai_mapping_faces_forward(bandai_motion):
     assert np.mean(np.einsum("tc,tc->t", rots[:, 0, :, 0], left) > 0) > 0.95
 
 
+@pytest.mark.slow
 def test_bandai_fit_is_close_and_plausible(body, bandai_motion):
     frames = slice(0, None, 4)
     targets, weights = smpl_targets(bandai_motion)

@@ -24,6 +24,8 @@ from slahmr_opt.mocap.targets import (
     smpl_targets,
 )
 
+pytestmark = pytest.mark.slow
+
 BANDAI_TAR = Path(__file__).resolve().parents[2].parent / "shared/data/mocap/bandai-namco-2.tar.xz"
 LM = FitSettings(pose_weight=1e-4, shape_weight=1e-5, smooth_weight=0.0, solver="lm",
                  stage_iterations=12)  # fmt: skip

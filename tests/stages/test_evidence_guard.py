@@ -20,6 +20,8 @@ from slahmr_opt.io.results import write_result
 from slahmr_opt.solve import solve
 from slahmr_opt.types import Observations
 
+pytestmark = pytest.mark.slow
+
 
 def retimed(obs: Observations, frames: np.ndarray) -> Observations:
     """The observations of ``frames`` (frame indices: reversed they play the video backwards,

@@ -10,6 +10,8 @@ from slahmr_opt.inputs.observations import load_observations
 from slahmr_opt.io.results import write_result
 from slahmr_opt.solve import solve
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def scores(tmp_path_factory):

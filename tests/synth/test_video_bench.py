@@ -15,6 +15,8 @@ from slahmr_opt.files.video import Mp4Writer, read_video_frames
 from slahmr_opt.synth.video_benchmark import make_video_benchmark
 from slahmr_opt.synth.video_render import COLORS, SCENE_CENTRE_XZ, SCENE_GROUND_Y, ScenePlacement
 
+pytestmark = pytest.mark.slow
+
 SIZE = (240, 320)
 FRAMES = 40
 FAST = ["stages.root.solver.iterations=2", "stages.smooth.solver.iterations=2",
