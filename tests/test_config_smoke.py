@@ -12,7 +12,7 @@ import torch
 from stages.scene import make_scene
 
 from slahmr_opt.config import CONFIG_DIR, load_config, to_yaml
-from slahmr_opt.eval.ablate import load_grid
+from slahmr_opt.experiments.ablate import load_grid
 from slahmr_opt.solve import solve
 
 ITERATIONS = 2

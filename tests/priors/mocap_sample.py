@@ -1,7 +1,7 @@
 """A tiny motion capture archive in the Bandai-Namco layout, made from the built-in body.
 
 The priors' data preparation reads ``bandai-namco-2.tar.xz`` (22 joints, six channels each,
-centimetres, y up, 30 fps; ``slahmr_opt.eval.mocap``). ``write_archive`` writes a few short walks
+centimetres, y up, 30 fps; ``slahmr_opt.mocap.targets``). ``write_archive`` writes a few short walks
 in that layout: the built-in body is posed by a hand-made gait (a different speed, heading, turn,
 stride and shape per file), and each BVH joint is placed at its SMPL counterpart, with the SMPL
 joint's world rotation (the pelvis and the head turned into the Bandai joint axes of
@@ -18,7 +18,7 @@ from pytorch3d.transforms import axis_angle_to_matrix
 from scipy.spatial.transform import Rotation
 
 from slahmr_opt.body import SMPL_JOINT_NAMES, SMPL_PARENTS, BodyConfig, load_body_model
-from slahmr_opt.eval.mocap import BANDAI_ROTATIONS
+from slahmr_opt.mocap.targets import BANDAI_ROTATIONS
 
 FPS = 30.0
 #: Bandai joints in file order (depth first): name, parent name, SMPL joint it sits on.
