@@ -13,8 +13,9 @@ detected. A frame without a keypoints file inside a track's interval is occluded
 
 Frame index: ``track_data.frame_numbering``, SLAHMR's own: image ``000001`` (ffmpeg's
 first frame) is frame 0, the first row of a camera file covering the whole video; names that
-include ``000000`` count from 0; names that are not integers are numbered by sorted position. ``body_pose`` keeps its first 21
-joints (SMPL-H body); the folder records neither fps nor image size.
+include ``000000`` count from 0; names that are not integers are numbered by sorted position.
+``body_pose`` keeps its first 21 joints (SMPL-H body); the folder records neither fps nor image
+size.
 """
 
 import json
