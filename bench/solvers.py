@@ -38,8 +38,8 @@ def run(config: str | None, obs) -> dict:
         "seconds_total": seconds,
         "frames": frames,
         "frames_per_second": frames / seconds,
-        "stages": result.stages,
-        "final_loss": result.stages[-1]["final_loss"],
+        "stages": [s.to_dict() for s in result.stages],
+        "final_loss": result.stages[-1].final_loss,
         "metrics": metrics,
     }
 

@@ -68,10 +68,10 @@ def _run(args: tuple) -> dict:
         "seconds": seconds,
         "frames_per_second": num_frames / seconds,
         "stages": {
-            s["name"]: {"seconds": s["seconds"], "iterations": s["iterations"]}
+            s.name: {"seconds": s.seconds, "iterations": s.iterations}
             for s in result.stages
         },
-        "final_loss": result.stages[-1]["final_loss"],
+        "final_loss": result.stages[-1].final_loss,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "curve": curve,
     }

@@ -25,7 +25,7 @@ from slahmr_opt.stages.floor_frame import align_to_floor, output_frame, posed
 from slahmr_opt.stages.hooks import HookContext, declared_hooks, resume_hooks, run_hooks
 from slahmr_opt.stages.problem import body_from_params, build_problem, params_from_body
 from slahmr_opt.stages.runner import run_stage
-from slahmr_opt.types import Observations, Result
+from slahmr_opt.types import Floor, Observations, Result, StageStatus, StageSummary
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def _cast_observations(obs: Observations, dtype: torch.dtype) -> Observations:
 
 
 def _run_stage(stage: StageConfig, ctx: HookContext, params: dict, history: LossHistory,
-               progress: bool) -> tuple[dict, dict]:  # fmt: skip
+               progress: bool) -> tuple[dict, StageSummary]:  # fmt: skip
     """One stage with its hooks: the new parameters and the stage's summary."""
     before, after = declared_hooks(ctx.cfg, stage)
     params, reports = run_hooks(before, ctx, params)
@@ -57,19 +57,22 @@ def _run_stage(stage: StageConfig, ctx: HookContext, params: dict, history: Loss
     if result.status == "failed":
         raise SolveError(f"stage {stage.name!r} failed: {result.message}")
     params, after_reports = run_hooks(after, ctx, result.params)
-    summary = {
-        "name": stage.name,
-        "solver": stage.solver.kind,
-        "status": result.status,
-        "message": result.message,
-        "iterations": result.iterations,
-        "seconds": result.seconds,
-        "initial_loss": result.initial_loss,
-        "final_loss": result.final_loss,
-    }
-    if people is not None:
-        summary["people"] = [{"track": ctx.obs.track_ids[r["person"]], **r} for r in people]
-    return params, {**summary, **reports, **after_reports}
+    reports.update(after_reports)
+    summary = StageSummary(
+        name=stage.name,
+        solver=stage.solver.kind,
+        status=StageStatus(result.status),
+        message=result.message,
+        iterations=result.iterations,
+        seconds=result.seconds,
+        initial_loss=result.initial_loss,
+        final_loss=result.final_loss,
+        people=None if people is None else [
+            {"track": ctx.obs.track_ids[r["person"]], **r} for r in people
+        ],
+        camera_scale=reports.get("camera_scale"),
+    )  # fmt: skip
+    return params, summary
 
 
 def solve(
@@ -113,18 +116,18 @@ def solve(
         if ckpt is not None:
             params = {k: v.to(dtype) for k, v in ckpt["params"].items()}
             history.records.extend(IterRecord(**r) for r in ckpt["history"])
-            summaries.append(ckpt["summary"])
+            summaries.append(StageSummary.from_dict(ckpt["summary"]))
             resume_hooks(ctx, ckpt["summary"])
             continue
         params, summary = _run_stage(stage, ctx, params, history, progress)
         summaries.append(summary)
         records = [vars(r) for r in history.records if r.stage == stage.name]
-        checkpoints.save(index, params, records, summary)
+        checkpoints.save(index, params, records, summary.to_dict())
     return _result(obs, obs_d, body_model, params, cfg, history, summaries, observable)
 
 
 def _result(obs: Observations, obs_d: Observations, body_model: BodyModel, params: dict,
-            cfg: Config, history: LossHistory, summaries: list[dict],
+            cfg: Config, history: LossHistory, summaries: list[StageSummary],
             observable: bool) -> Result:  # fmt: skip
     """The ``Result`` of the final parameters, moved into the output frame."""
     body, alpha = body_from_params(params)
@@ -147,8 +150,8 @@ def _result(obs: Observations, obs_d: Observations, body_model: BodyModel, param
         stages=summaries,
         config_yaml=to_yaml(cfg),
         joints=joints.float(),
-        frame_offset=int(obs.sources.get("frame_offset", 0)),
-        floor_plane=plane,
+        frame_offset=obs.frame_offset,
+        floor=Floor.from_plane(plane),
         world_transform=G.float(),
         statures=statures,
         scale_observed=observable,

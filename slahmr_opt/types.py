@@ -6,7 +6,7 @@ Dimension letters: P people, T frames, K keypoints, B shape coefficients.
 All tensors are torch tensors on the CPU unless a caller moves them.
 """
 
-from dataclasses import InitVar, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -306,8 +306,6 @@ class Result:
         scale_observed: False for a static camera or one that does not translate measurably
             (``init.scale.scale_observable``): ``cameras.alpha`` then carries no metric meaning
             and ``results.npz`` reports ``world_scale`` as NaN.
-        floor_plane: init only, for callers that still hand over the floor as a (4,) ``[n, d]``
-            plane with NaN for none: sets ``floor`` (``Floor.from_plane``).
     """
 
     body: BodyParams
@@ -325,11 +323,8 @@ class Result:
     world_transform: Tensor = field(default_factory=lambda: torch.eye(4))
     statures: Tensor | None = None
     scale_observed: bool = True
-    floor_plane: InitVar[Tensor | None] = None
 
-    def __post_init__(self, floor_plane: Tensor | None) -> None:
-        if floor_plane is not None and self.floor is None:
-            self.floor = Floor.from_plane(floor_plane)
+    def __post_init__(self) -> None:
         if self.world_transform is None:
             self.world_transform = torch.eye(4)
 

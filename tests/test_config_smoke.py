@@ -14,6 +14,7 @@ from stages.scene import make_scene
 from slahmr_opt.config import CONFIG_DIR, load_config, to_yaml
 from slahmr_opt.experiments.ablate import load_grid
 from slahmr_opt.solve import solve
+from slahmr_opt.types import StageStatus
 
 ITERATIONS = 2
 NUM_FRAMES = 24
@@ -69,18 +70,18 @@ def test_shipped_config_fits_in_two_iterations(scene, config, overrides):
                                                    & (result.statures < 2.5)).all())  # fmt: skip
 
     # every stage ran, in order, each recording its start and at most ITERATIONS steps
-    assert [s["name"] for s in result.stages] == names
+    assert [s.name for s in result.stages] == names
     recorded = [r.stage for r in result.history.records]
     assert list(dict.fromkeys(recorded)) == names
     for stage in result.stages:
-        rows = [r for r in result.history.records if r.stage == stage["name"]]
+        rows = [r for r in result.history.records if r.stage == stage.name]
         assert 2 <= len(rows) <= ITERATIONS + 1 + 2, stage  # guarded stages log their rounds too
         assert all(math.isfinite(r.total) for r in rows), stage
-        assert math.isfinite(stage["final_loss"]) and stage["status"] != "failed", stage
+        assert math.isfinite(stage.final_loss) and stage.status != StageStatus.FAILED, stage
     if names:
         first = [r.total for r in result.history.records if r.stage == names[0]]
         assert first[-1] < first[0]
-        assert result.stages[0]["final_loss"] < result.stages[0]["initial_loss"]
+        assert result.stages[0].final_loss < result.stages[0].initial_loss
     else:  # the regressor's answer alone: nothing is optimized
         assert len(result.history) == 0
     assert all(f"iterations: {ITERATIONS}" in s for s in result.config_yaml.split("- name:")[1:])

@@ -103,8 +103,8 @@ def fit_and_score(
     score = {k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in metrics.items()}
     score.update(
         seconds=seconds,
-        stage_seconds={s["name"]: float(s["seconds"]) for s in result.stages},
-        final_losses={s["name"]: float(s["final_loss"]) for s in result.stages},
+        stage_seconds={s.name: s.seconds for s in result.stages},
+        final_losses={s.name: s.final_loss for s in result.stages},
         camera=meta.get("camera"),
         people=meta.get("people", obs.num_people),
         config_hash=config_hash(cfg),

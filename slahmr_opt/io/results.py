@@ -145,9 +145,8 @@ def result_arrays(result: Result) -> dict[str, np.ndarray]:
 
 
 def stage_rows(result: Result) -> list[dict]:
-    """The ``stages.json`` rows of ``result.stages`` (plain dict rows, as ``solve`` hands them
-    over until it builds ``StageSummary``s, pass as they are)."""
-    return [s.to_dict() if isinstance(s, StageSummary) else dict(s) for s in result.stages]
+    """The ``stages.json`` rows of ``result.stages``."""
+    return [s.to_dict() for s in result.stages]
 
 
 def person_summaries(arrays: dict[str, np.ndarray]) -> list[dict]:

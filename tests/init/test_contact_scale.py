@@ -170,6 +170,6 @@ def test_a_pan_reports_no_world_scale(caplog):
     with caplog.at_level(logging.INFO, logger="slahmr_opt.stages.camera_scale"):
         result = solve(replace(obs, points=points), cfg, body_model=body, progress=False)
     assert "scale cannot be observed" in caplog.text
-    assert result.stages[1]["camera_scale"]["cue"] == "none"
+    assert result.stages[1].camera_scale["cue"] == "none"
     assert np.isnan(result_arrays(result)["world_scale"]).all()
     assert torch.isfinite(result.joints).all()

@@ -138,16 +138,6 @@ def test_stage_rows_keep_the_json_layout(tmp_path):
     assert rows[1]["people"] == [{"track": "7", "person": 0, "reset": False}]
 
 
-def test_dict_stage_rows_are_written_as_they_are(tmp_path):
-    """What ``solve`` hands over until it builds ``StageSummary``s."""
-    result = make_result()
-    rows = [s.to_dict() for s in result.stages]
-    result.stages = [dict(r) for r in rows]
-    write_result(result, tmp_path)
-    assert json.loads((tmp_path / "stages.json").read_text()) == rows
-    assert read_result(tmp_path / "results.npz").stages == [StageSummary.from_dict(r) for r in rows]
-
-
 def test_file_of_an_earlier_main_reads_and_writes_back_identically(tmp_path):
     result = read_result(GOLDEN / "results.npz")
     assert result.num_people == 1 and result.num_frames == 150 and result.frame_offset == 0

@@ -23,7 +23,7 @@ def scores(tmp_path_factory):
         cfg = load_config(name, ["num_threads=1"])
         result = solve(obs, cfg, checkpoint_dir=tmp / "checkpoints", progress=False)
         out[name] = evaluate_result(write_result(result, tmp / name), EXAMPLE_DIR / "gt.npz")
-        out[name]["stages"] = [s["name"] for s in result.stages]
+        out[name]["stages"] = [s.name for s in result.stages]
     return out
 
 
