@@ -7,6 +7,7 @@ guard where it has one), its after-hooks, and save its checkpoint (``stages.hook
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -81,6 +82,7 @@ def solve(
     body_model: BodyModel | None = None,
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
+    on_iteration: Callable[[LossHistory, IterRecord], None] | None = None,
 ) -> Result:
     """Fit every person of ``obs`` with the stages of ``cfg``.
 
@@ -91,6 +93,8 @@ def solve(
         checkpoint_dir: where per-stage checkpoints are written; a rerun with the same inputs,
             config and code version resumes after the last finished stage.
         progress: show tqdm progress bars.
+        on_iteration: called after every solver iteration with the history and its new record
+            (``history.follow_csv(path)`` keeps a live ``history.csv``).
 
     Returns:
         The ``Result``, in the output frame of ``floor.align_output`` (else the SLAM world).
@@ -108,7 +112,7 @@ def solve(
     problem = build_problem(obs_d, body_model, cfg.costs, pose_prior, params["pose_body"], dtype)
     observable, why_not = camera_scale_observable(obs_d)
     ctx = HookContext(obs_d, body_model, cfg, problem, start.regression, observable, why_not)
-    history = LossHistory()
+    history = LossHistory(on_iteration)
     summaries = []
     checkpoints = StageCheckpoints(checkpoint_dir, obs, cfg)
     for index, stage in enumerate(cfg.stages):
