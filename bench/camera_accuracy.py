@@ -28,9 +28,9 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from slahmr_opt.eval.camera_eval import rotation_angle_deg, trajectory_error
-from slahmr_opt.eval.camera_synth import make_video
 from slahmr_opt.frontend.camera import CameraSettings, estimate_cameras
 from slahmr_opt.io.results import cpu_name
+from slahmr_opt.synth.camera_video import make_video
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = Path("/work/shared/data/videos")

@@ -3,7 +3,7 @@ second for one person over 100-3,000 frames and four people over 300, and the ne
 
     .venv/bin/python bench/regressor_speed.py --out bench/results/regressor_speed.json
 
-Synthetic walkers filmed by an orbiting camera (``slahmr_opt.eval.synth``); the model is loaded
+Synthetic walkers filmed by an orbiting camera (``slahmr_opt.synth.observe``); the model is loaded
 once before timing; each size runs ``--repeats`` times and the fastest run counts.
 """
 
@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from slahmr_opt.body import BodyConfig, load_body_model
-from slahmr_opt.eval import synth
 from slahmr_opt.init.regressor import load_regressor, regress
 from slahmr_opt.io.results import cpu_name
+from slahmr_opt.synth import observe as synth
 
 
 def _scene(people: int, frames: int):

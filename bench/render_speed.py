@@ -50,7 +50,8 @@ def _run(job: dict) -> dict:
         os.environ["LP_NUM_THREADS"] = str(job["threads"])
     start = time.perf_counter()
     from slahmr_opt.files.video import FrameReader
-    from slahmr_opt.io.result_bodies import load_result_bodies
+    from slahmr_opt.io.bodies import result_body_model
+    from slahmr_opt.io.results import read_result
     from slahmr_opt.render import backend
     from slahmr_opt.render.render import RenderOptions, render_result
 
@@ -67,12 +68,14 @@ def _run(job: dict) -> dict:
         return out
 
     backend.Renderer.render = timed_draw
-    bodies = load_result_bodies(job["results"])
+    result = read_result(job["results"])
+    body_model = result_body_model(result, source=job["results"])
     reader = FrameReader(video=job["video"]) if job["video"] else None
     with tempfile.TemporaryDirectory() as tmp:
         report = render_result(
-            bodies, Path(tmp) / "out.mp4", reader, RenderOptions(width=job["width"], progress=False)
-        )
+            result, body_model, Path(tmp) / "out.mp4", reader,
+            RenderOptions(width=job["width"], progress=False),
+        )  # fmt: skip
     total = time.perf_counter() - start
     return {
         "width": report.size[1],

@@ -17,7 +17,7 @@ import torch
 
 from slahmr_opt.cli import EXAMPLE_DIR
 from slahmr_opt.config import load_config
-from slahmr_opt.eval.evaluate import evaluate_result
+from slahmr_opt.experiments.evaluate import evaluate_result
 from slahmr_opt.inputs.observations import load_observations
 from slahmr_opt.io.results import versions as library_versions
 from slahmr_opt.io.results import write_result
@@ -38,8 +38,8 @@ def run(config: str | None, obs) -> dict:
         "seconds_total": seconds,
         "frames": frames,
         "frames_per_second": frames / seconds,
-        "stages": result.stages,
-        "final_loss": result.stages[-1]["final_loss"],
+        "stages": [s.to_dict() for s in result.stages],
+        "final_loss": result.stages[-1].final_loss,
         "metrics": metrics,
     }
 

@@ -26,9 +26,9 @@ import torch
 
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.config import load_config
-from slahmr_opt.eval import synth
 from slahmr_opt.io.results import versions
 from slahmr_opt.solve import solve
+from slahmr_opt.synth import observe as synth
 
 #: Per number of stages, the config and overrides of each solver (the same stages, terms and
 #: weights).
@@ -68,10 +68,10 @@ def _run(args: tuple) -> dict:
         "seconds": seconds,
         "frames_per_second": num_frames / seconds,
         "stages": {
-            s["name"]: {"seconds": s["seconds"], "iterations": s["iterations"]}
+            s.name: {"seconds": s.seconds, "iterations": s.iterations}
             for s in result.stages
         },
-        "final_loss": result.stages[-1]["final_loss"],
+        "final_loss": result.stages[-1].final_loss,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "curve": curve,
     }

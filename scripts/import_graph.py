@@ -3,16 +3,22 @@
     python scripts/import_graph.py            # edges, cycles, rule breaks (text)
     python scripts/import_graph.py --json     # the same as JSON
 
-A package is ``slahmr_opt.<name>`` (a sub-package or a top-level module such as ``solve``) or
-``priors``. Every ``import`` / ``from ... import`` of every module counts, wherever it sits in
-the file (imports inside functions included: they still tie the packages together). Reported:
+A package is ``slahmr_opt.<name>`` (a sub-package or a top-level module such as ``solve``);
+``priors`` splits in two: ``priors`` are the shipped priors, the ``priors`` modules that
+``slahmr_opt`` imports and what they import in turn (models loaded at run time), and
+``priors.training`` is everything else there (data preparation, training, scores). Every
+``import`` / ``from ... import`` of every module counts, wherever it sits in the file (imports
+inside functions included: they still tie the packages together). Reported:
 - ``edges``: package -> package, with the importing modules;
 - ``cycles``: strongly connected components of more than one package;
-- ``breaks``: imports against ``../shared/DESIGN.md`` section 2 as written there: ``inputs``,
-  ``io`` and ``eval`` depend on ``types``, ``body`` and ``geometry`` only (``errors``,
-  ``config`` and ``files``, the file-safety package, allowed as the common base), ``costs``
-  not on ``stages`` or ``solve``, nothing below ``cli`` on ``cli``, and ``priors`` on no
-  ``slahmr_opt`` module.
+- ``breaks``: imports against ``../shared/DESIGN.md`` section 2: ``inputs``, ``io`` and
+  ``eval`` depend on ``types``, ``body`` and ``geometry`` only (``errors``, ``config``,
+  ``history`` (a field of ``Result``, standard library only) and ``files``, the file-safety
+  package, allowed as the common base), ``costs`` not on ``stages``
+  or ``solve``, nothing below ``cli`` on ``cli``, the shipped ``priors`` on no ``slahmr_opt``
+  module (``tests/test_imports.py`` also checks they import only torch, numpy and the standard
+  library), and ``priors.training`` on nothing that runs the solver on observations
+  (``solve``, ``run``, ``cli``, ``experiments``).
 """
 
 import argparse
@@ -22,13 +28,17 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = {"errors", "config", "types", "files", "__init__"}
+BASE = {"errors", "config", "types", "history", "files", "__init__"}
 ONLY = {
     "inputs": {"types", "body", "geometry"},
     "io": {"types", "body", "geometry"},
     "eval": {"types", "body", "geometry"},
 }
-NOT = {"costs": {"stages", "solve", "cli", "run"}}
+NOT = {
+    "costs": {"stages", "solve", "cli", "run"},
+    "priors": set(),  # every slahmr_opt package: see ``breaks``
+    "priors.training": {"solve", "run", "cli", "experiments"},
+}
 
 
 #: The packages of ``slahmr_opt``: its sub-packages and top-level modules.
@@ -36,12 +46,59 @@ PACKAGES = {p.stem for p in (ROOT / "slahmr_opt").iterdir()
             if p.suffix == ".py" or (p / "__init__.py").exists()}  # fmt: skip
 
 
-def package_of(module: str) -> str | None:
-    """``slahmr_opt.costs.term`` -> ``costs``; ``priors.x`` -> ``priors``; ``slahmr_opt`` and
-    names defined in its ``__init__`` (``slahmr_opt.__version__``) -> ``__init__``; others None."""
+def modules(root: Path = ROOT) -> dict[str, Path]:
+    """Module name -> file of every module of ``slahmr_opt`` and ``priors`` (packages by their
+    ``__init__``)."""
+    out = {}
+    for top in ("slahmr_opt", "priors"):
+        for path in sorted((root / top).rglob("*.py")):
+            rel = path.relative_to(root).with_suffix("")
+            parts = list(rel.parts[:-1]) if rel.name == "__init__" else list(rel.parts)
+            out[".".join(parts)] = path
+    return out
+
+
+def module_of(name: str, known) -> str | None:
+    """The longest prefix of the imported ``name`` that is a module in ``known``."""
+    parts = name.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in known:
+            return ".".join(parts[:n])
+    return None
+
+
+def _imported(path: Path, module: str) -> set[str]:
+    """Absolute names ``path`` (the module ``module``) imports."""
+    return imports_of(path, module if path.name != "__init__.py" else module + ".x")
+
+
+def shipped_priors(root: Path = ROOT) -> set[str]:
+    """``priors`` modules that ``slahmr_opt`` imports, with what they import in turn and the
+    packages on their way (importing ``priors.a.b`` runs ``priors/__init__`` and ``priors/a``)."""
+    known = modules(root)
+    todo = []
+    for module, path in known.items():
+        if module.startswith("slahmr_opt"):
+            todo += [m for n in _imported(path, module) if (m := module_of(n, known))]
+    out = set()
+    while todo:
+        m = todo.pop()
+        if not m.startswith("priors") or m in out:
+            continue
+        out.add(m)
+        parts = m.split(".")
+        todo += [".".join(parts[:n]) for n in range(1, len(parts))]
+        todo += [x for n in _imported(known[m], m) if (x := module_of(n, known))]
+    return out
+
+
+def package_of(module: str, shipped: set[str] = frozenset()) -> str | None:
+    """``slahmr_opt.costs.term`` -> ``costs``; a ``priors`` module -> ``priors`` if shipped
+    (``shipped_priors``), else ``priors.training``; ``slahmr_opt`` and names defined in its
+    ``__init__`` (``slahmr_opt.__version__``) -> ``__init__``; others None."""
     parts = module.split(".")
     if parts[0] == "priors":
-        return "priors"
+        return "priors" if module in shipped else "priors.training"
     if parts[0] != "slahmr_opt":
         return None
     return parts[1] if len(parts) > 1 and parts[1] in PACKAGES else "__init__"
@@ -68,16 +125,14 @@ def imports_of(path: Path, module: str) -> set[str]:
 def graph(root: Path = ROOT) -> dict[tuple[str, str], set[str]]:
     """(from package, to package) -> the importing modules."""
     edges = defaultdict(set)
-    for top in ("slahmr_opt", "priors"):
-        for path in sorted((root / top).rglob("*.py")):
-            rel = path.relative_to(root).with_suffix("")
-            parts = list(rel.parts[:-1]) if rel.name == "__init__" else list(rel.parts)
-            module = ".".join(parts)
-            src = package_of(module)
-            for name in imports_of(path, module if rel.name != "__init__" else module + ".x"):
-                dst = package_of(name)
-                if dst is not None and dst != src:
-                    edges[(src, dst)].add(module)
+    known, shipped = modules(root), shipped_priors(root)
+    for module, path in known.items():
+        src = package_of(module, shipped)
+        for name in _imported(path, module):
+            target = module_of(name, known) or name
+            dst = package_of(target, shipped)
+            if dst is not None and dst != src:
+                edges[(src, dst)].add(module)
     return edges
 
 

@@ -4,8 +4,8 @@ A real walk from the evaluation split of the Bandai-Namco motion dataset 2 is fi
 built-in body model (ground truth), watched by a hand-held camera that follows the walker, and
 written as a user's inputs would be: ``tracks.npz`` (noisy COCO-17 keypoints and regressor-like
 per-frame SMPL guesses), ``cameras.npz`` (a SLAM-like trajectory with unknown scale and drift) and
-``points.npz`` (a SLAM-like map of the scene, ``slahmr_opt.eval.synth_points``), plus ``gt.npz``
-(written by ``slahmr_opt.eval.bench_make.write_sequence``, as the benchmark's sequences are).
+``points.npz`` (a SLAM-like map of the scene, ``slahmr_opt.synth.points``), plus ``gt.npz``
+(written by ``slahmr_opt.synth.benchmark.write_sequence``, as the benchmark's sequences are).
 
     python scripts/make_example.py --mocap ../shared/data/mocap/bandai-namco-2.tar.xz
 """
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from slahmr_opt.body import BodyConfig, load_body_model
-from slahmr_opt.eval import synth
-from slahmr_opt.eval.bench_make import write_sequence
-from slahmr_opt.eval.mocap import fit_body_to_joints, iter_bandai_archive, smpl_targets
+from slahmr_opt.mocap.targets import fit_body_to_joints, iter_bandai_archive, smpl_targets
+from slahmr_opt.synth import observe as synth
+from slahmr_opt.synth.benchmark import write_sequence
 
 logger = logging.getLogger("make_example")
 OUT = Path(__file__).resolve().parents[1] / "slahmr_opt" / "data" / "example"

@@ -35,6 +35,8 @@ TERMS = (
     "kp2d", "joints_smooth", "joints_accel", "pose_prior", "shape_prior", "init_pose",
     "scale_prior", *FLOOR_TERMS,
 )  # fmt: skip
+#: Steps between stages a stage may name in ``before`` / ``after`` (``slahmr_opt.stages.hooks``).
+HOOKS = ("floor", "camera_scale")
 
 
 class SolverKind(StrEnum):
@@ -132,6 +134,15 @@ class StageConfig:
     """Stages with the evidence guard: after each round, a motion-prior window whose unweighted
     squared residual exceeds this (held-out real motion: median 48, 99th percentile 560) gets
     its weight lowered to ``cap / |r|^2`` for the next round (``stages.evidence``). 0: off."""
+    before: list[str] | None = None
+    """Steps run before this stage, in order, from ``HOOKS``: ``floor`` (estimate the floor and
+    the foot contacts from the current bodies, once, and add the contact terms and the motion
+    prior). None: ``[floor]`` if the stage optimizes ``floor`` or weights a term of
+    ``FLOOR_TERMS``, else none (``stages.hooks.declared_hooks``)."""
+    after: list[str] | None = None
+    """Steps run after this stage, in order, from ``HOOKS``: ``camera_scale`` (re-estimate the
+    camera scale, ``init.scale``). None: ``[camera_scale]`` if the stage is named in
+    ``init.scale_after``, else none."""
 
 
 def _root_stage() -> StageConfig:
@@ -377,6 +388,12 @@ def _validate(cfg: Config) -> None:
         if not stage.prior_window_cap >= 0:
             raise ConfigError(f"stage {stage.name!r}: prior_window_cap must be >= 0, got "
                               f"{stage.prior_window_cap}")  # fmt: skip
+        hooks = (stage.before or []) + (stage.after or [])
+        for hook in hooks:
+            if hook not in HOOKS:
+                raise ConfigError(f"stage {stage.name!r}: unknown hook {hook!r}; known {HOOKS}")
+        if len(set(hooks)) != len(hooks):
+            raise ConfigError(f"stage {stage.name!r}: a hook is named twice in {hooks}")
         if not stage.evidence_margin >= 0 or stage.evidence_round < 1:
             raise ConfigError(f"stage {stage.name!r}: evidence_margin must be >= 0 and "
                               f"evidence_round >= 1, got {stage.evidence_margin}, "

@@ -1,7 +1,9 @@
 """Loss history: one record per solver iteration with every term's value (DataFrames, plots)."""
 
 import csv
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,10 +35,15 @@ class LossHistory:
     ``to_dataframe()`` gives one row per iteration (columns ``stage, iteration, wall_time, total``,
     one column per term, solver extras); ``plot()`` draws every term on a log scale with stage
     boundaries; ``save()`` writes CSV.
+
+    Args:
+        on_record: called as ``on_record(history, record)`` after every record is added (a
+            live view of a long solve: ``follow_csv`` keeps a CSV file up to date).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_record: Callable[["LossHistory", IterRecord], None] | None = None):
         self.records: list[IterRecord] = []
+        self.on_record = on_record
         self._stage_start = time.perf_counter()
 
     def start_stage(self) -> None:
@@ -45,11 +52,12 @@ class LossHistory:
     def add(
         self, stage: str, iteration: int, total: float, terms: dict[str, float], **info
     ) -> None:
-        self.records.append(
-            IterRecord(
-                stage, iteration, total, dict(terms), time.perf_counter() - self._stage_start, info
-            )
+        record = IterRecord(
+            stage, iteration, total, dict(terms), time.perf_counter() - self._stage_start, info
         )
+        self.records.append(record)
+        if self.on_record is not None:
+            self.on_record(self, record)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -76,15 +84,19 @@ class LossHistory:
         return recs[-1] if recs else None
 
     def save(self, path: str | Path) -> None:
-        """Write the history as CSV (columns as in ``to_dataframe``)."""
+        """Write the history as CSV (columns as in ``to_dataframe``); a reader never sees a
+        half-written file (written beside it, then renamed over it)."""
         rows = self.rows()
         keys: list[str] = []
         for row in rows:
             keys += [k for k in row if k not in keys]
-        with open(path, "w", newline="") as f:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
             writer.writerows(rows)
+        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | Path) -> "LossHistory":
@@ -149,3 +161,15 @@ class LossHistory:
 
 #: Solver extras stored beside the terms in a saved history.
 _INFO_KEYS = {"damping", "rejected", "evaluations", "lr"}
+
+
+def follow_csv(path: str | Path) -> Callable[[LossHistory, IterRecord], None]:
+    """An ``on_record`` callback that rewrites ``path`` (``LossHistory.save``) after every
+    iteration, so a long job can be watched while it runs:
+    ``LossHistory.load(path).plot()`` or ``pandas.read_csv(path)`` in a notebook."""
+
+    def on_record(history: LossHistory, record: IterRecord) -> None:
+        history.save(path)
+
+    return on_record
+

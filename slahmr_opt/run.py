@@ -13,17 +13,26 @@ Steps, each timed and written under ``DIR``:
 2. fit (all configured stages) -> ``results.npz`` and its companions (``slahmr_opt.io.results``);
 3. ``render.mp4`` (meshes over the video beside a world view) and ``scene.glb``;
 4. ``summary.json``: wall time per step and every stage's losses.
+
+Data flows in memory: the fit starts from the front end's tracks and cameras as computed
+(``inputs.observations.front_end_observations``; the files are read only when reused), and the
+GLB and the render come from the fit's ``Result`` (``results.npz`` is written, not read back).
 """
 
 import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from slahmr_opt.config import Config, DataConfig, FrontEndConfig
 from slahmr_opt.errors import InputError
+
+if TYPE_CHECKING:
+    from slahmr_opt.frontend.camera import CameraEstimate
+    from slahmr_opt.inputs.track_data import TrackData
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +111,15 @@ def _cached_front_end(folder: Path, key: dict) -> bool:
     )
 
 
-def run_front_end(video: Path, folder: Path, settings: FrontEndSettings, progress: bool) -> dict:
-    """Tracks and camera of ``video`` into ``folder``; returns ``{step: seconds}``."""
-    from slahmr_opt.frontend import detect_people, write_front_end
+def run_front_end(
+    video: Path, folder: Path, settings: FrontEndSettings, progress: bool
+) -> tuple[dict, "TrackData", "CameraEstimate"]:
+    """Tracks and camera of ``video`` into ``folder``.
+
+    Returns:
+        ``{step: seconds}``, the tracks and the camera estimate (as written to ``folder``).
+    """
+    from slahmr_opt.frontend import TRACKS_FILE, detect_people, write_front_end
     from slahmr_opt.frontend.camera import POINTS_FILE, estimate_cameras, write_cameras
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -135,10 +150,28 @@ def run_front_end(video: Path, folder: Path, settings: FrontEndSettings, progres
     seconds["camera"] = time.perf_counter() - t0
     meta = {"key": settings.key(video), "seconds": seconds, "motion": estimate.motion}
     (folder / "frontend.json").write_text(json.dumps(meta, indent=2))
-    return seconds
+    return seconds, replace(people.tracks, source=folder / TRACKS_FILE), estimate
+
+
+def _front_end_observations(folder: Path, tracks, estimate, cfg, settings: FrontEndSettings):
+    """The observations of the front end's output in memory; equal to ``_observations`` of
+    the files it wrote to ``folder``."""
+    from slahmr_opt.inputs.observations import front_end_observations_with
+
+    static = estimate.is_static
+    intrinsics = list(settings.intrinsics) if settings.intrinsics else None
+    return front_end_observations_with(
+        cfg.data,
+        tracks,
+        None if static else estimate.to_cameras(),
+        None if static else estimate.points,
+        cameras_path=None if static else folder / "cameras.npz",
+        intrinsics=intrinsics,
+    )
 
 
 def _observations(folder: Path, cfg, settings: FrontEndSettings):
+    """The observations of the front end's files in ``folder`` (a reused front end)."""
     from slahmr_opt.frontend.camera import POINTS_FILE
     from slahmr_opt.inputs.observations import load_observations_with
 
@@ -169,9 +202,10 @@ def run_video(
     Raises:
         InputError: not a video, no person, tracks too short (the message names the video).
     """
+    from slahmr_opt.body import load_body_model
+    from slahmr_opt.history import follow_csv
     from slahmr_opt.io.export.glb import export_glb
-    from slahmr_opt.io.result_bodies import load_result_bodies
-    from slahmr_opt.io.results import person_summaries, result_arrays, write_result
+    from slahmr_opt.io.results import person_summaries, result_arrays, stage_rows, write_result
     from slahmr_opt.solve import solve
 
     video, out = Path(video), Path(out)
@@ -184,41 +218,45 @@ def run_video(
     if _cached_front_end(folder, key):
         logger.info("reusing the front end's tracks and camera in %s", folder)
         report.reused_front_end = True
+        obs = _observations(folder, cfg, settings)
     else:
-        report.seconds.update(run_front_end(video, folder, settings, progress))
-    obs = _observations(folder, cfg, settings)
+        seconds, tracks, estimate = run_front_end(video, folder, settings, progress)
+        report.seconds.update(seconds)
+        obs = _front_end_observations(folder, tracks, estimate, cfg, settings)
     report.num_people, report.num_frames = obs.num_people, obs.num_frames
     report.is_static = obs.cameras.is_static
     logger.info("%d people, %d frames, %s camera", obs.num_people, obs.num_frames,
                 "static" if obs.cameras.is_static else "moving")  # fmt: skip
     t0 = time.perf_counter()
-    result = solve(obs, cfg, checkpoint_dir=out / "checkpoints", progress=progress)
+    result = solve(obs, cfg, checkpoint_dir=out / "checkpoints", progress=progress,
+                   on_iteration=follow_csv(out / "history.csv"))  # fmt: skip
     results_path = write_result(result, out)
     (out / "inputs.json").write_text(json.dumps({**obs.sources, "video": str(video)}, indent=2))
     report.seconds["fit"] = time.perf_counter() - t0
-    report.stages = result.stages
+    report.stages = stage_rows(result)
     arrays = result_arrays(result)
     report.people = person_summaries(arrays)
     scale = float(arrays["world_scale"].reshape(-1)[0])
     report.world_scale = None if math.isnan(scale) else scale  # NaN: not observed
-    bodies = load_result_bodies(results_path)
+    body_model = load_body_model(cfg.body)
     t0 = time.perf_counter()
-    export_glb(bodies, out / "scene.glb", overwrite=True)
+    export_glb(result, body_model, out / "scene.glb", overwrite=True)
     report.seconds["export"] = time.perf_counter() - t0
     if render:
         t0 = time.perf_counter()
-        _render(bodies, video, out / "render.mp4", progress, results_path)
+        _render(result, body_model, video, out / "render.mp4", progress, results_path)
         report.seconds["render"] = time.perf_counter() - t0
     _write_summary(report)
     return report
 
 
-def _render(bodies, video: Path, path: Path, progress: bool, source: Path) -> None:
+def _render(result, body_model, video: Path, path: Path, progress: bool, source: Path) -> None:
     from slahmr_opt.files.video import FrameReader
     from slahmr_opt.render.render import RenderOptions, render_result
 
     with FrameReader(video=video) as reader:
-        render_result(bodies, path, reader, RenderOptions(progress=progress), source=source)
+        options = RenderOptions(progress=progress)
+        render_result(result, body_model, path, reader, options, source=source)
 
 
 def _write_summary(report: RunReport) -> None:

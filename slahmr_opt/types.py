@@ -7,9 +7,14 @@ All tensors are torch tensors on the CPU unless a caller moves them.
 """
 
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from slahmr_opt.history import LossHistory
 
 KEYPOINT_FORMATS = ("coco17", "op25")
 
@@ -118,6 +123,8 @@ class Observations:
         smpl_guess: per-frame body guesses from the tracker, or None.
         points: background scene points in the cameras' SLAM world, or None.
         sources: input files these observations were read from (for messages and provenance).
+        frame_offset: video frame index of frame 0 (readers crop the input to the tracked
+            window, so frame ``t`` here is video frame ``frame_offset + t``).
     """
 
     kp2d: Tensor
@@ -131,6 +138,7 @@ class Observations:
     smpl_guess: SMPLGuess | None = None
     points: ScenePoints | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    frame_offset: int = 0
 
     @property
     def num_people(self) -> int:
@@ -165,6 +173,116 @@ class BodyParams:
 
 
 @dataclass
+class Floor:
+    """The estimated floor: the plane ``normal . x = offset`` in the solve world (the SLAM
+    world, metric).
+
+    Attributes:
+        normal: (3,) unit normal, pointing up.
+        offset: distance of the plane from the world origin along ``normal``, metres.
+    """
+
+    normal: Tensor
+    offset: float
+
+    def as_plane(self) -> Tensor:
+        """(4,) float32 ``[nx, ny, nz, d]`` (``results.npz``'s ``floor_plane``)."""
+        offset = torch.tensor([self.offset], dtype=torch.float64)
+        return torch.cat([self.normal.double().reshape(3), offset]).float()
+
+    @classmethod
+    def from_plane(cls, plane: Tensor | None) -> "Floor | None":
+        """The floor of a (4,) ``[n, d]`` plane; None for None or a NaN plane (no floor)."""
+        if plane is None:
+            return None
+        plane = torch.as_tensor(plane).reshape(4)
+        if not bool(torch.isfinite(plane).all()):
+            return None
+        return cls(normal=plane[:3].clone(), offset=float(plane[3]))
+
+
+class StageStatus(StrEnum):
+    """How a stage ended (``stages.runner.StageResult.status``)."""
+
+    CONVERGED = "converged"
+    """The stopping rule was met (LM: relative decrease below tolerance; L-BFGS likewise)."""
+    MAX_ITERATIONS = "max_iterations"
+    """The iteration budget ran out first."""
+    FAILED = "failed"
+    """The linear solver failed or the loss became NaN (``solve`` raises ``SolveError``)."""
+
+
+@dataclass
+class StageSummary:
+    """What one stage of a solve did (a row of ``stages.json``).
+
+    Attributes:
+        name: stage name.
+        solver: ``lm``, ``lbfgs`` or ``adam``.
+        status: how it ended.
+        message: the solver's detail (final LM damping, loss evaluations, the failure).
+        iterations: iterations performed.
+        seconds: wall time.
+        initial_loss, final_loss: total weighted loss before and after.
+        people: motion stages under the evidence guard: one row per person (``track``,
+            ``kp2d_start``, ``kp2d_end``, ``kp2d_rms_ratio``, ``prior_weight_factor``,
+            ``prior_energy``, ``reset``, ``windows_capped``, ``dominated``), else None.
+        camera_scale: the camera-scale estimate made after this stage (``init.scale_after``:
+            ``cue`` and its measurements), else None.
+    """
+
+    name: str
+    solver: str
+    status: StageStatus
+    message: str
+    iterations: int
+    seconds: float
+    initial_loss: float
+    final_loss: float
+    people: list[dict] | None = None
+    camera_scale: dict | None = None
+
+    def to_dict(self) -> dict:
+        """The ``stages.json`` row: plain JSON types, ``people`` and ``camera_scale`` only
+        when set."""
+        row = {
+            "name": self.name,
+            "solver": self.solver,
+            "status": str(self.status),
+            "message": self.message,
+            "iterations": self.iterations,
+            "seconds": self.seconds,
+            "initial_loss": self.initial_loss,
+            "final_loss": self.final_loss,
+        }
+        if self.people is not None:
+            row["people"] = self.people
+        if self.camera_scale is not None:
+            row["camera_scale"] = self.camera_scale
+        return row
+
+    @classmethod
+    def from_dict(cls, row: dict) -> "StageSummary":
+        """Inverse of ``to_dict`` (a row of ``stages.json``).
+
+        Raises:
+            KeyError: a required key is missing; ValueError: an unknown status.
+        """
+        return cls(
+            name=str(row["name"]),
+            solver=str(row["solver"]),
+            status=StageStatus(row["status"]),
+            message=str(row["message"]),
+            iterations=int(row["iterations"]),
+            seconds=float(row["seconds"]),
+            initial_loss=float(row["initial_loss"]),
+            final_loss=float(row["final_loss"]),
+            people=row.get("people"),
+            camera_scale=row.get("camera_scale"),
+        )
+
+
+@dataclass
 class Result:
     """Everything a solve estimated for one video.
 
@@ -175,16 +293,15 @@ class Result:
         vis_mask: (P, T) where each person was detected.
         track_ids: P track names.
         fps: frame rate.
-        history: ``slahmr_opt.history.LossHistory`` of every stage.
-        stages: per-stage summaries (name, status, message, iterations, seconds, losses).
-        config_yaml: the resolved config.
+        history: the loss of every term at every iteration of every stage.
+        stages: one ``StageSummary`` per stage, in order.
+        config_yaml: the resolved config ("" if unknown).
         joints: (P, T, 24, 3) world joints of the final bodies, metres.
-        frame_offset: video frame index of frame 0 (inputs are cropped to the tracked window).
-        floor_plane: (4,) the floor ``[nx, ny, nz, d]`` (``n . x = d``, unit ``n`` pointing up) in
-            the solve world (SLAM world, metres), NaN if no floor was estimated.
+        frame_offset: video frame index of frame 0 (``Observations.frame_offset``).
+        floor: the estimated floor in the solve world, or None if none was estimated.
         world_transform: (4, 4) rigid transform from the solve world to the frame ``body``,
             ``cameras`` and ``joints`` are given in (``x_out = R x + t``): the gravity-aligned
-            frame (y up, floor at y = 0) or the identity.
+            frame (y up, floor at y = 0) or the identity (``gravity_aligned``).
         statures: (P,) standing height of each fitted body, metres (``BodyModel.stature``).
         scale_observed: False for a static camera or one that does not translate measurably
             (``init.scale.scale_observable``): ``cameras.alpha`` then carries no metric meaning
@@ -197,12 +314,31 @@ class Result:
     vis_mask: Tensor
     track_ids: list[str]
     fps: float
-    history: object
-    stages: list[dict]
+    history: "LossHistory"
+    stages: list[StageSummary]
     config_yaml: str
     joints: Tensor | None = None
     frame_offset: int = 0
-    floor_plane: Tensor | None = None
-    world_transform: Tensor | None = None
+    floor: Floor | None = None
+    world_transform: Tensor = field(default_factory=lambda: torch.eye(4))
     statures: Tensor | None = None
     scale_observed: bool = True
+
+    def __post_init__(self) -> None:
+        if self.world_transform is None:
+            self.world_transform = torch.eye(4)
+
+    @property
+    def num_people(self) -> int:
+        return self.track_mask.shape[0]
+
+    @property
+    def num_frames(self) -> int:
+        return self.track_mask.shape[1]
+
+    @property
+    def gravity_aligned(self) -> bool:
+        """Whether the output frame is the gravity-aligned one (``world_transform`` is not the
+        identity: y up, the floor at y = 0), not the SLAM world (OpenCV axes, y down)."""
+        eye = torch.eye(4, dtype=torch.float64)
+        return not torch.allclose(self.world_transform.double(), eye, rtol=1e-5, atol=1e-7)

@@ -10,6 +10,7 @@ from nbclient import NotebookClient
 NOTEBOOKS = [Path(__file__).resolve().parents[1] / "notebooks" / "loss_curves.ipynb"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs(path, tmp_path):
     nb = nbformat.read(path, as_version=4)

@@ -24,7 +24,8 @@ FAST = [
 ]
 NUM_FRAMES = 48
 
-pytestmark = pytest.mark.skipif(
+#: Only the end-to-end test reads the shared footage; the refusals make their own inputs.
+needs_shared_video = pytest.mark.skipif(
     not WALKING.is_file(), reason=f"the shared videos are not at {VIDEOS}"
 )
 
@@ -42,6 +43,8 @@ def clip(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
+@needs_shared_video
 def test_run_end_to_end_and_rerun_reuses_the_front_end(clip, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["run", str(clip), "--out", str(out), "--quiet", "--max-people", "1", *FAST]
@@ -67,6 +70,11 @@ def test_run_end_to_end_and_rerun_reuses_the_front_end(clip, tmp_path, capsys):
     frames, _ = read_video_frames(out / "render.mp4")
     assert len(frames) == summary["frames"]
     assert "1 people" in capsys.readouterr().out
+    # run exports the Result in memory; exporting the results.npz it wrote gives the same file
+    again = tmp_path / "again.glb"
+    assert main(["export", "--results", str(out / "results.npz"), "--format", "glb",
+                 "--out", str(again), "--quiet"]) == 0  # fmt: skip
+    assert again.read_bytes() == (out / "scene.glb").read_bytes()
 
     assert main(args) == 2  # results exist: refused without --overwrite
     other = [*args, "--overwrite", "--no-render", "stages.motion.solver.iterations=1"]

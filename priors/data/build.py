@@ -3,7 +3,7 @@
     python -m priors.data.build --mocap ../shared/data/mocap/bandai-namco-2.tar.xz \\
         --out /tmp/slahmr_opt_priors_data
 
-For each split (``train``, ``eval``; the rule is ``slahmr_opt.eval.mocap.split_of``) it
+For each split (``train``, ``eval``; the rule is ``slahmr_opt.mocap.targets.split_of``) it
 
 1. fits the built-in body to every frame of every file (``priors.pose_gmm.prepare``: the BVH
    reader, the SMPL joint mapping and ``fit_sequences``), after resampling files whose frame rate
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from priors.contacts import CONTACT_HEIGHT, CONTACT_JOINTS, CONTACT_SPEED
 from priors.data import states as st
 from priors.pose_gmm import prepare
 
@@ -51,7 +52,7 @@ def fit_split_cache(
     Returns:
         The cache's metadata.
     """
-    from slahmr_opt.eval.mocap import FitSettings
+    from slahmr_opt.mocap.targets import FitSettings
 
     start = time.time()
     names, frames, targets, rots, weights, src_fps = prepare.load_targets(
@@ -163,7 +164,7 @@ def save_states(path: Path, fits: dict, states: dict, metadata: dict) -> None:
     np.savez_compressed(
         path, names=fits["names"], seq_start=fits["seq_start"].astype(np.int64), fps=fits["fps"],
         betas=fits["betas"], frame_index=fits["frame_index"], residual_mm=fits["residual_mm"],
-        contact_joints=st.CONTACT_JOINTS, metadata=json.dumps(metadata), **arrays,
+        contact_joints=np.array(CONTACT_JOINTS), metadata=json.dumps(metadata), **arrays,
     )  # fmt: skip
 
 
@@ -195,8 +196,9 @@ def build(archive: Path, out: Path, splits=SPLITS, fps: float = 30.0, workers: i
             "files": len(fits["names"]), "frames": len(fits["trans"]), "fps": fps,
             "fit": {k: fit_meta.get(k) for k in ("residual_mm", "seconds", "fit_settings",
                                                   "command", "source_fps")},
-            "contact_joints": st.CONTACT_JOINTS.tolist(),
-            "contact_height_m": st.CONTACT_HEIGHT.tolist(), "contact_speed_m_s": st.CONTACT_SPEED,
+            "contact_joints": list(CONTACT_JOINTS),
+            "contact_height_m": CONTACT_HEIGHT.tolist(),
+            "contact_speed_m_s": CONTACT_SPEED,
             "contact_rate": contacts.mean(0).round(4).tolist(),
             "states_seconds": round(time.time() - start, 1), "command": command,
         }  # fmt: skip
@@ -219,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         "--solver",
         choices=("direct", "lm", "lbfgs"),
         default="direct",
-        help="body fit solver (slahmr_opt.eval.body_fit.FitSettings.solver)",
+        help="body fit solver (slahmr_opt.mocap.fit.FitSettings.solver)",
     )
     parser.add_argument(
         "--shard-files",

@@ -12,22 +12,15 @@ frame, plus contact labels:
   under the pelvis joint, axes turned about y by the body's heading ``atan2(f_x, f_z)`` (``f``:
   the root orientation's forward axis, body +z), so the body faces +z; positions are moved into
   it, velocities and rotations only turned;
-* contacts: a joint of ``CONTACT_JOINTS`` touches the floor where its height is below its
-  threshold and its speed below ``CONTACT_SPEED`` (thresholds below; HuMoR uses 0.005 m per
-  frame at 30 fps and 4 cm / 8 cm for SMPL toes / ankles, ours are raised by the built-in
-  body's joint heights over the sole: toe base 4.2 cm, ankle 11.7 cm at rest).
+* contacts: ``priors.contacts.contact_labels`` (heights and speeds of ``CONTACT_JOINTS``).
 """
 
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
+from priors.contacts import contact_labels
+
 NUM_JOINTS = 22
-#: SMPL joints with contact labels: left/right ankle, foot (toe base), wrist.
-CONTACT_JOINTS = np.array([7, 8, 10, 11, 20, 21])
-#: Height (m above the floor) below which each of ``CONTACT_JOINTS`` can be in contact.
-CONTACT_HEIGHT = np.array([0.15, 0.15, 0.08, 0.08, 0.10, 0.10])
-#: Speed (m/s) below which a low joint is in contact (HuMoR: 0.005 m/frame at 30 fps).
-CONTACT_SPEED = 0.15
 
 
 def _yaw_rotation(heading: np.ndarray) -> np.ndarray:
@@ -59,17 +52,6 @@ def angular_velocity(rotmat: np.ndarray, fps: float) -> np.ndarray:
     vel[0], vel[-1] = step[0], step[-1]
     vel[1:-1] = 0.5 * (step[1:] + step[:-1])
     return vel
-
-
-def contact_labels(joints: np.ndarray, joints_vel: np.ndarray) -> np.ndarray:
-    """(T, C) bool contacts of ``CONTACT_JOINTS`` from heights over y = 0 and speeds.
-
-    Args:
-        joints: (T, >=22, 3) world joints (y up, floor at 0). joints_vel: (T, >=22, 3) m/s.
-    """
-    height = joints[:, CONTACT_JOINTS, 1]
-    speed = np.linalg.norm(joints_vel[:, CONTACT_JOINTS], axis=-1)
-    return (height < CONTACT_HEIGHT) & (speed < CONTACT_SPEED)
 
 
 def derive_states(

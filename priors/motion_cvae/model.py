@@ -31,13 +31,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from priors.contacts import CONTACT_JOINTS
 from priors.mlp import mlp, mlp_row_jacobian
 from priors.motion_cvae.state import STATE_DIM, states_from_body
 
 SHIPPED = Path(__file__).resolve().with_name("motion_cvae.pt")
 LOG_2PI = math.log(2 * math.pi)
-#: SMPL joints of the contact head: left/right ankle, toe base, wrist (``priors.data.states``).
-CONTACT_JOINTS = (7, 8, 10, 11, 20, 21)
 
 
 class MotionCVAE(nn.Module):

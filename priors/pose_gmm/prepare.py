@@ -28,7 +28,8 @@ import torch
 from tqdm import tqdm
 
 from slahmr_opt.body import BodyConfig, load_body_model
-from slahmr_opt.eval.mocap import (
+from slahmr_opt.mocap.stage import group_by_frames
+from slahmr_opt.mocap.targets import (
     BANDAI_DIRECTIONS,
     BANDAI_ROTATIONS,
     BANDAI_TO_SMPL,
@@ -40,7 +41,6 @@ from slahmr_opt.eval.mocap import (
     relative_terms,
     smpl_targets,
 )
-from slahmr_opt.eval.mocap_stage import group_by_frames
 
 logger = logging.getLogger(__name__)
 

@@ -98,14 +98,15 @@ def score_priors(
     Args:
         vae: trained model (evaluated in float64).
         x_eval: (N, 63) held-out poses; betas_eval: (N, B) their fitted shapes.
-        x_train: (M, 63) training poses (a 20,000-pose subset is scored).
+        x_train: (M, 63) training poses (a 20,000-pose subset is scored, or all if fewer).
         seed: noise and sampling seed.
     """
     vae = vae.double().eval()
     gmm = PoseGMM.load()
     rng = np.random.default_rng(seed)
     x = torch.from_numpy(x_eval)
-    sub = torch.from_numpy(x_train[np.sort(rng.choice(len(x_train), 20000, replace=False))])
+    size = min(20000, len(x_train))
+    sub = torch.from_numpy(x_train[np.sort(rng.choice(len(x_train), size, replace=False))])
     out = {"train_subset": {}, "eval": {}}
     for split, poses in (("train_subset", sub), ("eval", x)):
         vs = _vae_scores(vae, poses, seed)

@@ -1,7 +1,7 @@
 """Training views of the mocap: random cameras film windows of motion, a detector-like corruption
 turns them into keypoint tracks (torch only, batched).
 
-The distribution is deliberately wider than the benchmark generator's (``slahmr_opt.eval.synth``,
+The distribution is deliberately wider than the benchmark generator's (``slahmr_opt.synth.observe``,
 which scores the regressor): people off the image centre and leaving it, portrait and landscape
 images, focal lengths from wide to tele and known only roughly, cameras from knee height to a
 first floor, 2 to 12 m away, static, panning, tracking, orbiting and hand-held; keypoint noise,

@@ -1,4 +1,5 @@
-"""``slahmr-opt ablate``: run an ablation grid (``slahmr_opt.eval.ablate``) on a benchmark folder.
+"""``slahmr-opt ablate``: run an ablation grid (``slahmr_opt.experiments.ablate``) on a benchmark
+folder.
 
 ``add_parser`` adds the command to the main parser; ``handle`` runs it.
 """
@@ -40,7 +41,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def handle(args: argparse.Namespace) -> int:
     """Run the grid described by parsed ``ablate`` arguments and print its table; returns 0."""
-    from slahmr_opt.eval.ablate import find_grid, run_ablation
+    from slahmr_opt.experiments.ablate import find_grid, run_ablation
 
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")

@@ -136,7 +136,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _cameras(choice: list[str]) -> list[str]:
-    from slahmr_opt.eval.bench_make import CAMERA_KINDS
+    from slahmr_opt.synth.benchmark import CAMERA_KINDS
 
     extra = [c for c in choice if c in VIDEO_ONLY_CAMERAS]
     return (
@@ -148,7 +148,7 @@ def _cameras(choice: list[str]) -> list[str]:
 
 def format_table(report: dict) -> str:
     """Plain-text table of the means, overall and per camera kind."""
-    from slahmr_opt.eval.bench_run import METRIC_KEYS
+    from slahmr_opt.experiments.bench_run import METRIC_KEYS
 
     rows = {**{f"  {k}": v for k, v in report["by_camera"].items()}, "all": report["mean"]}
     keys = [k for k in METRIC_KEYS if k in report["mean"]]
@@ -189,7 +189,7 @@ def _selection(args: argparse.Namespace) -> dict:
 
 
 def _make_video(args: argparse.Namespace) -> int:
-    from slahmr_opt.eval.video_bench import make_video_benchmark
+    from slahmr_opt.synth.video_benchmark import make_video_benchmark
 
     unused = [flag for flag, value, default in (
         ("--people", args.people, 1), ("--guesses", args.guesses, "realistic"),
@@ -211,7 +211,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.bench_command == "make" and args.video:
         return _make_video(args)
     if args.bench_command == "make":
-        from slahmr_opt.eval.bench_make import make_benchmark
+        from slahmr_opt.synth.benchmark import make_benchmark
 
         if set(args.camera) & set(VIDEO_ONLY_CAMERAS):
             raise ConfigError(f"--camera {' '.join(VIDEO_ONLY_CAMERAS)} need --video")
@@ -227,7 +227,7 @@ def handle(args: argparse.Namespace) -> int:
         print(f"wrote {len(index['sequences'])} sequences; index: {path}")
         return 0
     if args.bench_command in ("table", "compare"):
-        from slahmr_opt.eval.bench_table import compare, table
+        from slahmr_opt.experiments.bench_table import compare, table
 
         paths = [item.split("=", 1)[-1] for item in getattr(args, "runs", None) or args.metrics]
         if args.bench_command == "table":
@@ -243,14 +243,14 @@ def handle(args: argparse.Namespace) -> int:
             return 1 if regressions else 0
         return 0
     if args.bench_command == "run" and args.video:
-        from slahmr_opt.eval.video_bench_run import format_video_table, run_video_benchmark
+        from slahmr_opt.experiments.video_bench_run import format_video_table, run_video_benchmark
 
         report = run_video_benchmark(args.bench, args.out, args.config, args.overrides)
         print(format_video_table(report))
         print(f"metrics written to {Path(args.out) / 'metrics.json'}")
         return 0
     if args.bench_command == "run":
-        from slahmr_opt.eval.bench_run import run_benchmark
+        from slahmr_opt.experiments.bench_run import run_benchmark
 
         report = run_benchmark(args.bench, args.out, args.config, args.overrides)
         print(format_table(report))

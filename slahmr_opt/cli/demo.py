@@ -18,7 +18,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def handle(args: argparse.Namespace) -> int:
     """Fit the bundled example into ``args.out``, score it and print the report; returns 0."""
-    from slahmr_opt.eval.evaluate import METRIC_UNITS, evaluate_result
+    from slahmr_opt.experiments.evaluate import METRIC_UNITS, evaluate_result
     from slahmr_opt.io.results import check_results_out
 
     cfg = load_config(args.config, args.overrides)
@@ -28,7 +28,7 @@ def handle(args: argparse.Namespace) -> int:
                              out, args.quiet, points=EXAMPLE_DIR / "points.npz")  # fmt: skip
     metrics = evaluate_result(path, EXAMPLE_DIR / "gt.npz")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    seconds = sum(s["seconds"] for s in result.stages)
+    seconds = sum(s.seconds for s in result.stages)
     frames = int(result.track_mask.shape[1])
     print(
         f"bundled example: {frames} frames, fitted in {seconds:.1f} s "
@@ -36,9 +36,8 @@ def handle(args: argparse.Namespace) -> int:
     )
     for stage in result.stages:
         print(
-            f"  stage {stage['name']:>8s} ({stage['solver']}): {stage['iterations']:3d} it, "
-            f"{stage['seconds']:6.1f} s, loss {stage['initial_loss']:.4g} -> "
-            f"{stage['final_loss']:.4g}"
+            f"  stage {stage.name:>8s} ({stage.solver}): {stage.iterations:3d} it, "
+            f"{stage.seconds:6.1f} s, loss {stage.initial_loss:.4g} -> {stage.final_loss:.4g}"
         )
     for key, unit in METRIC_UNITS.items():
         print(f"  {key:12s} {metrics[key]:8.1f} {unit}")

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from slahmr_opt.body import BodyConfig
-from slahmr_opt.eval.evaluate import METRIC_UNITS, evaluate_result
+from slahmr_opt.experiments.evaluate import METRIC_UNITS, evaluate_result
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -26,7 +26,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="results.npz written by fit or demo, or SLAHMR's "
         "<stage>/<seq>_<iter>_world_results.npz",
     )
-    p.add_argument("--gt", required=True, help="ground truth .npz (see slahmr_opt.eval.evaluate)")
+    p.add_argument(
+        "--gt", required=True, help="ground truth .npz (see slahmr_opt.experiments.evaluate)"
+    )
     p.add_argument("--json", help="also write the metrics to this JSON file")
     slahmr = p.add_argument_group("SLAHMR predictions (ignored for our results.npz)")
     slahmr.add_argument(

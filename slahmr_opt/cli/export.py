@@ -66,23 +66,25 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def export(args: argparse.Namespace) -> list[Path]:
     """Run the export ``args`` describe; returns the files written."""
+    from slahmr_opt.io.bodies import result_body_model
     from slahmr_opt.io.export.bvh import export_bvh
     from slahmr_opt.io.export.camera_path import export_tum
     from slahmr_opt.io.export.glb import export_glb
     from slahmr_opt.io.export.meshes import export_meshes
-    from slahmr_opt.io.result_bodies import load_result_bodies
+    from slahmr_opt.io.results import read_result
 
     if args.format not in ("obj", "ply") and args.frames != slice(None):
         raise ConfigError(f"--frames applies to obj and ply, not {args.format}")
-    bodies = load_result_bodies(args.results, body_path=args.body_model)
+    result = read_result(args.results)
+    model = result_body_model(result, body_path=args.body_model, source=args.results)
     out = Path(args.out)
-    if args.format == "glb":
-        return [export_glb(bodies, out, args.overwrite, args.influences, args.frustums)]
-    if args.format == "bvh":
-        return export_bvh(bodies, out, args.overwrite, args.bvh_units)
     if args.format == "tum":
-        return [export_tum(bodies, out, args.overwrite)]
-    return export_meshes(bodies, out, args.format, args.frames, args.overwrite)
+        return [export_tum(result, out, args.overwrite)]
+    if args.format == "glb":
+        return [export_glb(result, model, out, args.overwrite, args.influences, args.frustums)]
+    if args.format == "bvh":
+        return export_bvh(result, model, out, args.overwrite, args.bvh_units)
+    return export_meshes(result, model, out, args.format, args.frames, args.overwrite)
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -67,12 +67,14 @@ def handle(args: argparse.Namespace) -> int:
             nothing is left at ``args.out`` then).
     """
     from slahmr_opt.files.video import FrameReader
-    from slahmr_opt.io.result_bodies import load_result_bodies
+    from slahmr_opt.io.bodies import result_body_model
+    from slahmr_opt.io.results import read_result
     from slahmr_opt.render.render import render_result
 
     out = Path(args.out)
     _check_out(out, args.overwrite)
-    bodies = load_result_bodies(args.results, body_path=args.body_model)
+    result = read_result(args.results)
+    body_model = result_body_model(result, body_path=args.body_model, source=args.results)
     options = RenderOptions(
         view=args.view, width=args.width, frames=args.frames, progress=not args.quiet
     )
@@ -80,7 +82,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.video or args.images:
         reader = FrameReader(video=args.video, images=args.images)
     try:
-        report = render_result(bodies, out, reader, options, source=args.results)
+        report = render_result(result, body_model, out, reader, options, source=args.results)
     finally:
         if reader is not None:
             reader.close()

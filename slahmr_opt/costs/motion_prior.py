@@ -22,12 +22,13 @@ orientations (9 numbers) is taken in forward mode; the CVAE's own Jacobians come
 """
 
 from functools import partial
+from pathlib import Path
 
 import torch
 from torch import Tensor
 from torch.func import jacfwd, vmap
 
-from priors.motion_cvae.model import MotionCVAE
+from priors.motion_cvae.model import SHIPPED, MotionCVAE
 from priors.motion_cvae.state import (
     JOINTS,
     JOINTS_VEL,
@@ -44,6 +45,7 @@ from slahmr_opt.costs.kinematics import world_joints
 from slahmr_opt.costs.robust import gmof_vector_jacobian, gmof_vector_residual
 from slahmr_opt.costs.smoothness import track_windows, window_inputs
 from slahmr_opt.costs.term import Term
+from slahmr_opt.errors import InputError
 
 #: Frames of one factor (t-2, t-1, t).
 NUM_FRAMES = 3
@@ -194,6 +196,18 @@ def _jacobian_chunk(wrt, body, prior, fps, betas, ref, kw):
     if "betas" in wrt:
         out["betas"] = jac[..., _FRAME_COLS["pose_body"].stop :].sum(2)
     return residual, out
+
+
+def load_motion_prior(path: str | None) -> MotionCVAE:
+    """The CVAE of the ``motion_prior`` term and of the ``cvae`` contact source.
+
+    Args:
+        path: weights file (``costs.motion_prior_path``); None loads the shipped one.
+    """
+    file = Path(path) if path else SHIPPED
+    if not file.exists():
+        raise InputError(file, "motion prior file not found (costs.motion_prior_path)")
+    return MotionCVAE.load(file)
 
 
 def build_motion_prior_term(

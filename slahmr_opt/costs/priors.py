@@ -15,11 +15,42 @@ Each has an analytic Jacobian (``Term.jac``); the pose prior's comes from the mo
 """
 
 from functools import partial
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from slahmr_opt.costs.term import Input, Term
+from slahmr_opt.errors import InputError, SlahmrOptError
+
+
+def load_pose_prior(kind: str, path: str | None) -> nn.Module | None:
+    """The pose prior model of the ``pose_prior`` term (``costs.pose_prior``).
+
+    Args:
+        kind: ``gmm`` (``priors.pose_gmm``), ``vae`` (``priors.pose_vae``) or ``l2``.
+        path: weights file (``costs.pose_prior_path``); None loads the shipped one.
+
+    Returns:
+        The loaded model, or None for ``l2`` (plain ``||pose||^2``).
+    """
+    if kind == "l2":
+        return None
+    if kind == "gmm":
+        from priors.pose_gmm.model import SHIPPED, PoseGMM
+
+        file = Path(path) if path else SHIPPED
+        if not file.exists():
+            raise InputError(file, "pose prior file not found (costs.pose_prior_path)")
+        return PoseGMM.load(file)
+    if kind == "vae":
+        from priors.pose_vae.model import SHIPPED, PoseVAE
+
+        file = Path(path) if path else SHIPPED
+        if not file.exists():
+            raise InputError(file, "pose prior file not found (costs.pose_prior_path)")
+        return PoseVAE.load(file)
+    raise SlahmrOptError(f"unknown pose prior {kind!r} (known: gmm, vae, l2)")
 
 
 def shape_residual(betas: Tensor, scale: Tensor) -> Tensor:

@@ -10,33 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from slahmr_opt.geometry.align import umeyama
+
 
 def rotation_angle_deg(R: np.ndarray) -> np.ndarray:
     """Angles (...,) in degrees of rotation matrices (..., 3, 3)."""
     cos = (np.trace(R, axis1=-2, axis2=-1) - 1) / 2
     return np.degrees(np.arccos(np.clip(cos, -1, 1)))
-
-
-def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Similarity ``dst ~ s R src + t`` in the least-squares sense.
-
-    Args:
-        src, dst: (N, 3) points.
-
-    Returns:
-        scale ``s``, (3, 3) ``R``, (3,) ``t``. A src without spread gives ``s = 0``.
-    """
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    var = (a**2).sum() / len(src)
-    cov = b.T @ a / len(src)
-    u, d, vt = np.linalg.svd(cov)
-    sign = np.eye(3)
-    if np.linalg.det(u @ vt) < 0:
-        sign[2, 2] = -1
-    R = u @ sign @ vt
-    s = float(np.trace(np.diag(d) @ sign) / var) if var > 1e-12 else 0.0
-    return s, R, mu_d - s * R @ mu_s
 
 
 @dataclass

@@ -27,36 +27,13 @@ Definitions (``shared/research/peers.md`` section 3, as in WHAM/GVHMR/SLAHMR):
 """
 
 import numpy as np
-from scipy.spatial.transform import Rotation
+
+from slahmr_opt.geometry.align import umeyama
 
 CHUNK = 100
 HIPS = (1, 2)
 CONTACT_THRESHOLD = 0.01
 """Metres a true foot point may move between frames and still count as in contact."""
-
-
-def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True):
-    """Similarity ``(s, R, t)`` minimising ``sum ||s R src_i + t - dst_i||^2``.
-
-    Args:
-        src, dst: (N, 3) corresponding points.
-        with_scale: fit the scale (else s = 1: a rigid fit).
-
-    Returns:
-        ``s`` float, ``R`` (3, 3), ``t`` (3,).
-    """
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    # align_vectors(a=targets, b=sources) finds R with R b ~ a (Kabsch on centred points).
-    rot, _ = Rotation.align_vectors(b, a)
-    R = rot.as_matrix()
-    s = float(np.sum(b * (a @ R.T)) / max(np.sum(a * a), 1e-12)) if with_scale else 1.0
-    return s, R, mu_d - s * R @ mu_s
-
-
-def _apply(sim, points: np.ndarray) -> np.ndarray:
-    s, R, t = sim
-    return s * points @ R.T + t
 
 
 def _frame_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -75,14 +52,14 @@ def chunked_world_errors(pred: np.ndarray, gt: np.ndarray, first_two: bool) -> n
         end = min(len(gt), start + CHUNK)
         fit = slice(start, start + 2) if first_two else slice(start, end)
         sim = umeyama(pred[fit].reshape(-1, 3), gt[fit].reshape(-1, 3))
-        errors.append(_frame_errors(_apply(sim, pred[start:end]), gt[start:end]))
+        errors.append(_frame_errors(sim.apply(pred[start:end]), gt[start:end]))
     return np.concatenate(errors)
 
 
 def pa_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Per-frame PA-MPJPE (mm): a similarity fitted per frame. (T, J, 3) inputs."""
     return np.array(
-        [_frame_errors(_apply(umeyama(p, g), p)[None], g[None])[0] for p, g in zip(pred, gt)]
+        [_frame_errors(umeyama(p, g).apply(p)[None], g[None])[0] for p, g in zip(pred, gt)]
     )
 
 
@@ -120,7 +97,7 @@ def rte_errors(pred_root: np.ndarray, gt_root: np.ndarray) -> np.ndarray:
     path = np.linalg.norm(np.diff(gt_root, axis=0), axis=-1).sum()
     if path < 1e-9:
         return np.zeros(0)
-    aligned = _apply(umeyama(pred_root, gt_root, with_scale=False), pred_root)
+    aligned = umeyama(pred_root, gt_root, with_scale=False).apply(pred_root)
     return np.linalg.norm(aligned - gt_root, axis=-1) / path * 100.0
 
 

@@ -11,7 +11,6 @@ import logging
 import os
 import tempfile
 import warnings
-import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,22 @@ from slahmr_opt.errors import InputError
 log = logging.getLogger(__name__)
 
 ShapePattern = Sequence[int | str]
+
+
+#: What reading a malformed binary file can raise: numpy and zipfile parse untrusted headers
+#: and members and raise whatever they meet (``ValueError``, ``zlib.error``, ``MemoryError`` for
+#: a header claiming a huge array, ...); every ``Exception`` there becomes one ``InputError``.
+READ_ERRORS = (Exception,)
+
+
+def reason(exc: BaseException) -> str:
+    """A one-line reason for a failed read: the exception's text, else what its type means."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, EOFError):
+        return f"the file ends early{': ' + text if text else ''}"
+    if isinstance(exc, MemoryError):
+        return f"it claims more data than fits in memory{': ' + text if text else ''}"
+    return text or type(exc).__name__
 
 
 def require_file(path: str | Path, what: str) -> Path:
@@ -53,8 +68,10 @@ def load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
     with _open_binary(path, what) as f:
         try:
             data = np.load(f, allow_pickle=False)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise InputError(path, f"{what} is not a readable .npz archive ({exc})") from None
+        except READ_ERRORS as exc:
+            raise InputError(
+                path, f"{what} is not a readable .npz archive ({reason(exc)})"
+            ) from None
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise InputError(path, f"{what} holds a single array, expected an .npz archive")
         return {key: _npz_member(data, key, path) for key in data.files}
@@ -64,13 +81,15 @@ def _npz_member(data: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
     try:
         return data[key]
     except ValueError as exc:
+        if "allow_pickle" not in str(exc):
+            raise InputError(path, f"key '{key}' cannot be read ({reason(exc)})") from None
         raise InputError(
             path,
             f"key '{key}' holds Python objects ({exc}); store strings as fixed-width "
             "unicode arrays, e.g. np.asarray(list_of_str)",
         ) from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputError(path, f"key '{key}' cannot be read ({exc})") from None
+    except READ_ERRORS as exc:
+        raise InputError(path, f"key '{key}' cannot be read ({reason(exc)})") from None
 
 
 def load_npy(path: Path, what: str) -> np.ndarray:
@@ -79,8 +98,8 @@ def load_npy(path: Path, what: str) -> np.ndarray:
     with _open_binary(path, what) as f:
         try:
             array = np.load(f, allow_pickle=False)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise InputError(path, f"{what} is not a readable .npy array ({exc})") from None
+        except READ_ERRORS as exc:
+            raise InputError(path, f"{what} is not a readable .npy array ({reason(exc)})") from None
     if not isinstance(array, np.ndarray):
         raise InputError(path, f"{what} is an archive, expected a single .npy array")
     return array

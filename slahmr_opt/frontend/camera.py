@@ -28,6 +28,7 @@ from slahmr_opt.errors import InputError
 from slahmr_opt.frontend.camera_geometry import background_motion
 from slahmr_opt.frontend.camera_tracks import TrackSettings, track_features
 from slahmr_opt.frontend.camera_vo import VOSettings, run_odometry
+from slahmr_opt.geometry.camera import invert_pose
 from slahmr_opt.inputs.cameras import static_cameras, write_cameras_npz, write_droid_traj
 from slahmr_opt.inputs.intrinsics import write_intrinsics_txt
 from slahmr_opt.inputs.points import write_points_npz
@@ -140,8 +141,7 @@ class CameraEstimate:
         intrins = np.tile(self.intrins, (self.num_frames, 1))
         if self.is_static:
             return static_cameras(self.num_frames, self.image_size, intrins)
-        R_w2c = np.transpose(self.R_c2w, (0, 2, 1))
-        t_w2c = -np.einsum("tij,tj->ti", R_w2c, self.t_c2w)
+        R_w2c, t_w2c = invert_pose(self.R_c2w, self.t_c2w)
         return Cameras(
             R_w2c=torch.as_tensor(R_w2c, dtype=torch.float32),
             t_w2c=torch.as_tensor(t_w2c, dtype=torch.float32),
@@ -272,8 +272,7 @@ def estimate_cameras(
             if diag.focal == "estimated":
                 result = run_odometry(tracks, intrins, settings.odometry)
         motion = "general" if result.translating else "rotation"
-        R_c2w = np.transpose(result.R, (0, 2, 1))
-        t_c2w = -np.einsum("tij,tj->ti", R_c2w, result.t)
+        R_c2w, t_c2w = invert_pose(result.R, result.t)
         diag.inliers, diag.keyframes = result.inliers, result.keyframes
         diag.ba_rms_px = result.ba_rms_px
         if result.translating and len(result.points):

@@ -11,6 +11,8 @@ import logging
 import cv2
 import numpy as np
 
+from slahmr_opt.geometry.align import kabsch
+
 log = logging.getLogger(__name__)
 
 
@@ -18,22 +20,6 @@ def bearings(xn: np.ndarray) -> np.ndarray:
     """(N, 2) normalized coordinates -> (N, 3) unit rays."""
     rays = np.concatenate([xn, np.ones((len(xn), 1))], axis=1)
     return rays / np.linalg.norm(rays, axis=1, keepdims=True)
-
-
-def kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Rotation(s) ``R`` minimizing ``sum |dst_i - R src_i|^2``.
-
-    Args:
-        src, dst: (..., N, 3).
-
-    Returns:
-        (..., 3, 3) proper rotations.
-    """
-    cov = np.einsum("...ni,...nj->...ij", dst, src)
-    u, _, vt = np.linalg.svd(cov)
-    sign = np.sign(np.linalg.det(u @ vt))
-    u[..., :, 2] *= sign[..., None]
-    return u @ vt
 
 
 def rotation_ransac(

@@ -1,5 +1,6 @@
 """Pinhole projection, OpenCV axes (x right, y down, z forward), world-to-camera extrinsics."""
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -29,6 +30,21 @@ def camera_to_world(
 ) -> Tensor:
     """Inverse of ``world_to_camera``: ``X_w = R_w2c^T (x_c - alpha t_w2c)``. Shapes as there."""
     return (points_c - (alpha * t_w2c).unsqueeze(-2)) @ R_w2c
+
+
+def invert_pose(R: Tensor | np.ndarray, t: Tensor | np.ndarray):
+    """Inverse of the rigid map ``x -> R x + t``: ``(R^T, -R^T t)``. World-to-camera extrinsics
+    give camera-to-world ones (the second part is the camera centre) and back.
+
+    Args:
+        R: (..., 3, 3) rotations; torch tensors or NumPy arrays (the result is of the same kind).
+        t: (..., 3) translations.
+
+    Returns:
+        (..., 3, 3) ``R^T`` (a view) and (..., 3) ``-R^T t``.
+    """
+    einsum = torch.einsum if isinstance(R, Tensor) else np.einsum
+    return R.swapaxes(-1, -2), -einsum("...ji,...j->...i", R, t)
 
 
 def project(points_c: Tensor, intrins: Tensor) -> Tensor:

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from slahmr_opt.body import BodyModel
 from slahmr_opt.body.keypoints import FOOT_JOINTS
+from slahmr_opt.geometry.camera import invert_pose
 from slahmr_opt.types import BodyParams, ScenePoints
 
 logger = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def contact_scale(sole_c: Tensor, contact: Tensor, R_w2c: Tensor, t_w2c: Tensor,
         None when the points give no ground or no contact frame has a ratio.
     """
     R, trans = R_w2c.double().numpy(), t_w2c.double().numpy()
-    centres = -np.einsum("tji,tj->ti", R, trans)
+    centres = invert_pose(R, trans)[1]
     up_np = up.double().numpy() / np.linalg.norm(up.double().numpy())
     ground = fit_ground(points.points.double().numpy(), up_np, centres)
     normal = ground.normal if ground is not None else up_np

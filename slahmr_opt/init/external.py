@@ -5,7 +5,7 @@ tracker's per-frame SMPL guesses (``Observations.smpl_guess``) of the tracks the
 ``initialize_bodies`` then lifts them to the world with our cameras, as it does PHALP's.
 
 * Frames: a person's ``frames`` are video frames; observation frame ``t`` is video frame
-  ``obs.sources["frame_offset"] + t`` (``load_observations`` crops to the tracked window).
+  ``obs.frame_offset + t`` (``load_observations`` crops to the tracked window).
 * Camera: each method assumed its own intrinsics (WHAM and GVHMR: focal = image diagonal; TRACE:
   a 50 degree field of view; TRAM: its calibrated focal; SLAHMR: ours). A body is kept at the
   *pixel* where the method saw its pelvis, and its depth is scaled by the focal ratio
@@ -184,7 +184,7 @@ def apply_initializer(
         InputError: a bad spec, or a missing or malformed file (names it).
     """
     kind, path = parse_init_spec(spec)
-    offset = int(obs.sources.get("frame_offset", 0))
+    offset = obs.frame_offset
     h, w = obs.cameras.image_size
     people = read_initializer(kind, path, (h, w), frame_offset=offset)
     if max_pixel_dist is None:

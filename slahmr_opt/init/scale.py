@@ -15,6 +15,8 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 from torch import Tensor
 
+from slahmr_opt.geometry.camera import invert_pose
+
 logger = logging.getLogger(__name__)
 
 #: SMPL foot joints (left ankle, left toe base, right ankle, right toe base): the heel is planted
@@ -100,7 +102,7 @@ def scale_observable(t_w2c: Tensor, R_w2c: Tensor, points: Tensor | None) -> tup
     Returns:
         The decision and a sentence for the log.
     """
-    centres = -torch.einsum("tji,tj->ti", R_w2c.double(), t_w2c.double())
+    centres = invert_pose(R_w2c.double(), t_w2c.double())[1]
     span = float((centres - centres.mean(0)).norm(dim=-1).max()) * 2
     if span <= 1e-9:
         return False, "the camera does not translate"

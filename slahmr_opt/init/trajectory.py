@@ -23,7 +23,7 @@ from scipy.linalg import solveh_banded
 from torch import Tensor
 
 from slahmr_opt.errors import SlahmrOptError
-from slahmr_opt.geometry.camera import camera_centers
+from slahmr_opt.geometry.camera import camera_centers, invert_pose
 
 SCALE_WINDOW = 15
 """Frames over which displacements are compared in the scale cue (0.5 s at 30 fps)."""
@@ -93,7 +93,7 @@ def scale_from_velocities(
     """
     R, t = R_w2c.double(), t_w2c.double()
     a = torch.einsum("tji,ptj->pti", R, pelvis_c.double())  # R^T p_c
-    b = torch.einsum("tji,tj->ti", R, t)  # R^T t_w2c = minus the camera centre
+    b = -invert_pose(R, t)[1]  # R^T t_w2c = minus the camera centre
     v = vel_w.double()
     T = a.shape[1]
     if T <= window:

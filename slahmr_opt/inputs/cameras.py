@@ -238,7 +238,18 @@ def read_cameras_npz(
         intrinsics: overrides the file's intrinsics.
     """
     path = Path(path)
-    data = load_npz(path, "cameras file")
+    return cameras_from_npz_arrays(load_npz(path, "cameras file"), path, image_size, intrinsics)
+
+
+def cameras_from_npz_arrays(
+    data: dict[str, np.ndarray],
+    path: Path | None,
+    image_size: tuple[int, int] | None = None,
+    intrinsics: IntrinsicsSource | None = None,
+) -> Cameras:
+    """The cameras of SLAHMR ``cameras.npz`` arrays (``read_cameras_npz``; ``path`` names them
+    in messages): also the cameras of arrays made in memory by ``cameras_npz_arrays``, which
+    are then exactly the cameras ``write_cameras_npz`` + ``read_cameras_npz`` give."""
     if "w2c" not in data:
         raise InputError(path, f"cameras file has no 'w2c' key (keys: {sorted(data)})")
     w2c = data["w2c"]
@@ -341,6 +352,24 @@ def write_tum_traj(
     return path
 
 
+def cameras_npz_arrays(cameras: Cameras) -> dict[str, np.ndarray]:
+    """SLAHMR's ``cameras.npz`` arrays of ``cameras``: ``w2c`` (N, 4, 4), ``intrins`` (N, 4)
+    float32, ``focal`` (mean of fx and fy over frames), ``height``, ``width``."""
+    num = cameras.num_frames
+    w2c = torch.eye(4, dtype=torch.float64).repeat(num, 1, 1)
+    w2c[:, :3, :3] = cameras.R_w2c.detach().double()
+    w2c[:, :3, 3] = cameras.t_w2c.detach().double()
+    intrins = cameras.intrins.detach().double().numpy()
+    height, width = cameras.image_size
+    return {
+        "w2c": w2c.numpy().astype(np.float32),
+        "intrins": intrins.astype(np.float32),
+        "focal": np.asarray(intrins[:, :2].mean(), dtype=np.float32),
+        "height": np.asarray(height, dtype=np.int64),
+        "width": np.asarray(width, dtype=np.int64),
+    }
+
+
 def write_cameras_npz(path: str | Path, cameras: Cameras, overwrite: bool = False) -> Path:
     """Write SLAHMR's ``cameras.npz``: ``w2c`` (N, 4, 4), ``intrins`` (N, 4) float32,
     ``focal`` (mean of fx and fy over frames), ``height``, ``width``.
@@ -348,19 +377,7 @@ def write_cameras_npz(path: str | Path, cameras: Cameras, overwrite: bool = Fals
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"{path}: a cameras file must end in .npz")
-    num = cameras.num_frames
-    w2c = torch.eye(4, dtype=torch.float64).repeat(num, 1, 1)
-    w2c[:, :3, :3] = cameras.R_w2c.detach().double()
-    w2c[:, :3, 3] = cameras.t_w2c.detach().double()
-    intrins = cameras.intrins.detach().double().numpy()
-    height, width = cameras.image_size
-    arrays = {
-        "w2c": w2c.numpy().astype(np.float32),
-        "intrins": intrins.astype(np.float32),
-        "focal": np.float32(intrins[:, :2].mean()),
-        "height": np.int64(height),
-        "width": np.int64(width),
-    }
+    arrays = cameras_npz_arrays(cameras)
     prepare_output(path, overwrite)
     write_atomic(path, lambda f: np.savez(f, **arrays))
     return path

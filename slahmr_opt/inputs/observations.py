@@ -3,9 +3,13 @@
 Frame alignment: frame ``t`` of the tracks is frame ``t`` of the camera file (see
 ``TrackData.absolute_frames``). The camera file may cover more frames than the tracks; the result
 is cropped to the tracked window ``[first detection, last detection]`` over the selected tracks, as
-SLAHMR does, and ``sources["frame_offset"]`` records the video frame index of the window's first
-frame (so output frame ``i`` is video frame ``frame_offset + i``). ``sources`` also holds
-``"tracks"`` and ``"cameras"`` (a path, or ``"static"``).
+SLAHMR does, and ``Observations.frame_offset`` is the video frame index of the window's first
+frame (so output frame ``i`` is video frame ``frame_offset + i``). ``sources`` holds
+``"tracks"`` and ``"cameras"`` (a path, or ``"static"``), and ``"frame_offset"`` again as text
+for provenance (``inputs.json``).
+
+``front_end_observations`` gives the same ``Observations`` from the video front end's tracks
+and cameras held in memory, without reading back the files the front end writes.
 """
 
 import logging
@@ -16,9 +20,14 @@ from pathlib import Path
 import torch
 
 from slahmr_opt.errors import ConfigError, InputError
-from slahmr_opt.inputs.cameras import read_cameras, static_cameras
+from slahmr_opt.inputs.cameras import (
+    cameras_from_npz_arrays,
+    cameras_npz_arrays,
+    read_cameras,
+    static_cameras,
+)
 from slahmr_opt.inputs.intrinsics import IntrinsicsSource
-from slahmr_opt.inputs.points import read_points
+from slahmr_opt.inputs.points import points_from_npz_arrays, points_npz_arrays, read_points
 from slahmr_opt.inputs.track_data import (
     MAX_NUM_TRACKS,
     MIN_KEYP_CONF,
@@ -26,8 +35,8 @@ from slahmr_opt.inputs.track_data import (
     TrackData,
     TrackSelection,
 )
-from slahmr_opt.inputs.tracks import read_tracks
-from slahmr_opt.types import Cameras, Observations
+from slahmr_opt.inputs.tracks import prepare_tracks, read_tracks
+from slahmr_opt.types import Cameras, Observations, ScenePoints
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +90,84 @@ def load_observations(
     tracks = read_tracks(
         tracks_path, track_selection, min_track_len, max_tracks, min_conf, shot=shot
     )
+
+    def cameras(size: tuple[int, int] | None) -> Cameras:
+        return read_cameras(cameras_path, image_size=size, intrinsics=intrinsics)
+
+    def points(num_frames: int) -> ScenePoints:
+        return read_points(points_path, num_frames=num_frames)
+
+    return _observations(
+        tracks,
+        None if static else cameras,
+        cameras_path,
+        image_size,
+        intrinsics,
+        fps,
+        None if points_path is None else points,
+    )
+
+
+def front_end_observations(
+    tracks: TrackData,
+    cameras: Cameras | None,
+    points: ScenePoints | None = None,
+    cameras_path: str | Path | None = None,
+    image_size: tuple[int, int] | None = None,
+    intrinsics: IntrinsicsSource | None = None,
+    fps: float | None = None,
+    track_selection: TrackSelection = "all",
+    min_conf: float = MIN_KEYP_CONF,
+    min_track_len: int = MIN_TRACK_LEN,
+    max_tracks: int = MAX_NUM_TRACKS,
+) -> Observations:
+    """``load_observations`` of tracks, cameras and points held in memory: the same
+    ``Observations`` as from the tracks ``.npz``, ``cameras.npz`` and points ``.npz`` they are
+    written to (cameras and points go through the same file arrays, float32 cameras, the same
+    intrinsics overrides and checks), without the files.
+
+    Args:
+        tracks: every track, uncleaned (the front end's ``TrackData``; ``tracks.source`` is
+            recorded as ``sources["tracks"]``).
+        cameras: the cameras, or None for a static camera.
+        points: background scene points in the cameras' SLAM world, or None.
+        cameras_path: where the cameras are written (``sources["cameras"]``, messages).
+        image_size, intrinsics, fps, track_selection, min_conf, min_track_len, max_tracks: as
+            for ``load_observations``.
+    """
+    tracks = prepare_tracks(tracks, track_selection, min_track_len, max_tracks, min_conf)
+    path = None if cameras_path is None else Path(cameras_path)
+
+    def camera_source(size: tuple[int, int] | None) -> Cameras:
+        return cameras_from_npz_arrays(cameras_npz_arrays(cameras), path, size, intrinsics)
+
+    def point_source(num_frames: int) -> ScenePoints:
+        return points_from_npz_arrays(points_npz_arrays(points), None, num_frames)
+
+    return _observations(
+        tracks,
+        None if cameras is None else camera_source,
+        cameras_path,
+        image_size,
+        intrinsics,
+        fps,
+        None if points is None else point_source,
+    )
+
+
+def _observations(
+    tracks: TrackData,
+    read_cams,
+    cameras_path: str | Path | None,
+    image_size: tuple[int, int] | None,
+    intrinsics: IntrinsicsSource | None,
+    fps: float | None,
+    read_pts,
+) -> Observations:
+    """Observations of cleaned, selected ``tracks``: ``read_cams(image_size)`` gives the
+    cameras (None: static), ``read_pts(num_frames)`` the scene points (None: none); aligned
+    with the tracks and cropped to the tracked window."""
+    static = read_cams is None
     fps = _resolve_fps(tracks, fps)
     if image_size is None:
         image_size = tracks.image_size
@@ -94,12 +181,10 @@ def load_observations(
             )
         cameras = static_cameras(tracks.num_frames, image_size, intrinsics)
     else:
-        cameras = read_cameras(cameras_path, image_size=image_size, intrinsics=intrinsics)
+        cameras = read_cams(image_size)
         tracks, first = _align_shot(tracks, cameras, Path(cameras_path))
         _check_frames(tracks, cameras, Path(cameras_path))
-    points = None
-    if points_path is not None:
-        points = read_points(points_path, num_frames=cameras.num_frames)
+    points = None if read_pts is None else read_pts(cameras.num_frames)
     start, stop = _tracked_window(tracks)
     tracks, cameras = tracks.crop(start, stop), cameras.slice(start, stop)
     if points is not None and points.frames is not None:
@@ -128,6 +213,7 @@ def load_observations(
             "cameras": "static" if static else str(cameras_path),
             "frame_offset": str(first + start),
         },
+        frame_offset=first + start,
     )
 
 
@@ -209,20 +295,50 @@ def load_observations_with(
         intrinsics: overrides ``data.intrinsics``.
         points_path: the scene points file (``load_observations``).
     """
-    ids = data.track_ids
-    selection = (
-        ids if ids == "all" or ids.startswith("longest") else [s.strip() for s in ids.split(",")]
-    )
     return load_observations(
         tracks_path,
         cameras_path,
         static=static,
-        image_size=tuple(data.image_size) if data.image_size else None,
-        intrinsics=data.intrinsics if intrinsics is None else intrinsics,
-        fps=data.fps,
-        track_selection=selection,
-        min_conf=data.min_conf,
-        min_track_len=data.min_track_len,
         shot=data.shot,
         points_path=points_path,
+        **_data_options(data, intrinsics),
     )
+
+
+def front_end_observations_with(
+    data,
+    tracks: TrackData,
+    cameras: Cameras | None,
+    points: ScenePoints | None = None,
+    cameras_path: str | Path | None = None,
+    intrinsics: IntrinsicsSource | None = None,
+) -> Observations:
+    """``front_end_observations`` with the options of a config's ``data:`` section (see
+    ``load_observations_with``).
+
+    Raises:
+        ConfigError: ``data.shot`` is not 0 (only PHALP pickles have shots), or a bad option.
+    """
+    if data.shot != 0:
+        raise ConfigError(
+            f"data.shot={data.shot}: only PHALP pickles have shots ({tracks.source} has none)"
+        )
+    return front_end_observations(
+        tracks, cameras, points, cameras_path, **_data_options(data, intrinsics)
+    )
+
+
+def _data_options(data, intrinsics: IntrinsicsSource | None) -> dict:
+    """``load_observations`` arguments from ``Config.data``; ``intrinsics`` overrides its own."""
+    ids = data.track_ids
+    selection = (
+        ids if ids == "all" or ids.startswith("longest") else [s.strip() for s in ids.split(",")]
+    )
+    return {
+        "image_size": tuple(data.image_size) if data.image_size else None,
+        "intrinsics": data.intrinsics if intrinsics is None else intrinsics,
+        "fps": data.fps,
+        "track_selection": selection,
+        "min_conf": data.min_conf,
+        "min_track_len": data.min_track_len,
+    }

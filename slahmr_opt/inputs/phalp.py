@@ -57,7 +57,7 @@ from scipy.spatial.transform import Rotation
 from slahmr_opt.errors import ConfigError, InputError
 from slahmr_opt.files.safe_pickle import load_pickle
 from slahmr_opt.inputs.initializers.common import REST_PELVIS
-from slahmr_opt.inputs.track_data import TrackData
+from slahmr_opt.inputs.track_data import TrackData, frame_numbering
 from slahmr_opt.inputs.track_dirs import COCO17_TO_OP25, NUM_BODY_JOINTS, NUM_OP25
 from slahmr_opt.types import SMPLGuess
 
@@ -199,7 +199,7 @@ def read_phalp(path: str | Path, shot: int = 0) -> TrackData:
             + (" (empty)" if isinstance(data, dict) else ""),
         )
     names, records = _frame_records(data, path)
-    index, absolute = _frame_index(names, path)
+    index, all_names, absolute = frame_numbering(names, path)
     order = sorted(range(len(names)), key=lambda k: index[k])
     shots = _shot_numbers([records[k] for k in order], [names[k] for k in order], path)
     chosen = [order[j] for j in range(len(order)) if shots[j] == shot]
@@ -224,7 +224,7 @@ def read_phalp(path: str | Path, shot: int = 0) -> TrackData:
         log.warning("%s: %d SMPL guesses with depth <= 0 were dropped", path, reader.bad_depth)
     tids = sorted(tracks, key=_tid_sort_key)
     log.info("%s: shot %d, %d tracks over %d frames", path, shot, len(tids), num_frames)
-    frame_names = _frame_names(names, index, absolute, num_frames)
+    frame_names = all_names[:num_frames]
     return TrackData(
         **_stack(tracks, tids, num_frames),
         kp_format="op25",
@@ -255,24 +255,6 @@ def _frame_records(data: dict, path: Path) -> tuple[list[str], list[dict]]:
         names.append(name)
         records.append(record)
     return names, records
-
-
-def _frame_index(names: list[str], path: Path) -> tuple[list[int], bool]:
-    """Integer stems are video frame indices; otherwise frames are numbered by sorted stem."""
-    if all(n.isdigit() for n in names):
-        return [int(n) for n in names], True
-    rank = {n: t for t, n in enumerate(sorted(names))}
-    log.warning("%s: frame names are not integers; frames are numbered by sorted name", path)
-    return [rank[n] for n in names], False
-
-
-def _frame_names(names: list[str], index: list[int], absolute: bool, num_frames: int) -> list[str]:
-    if not absolute:
-        by_index = dict(zip(index, names, strict=True))
-        return [by_index[t] for t in range(num_frames)]
-    widths = {len(n) for n in names}
-    width = widths.pop() if len(widths) == 1 else 0
-    return [f"{t:0{width}d}" for t in range(num_frames)]
 
 
 def _shot_numbers(records: list[dict], names: list[str], path: Path) -> np.ndarray:

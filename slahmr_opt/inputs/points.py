@@ -97,7 +97,15 @@ def read_points(
 def read_points_npz(path: str | Path, num_frames: int | None = None) -> ScenePoints:
     """Read this project's points ``.npz``: ``points`` (N, 3), optional ``frames`` (N, 2)."""
     path = Path(path)
-    data = load_npz(path, "scene points file")
+    return points_from_npz_arrays(load_npz(path, "scene points file"), path, num_frames)
+
+
+def points_from_npz_arrays(
+    data: dict[str, np.ndarray], path: Path | None, num_frames: int | None = None
+) -> ScenePoints:
+    """The points of points ``.npz`` arrays (``read_points_npz``; ``path`` names them in
+    messages): also of arrays made in memory by ``points_npz_arrays``, which are then exactly
+    the points ``write_points_npz`` + ``read_points_npz`` give."""
     if "points" not in data:
         raise InputError(path, f"scene points file has no 'points' key (keys: {sorted(data)})")
     if "version" in data:
@@ -223,17 +231,24 @@ def write_points_npz(path: str | Path, points: ScenePoints, overwrite: bool = Fa
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"{path}: a scene points file must end in .npz")
-    arrays = {
-        "points": points.points.detach().cpu().double().numpy(),
-        "version": np.int64(FORMAT_VERSION),
-    }
+    arrays = points_npz_arrays(points)
     if arrays["points"].ndim != 2 or arrays["points"].shape[1] != 3:
         raise ValueError(f"{path}: points must be (N, 3), got {tuple(arrays['points'].shape)}")
-    if points.frames is not None:
-        arrays["frames"] = points.frames.detach().cpu().numpy().astype(np.int64)
     prepare_output(path, overwrite)
     write_atomic(path, lambda f: np.savez(f, **arrays))
     return path
+
+
+def points_npz_arrays(points: ScenePoints) -> dict[str, np.ndarray]:
+    """The points ``.npz`` arrays of ``points``: ``points`` (N, 3) float64, ``frames`` (N, 2)
+    int64 when known, ``version`` = 1."""
+    arrays = {
+        "points": points.points.detach().cpu().double().numpy(),
+        "version": np.asarray(FORMAT_VERSION, dtype=np.int64),
+    }
+    if points.frames is not None:
+        arrays["frames"] = points.frames.detach().cpu().numpy().astype(np.int64)
+    return arrays
 
 
 def _scene_points(points: np.ndarray, frames: np.ndarray | None) -> ScenePoints:

@@ -71,6 +71,40 @@ def clean_keypoints(kp2d: Tensor, vis_mask: Tensor, kp_format: str, min_conf: fl
     return kp2d
 
 
+def frame_numbering(names, where) -> tuple[list[int], list[str], bool]:
+    """Frame index of each image name, the names of frames ``0..T-1``, and whether the index is
+    the video's frame index; the one rule of the PHALP and SLAHMR-folder readers.
+
+    SLAHMR extracts frames with ffmpeg as ``%06d.jpg``, numbered from ``000001``, and row 0 of its
+    ``cameras.npz`` (DROID-SLAM over that folder) is the first image: when every name is an
+    integer, frame ``000001`` is frame 0 (``index = name - 1``). Names that include ``0`` are
+    numbered from 0 (``index = name``; our own front end and older writers). Other names are
+    numbered by their sorted position (not video frames).
+
+    Args:
+        names: image file stems (``"000012"``); repeats allowed (one per detection).
+        where: the file or folder, for messages.
+
+    Raises:
+        InputError: two integer names (``"12"``, ``"012"``) name the same frame.
+    """
+    names = list(names)
+    unique = sorted(set(names))
+    if unique and all(n.isdigit() for n in unique):
+        first = 0 if any(int(n) == 0 for n in unique) else 1
+        values = {n: int(n) - first for n in unique}
+        if len(set(values.values())) != len(values):
+            clash = sorted(unique, key=int)
+            raise InputError(where, f"frame names {clash[:6]}... name the same frame twice")
+        widths = {len(n) for n in unique}
+        width = widths.pop() if len(widths) == 1 else 0
+        frame_names = [f"{t + first:0{width}d}" for t in range(max(values.values()) + 1)]
+        return [values[n] for n in names], frame_names, True
+    log.warning("%s: frame names are not integers; frames are numbered by sorted name", where)
+    rank = {n: t for t, n in enumerate(unique)}
+    return [rank[n] for n in names], unique, False
+
+
 @dataclass
 class TrackData:
     """Keypoint tracks of P people over T frames, as stored in one tracks file or folder.

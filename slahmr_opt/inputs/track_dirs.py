@@ -11,10 +11,11 @@ Layout (``research/slahmr.md`` section 3.2, written by SLAHMR's ``preproc/export
 hip) and 19-24 (feet) have confidence 0. Only ``people[0]`` is read; ``"people": []`` means not
 detected. A frame without a keypoints file inside a track's interval is occluded.
 
-Frame index: when every frame name is an integer, the integer (so frame ``000012`` is video
-frame 12 and the tracks line up with a camera file covering the whole video); otherwise the
-position of the name among all frame names seen in any track. ``body_pose`` keeps its first 21
-joints (SMPL-H body); the folder records neither fps nor image size.
+Frame index: ``track_data.frame_numbering``, SLAHMR's own: image ``000001`` (ffmpeg's
+first frame) is frame 0, the first row of a camera file covering the whole video; names that
+include ``000000`` count from 0; names that are not integers are numbered by sorted position.
+``body_pose`` keeps its first 21 joints (SMPL-H body); the folder records neither fps nor image
+size.
 """
 
 import json
@@ -27,7 +28,7 @@ import torch
 from slahmr_opt.errors import InputError
 from slahmr_opt.files.checks import as_float, check_finite, load_json, prepare_output
 from slahmr_opt.inputs.initializers.common import REST_PELVIS
-from slahmr_opt.inputs.track_data import TrackData
+from slahmr_opt.inputs.track_data import TrackData, frame_numbering
 from slahmr_opt.types import SMPLGuess
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,9 @@ def read_track_dirs(root: str | Path) -> TrackData:
     for d, kps in zip(dirs, kp_files, strict=True):
         if not kps:
             raise InputError(d, f"track folder has no *{KEYPOINTS_SUFFIX} files")
-    names = set().union(*kp_files, *smpl_files)
-    index, frame_names, absolute = _frame_index(root, names)
+    names = sorted(set().union(*kp_files, *smpl_files))
+    values, frame_names, absolute = frame_numbering(names, root)
+    index = dict(zip(names, values, strict=True))
     num_people, num_frames = len(dirs), len(frame_names)
 
     kp2d = np.zeros((num_people, num_frames, NUM_OP25, 3))
@@ -98,22 +100,6 @@ def _frame_files(track_dir: Path, suffix: str) -> dict[str, Path]:
         for f in track_dir.iterdir()
         if f.name.endswith(suffix) and len(f.name) > len(suffix) and f.is_file()
     }
-
-
-def _frame_index(root: Path, names: set[str]) -> tuple[dict[str, int], list[str], bool]:
-    """Map frame names to indices: the integer value if all are integers, else sorted position."""
-    if all(n.isdigit() for n in names):
-        index = {n: int(n) for n in names}
-        if len(set(index.values())) != len(index):
-            clash = sorted(names, key=int)
-            raise InputError(root, f"frame names {clash[:6]}... name the same frame twice")
-        widths = {len(n) for n in names}
-        width = widths.pop() if len(widths) == 1 else 0
-        frame_names = [f"{t:0{width}d}" for t in range(max(index.values()) + 1)]
-        return index, frame_names, True
-    frame_names = sorted(names)
-    log.warning("%s: frame names are not integers; frames are numbered by sorted name", root)
-    return {n: t for t, n in enumerate(frame_names)}, frame_names, False
 
 
 def _read_keypoints(path: Path) -> np.ndarray | None:
@@ -195,7 +181,8 @@ def write_track_dirs(root: str | Path, tracks: TrackData, overwrite: bool = Fals
     COCO-17 keypoints are placed in their OpenPose BODY_25 slots the way SLAHMR does; frames
     where ``vis_mask`` is False get no file (occluded); ``_smpl.json`` files are written where
     ``smpl_guess.valid``, with ``body_pose`` padded to SLAHMR's 23 joints with zeros. Frames are
-    named ``tracks.frame_names`` or ``f"{t:06d}"``. fps, boxes and image size are not stored.
+    named ``tracks.frame_names`` or, as SLAHMR's extracted images, ``f"{t + 1:06d}"`` (frame 0 is
+    ``000001``). fps, boxes and image size are not stored.
 
     Args:
         root: output folder.
@@ -210,7 +197,7 @@ def write_track_dirs(root: str | Path, tracks: TrackData, overwrite: bool = Fals
         ValueError: a track has no detected frame, or ids / frame names cannot be file names.
     """
     root = Path(root)
-    names = tracks.frame_names or [f"{t:06d}" for t in range(tracks.num_frames)]
+    names = tracks.frame_names or [f"{t + 1:06d}" for t in range(tracks.num_frames)]
     _check_names(tracks, names)
     if overwrite and root.is_dir():
         _remove_old_frames(root)

@@ -120,6 +120,23 @@ def read_tracks(
         tracks = read_phalp(path, shot)
     else:
         raise InputError(path, f"unsupported tracks input: {expected}")
+    return prepare_tracks(tracks, track_selection, min_track_len, max_tracks, min_conf)
+
+
+def prepare_tracks(
+    tracks: TrackData,
+    track_selection: TrackSelection = "all",
+    min_track_len: int = MIN_TRACK_LEN,
+    max_tracks: int = MAX_NUM_TRACKS,
+    min_conf: float = MIN_KEYP_CONF,
+) -> TrackData:
+    """Clean and select tracks as ``read_tracks`` does after reading them (arguments there);
+    for tracks made in memory (the video front end's).
+
+    Raises:
+        InputError: a track is never detected.
+        ConfigError: ``track_selection`` is malformed.
+    """
     check_tracks_detected(tracks)
     tracks = replace(
         tracks, kp2d=clean_keypoints(tracks.kp2d, tracks.vis_mask, tracks.kp_format, min_conf)

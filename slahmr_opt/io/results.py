@@ -32,9 +32,11 @@ floor_plane      (4,)           floor ``[nx, ny, nz, d]``, ``n . x_slam = d``, u
 
 Next to it: ``config.yaml`` (resolved), ``versions.json``, ``history.csv``, ``loss.png``,
 ``stages.json``. Files are written to a temporary name and renamed, so a killed job never
-leaves a results file that looks complete.
+leaves a results file that looks complete. ``read_result`` reads all of it back into a
+``Result``; ``read_result_arrays`` gives the raw arrays.
 """
 
+import csv
 import json
 import platform
 from pathlib import Path
@@ -45,8 +47,9 @@ import torch
 from slahmr_opt import __version__
 from slahmr_opt.body.keypoints import FOOT_JOINTS, SMPL_JOINT_NAMES
 from slahmr_opt.errors import InputError, SlahmrOptError
-from slahmr_opt.files.checks import load_npz, write_atomic
-from slahmr_opt.types import Result
+from slahmr_opt.files.checks import check_shape, load_json, load_npz, write_atomic
+from slahmr_opt.history import LossHistory
+from slahmr_opt.types import BodyParams, Cameras, Floor, Result, StageSummary
 
 RESULT_KEYS = (
     "trans",
@@ -96,18 +99,25 @@ def versions() -> dict[str, str]:
     }
 
 
+def metric_cameras(result: Result) -> tuple[torch.Tensor, torch.Tensor]:
+    """World-to-camera ``(R (T, 3, 3), t (T, 3))`` of a result, metric (alpha applied), float32
+    as ``results.npz`` stores them (so exports from memory and from the file agree)."""
+    cams = result.cameras
+    return cams.R_w2c.float(), (cams.alpha * cams.t_w2c).float()
+
+
 def result_arrays(result: Result) -> dict[str, np.ndarray]:
     """The ``results.npz`` arrays of a result."""
     body, cams = result.body, result.cameras
     P, T = body.trans.shape[:2]
-    cam_t = cams.alpha * cams.t_w2c
+    cam_R, cam_t = metric_cameras(result)
     return {
         "trans": body.trans.numpy(),
         "root_orient": body.root_orient.numpy(),
         "pose_body": body.pose_body.reshape(P, T, 63).numpy(),
         "betas": body.betas.numpy(),
-        "cam_R": cams.R_w2c[None].expand(P, T, 3, 3).float().numpy(),
-        "cam_t": cam_t[None].expand(P, T, 3).float().numpy(),
+        "cam_R": cam_R[None].expand(P, T, 3, 3).numpy(),
+        "cam_t": cam_t[None].expand(P, T, 3).numpy(),
         "intrins": cams.intrins.float().numpy(),
         "world_scale": np.array(
             [[cams.alpha if result.scale_observed else np.nan]], dtype=np.float32
@@ -125,17 +135,18 @@ def result_arrays(result: Result) -> dict[str, np.ndarray]:
             if result.statures is None
             else result.statures.float().numpy()
         ),
-        "world_transform": (
-            np.eye(4, dtype=np.float32)
-            if result.world_transform is None
-            else result.world_transform.float().numpy()
-        ),
+        "world_transform": result.world_transform.float().numpy(),
         "floor_plane": (
             np.full(4, np.nan, dtype=np.float32)
-            if result.floor_plane is None
-            else result.floor_plane.float().numpy()
+            if result.floor is None
+            else result.floor.as_plane().numpy()
         ),
     }
+
+
+def stage_rows(result: Result) -> list[dict]:
+    """The ``stages.json`` rows of ``result.stages``."""
+    return [s.to_dict() for s in result.stages]
 
 
 def person_summaries(arrays: dict[str, np.ndarray]) -> list[dict]:
@@ -219,7 +230,7 @@ def write_result(result: Result, out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(result.config_yaml)
     (out / "versions.json").write_text(json.dumps(versions(), indent=2))
-    (out / "stages.json").write_text(json.dumps(result.stages, indent=2))
+    (out / "stages.json").write_text(json.dumps(stage_rows(result), indent=2))
     result.history.save(out / "history.csv")
     _plot_history(result, out / "loss.png")
     path = out / "results.npz"
@@ -241,11 +252,127 @@ def _plot_history(result: Result, path: Path) -> None:
     plt.close(ax.figure)
 
 
-def read_result(path: str | Path) -> dict[str, np.ndarray]:
-    """Load a ``results.npz`` written by ``write_result`` as a dict of arrays."""
+def read_result_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a ``results.npz`` (ours or SLAHMR's ``world_results.npz``), as stored.
+
+    Raises:
+        InputError: the file is missing, unreadable or lacks a body parameter key.
+    """
     path = Path(path)
     data = load_npz(path, "results file")
     missing = [k for k in ("trans", "root_orient", "pose_body", "betas") if k not in data]
     if missing:
         raise InputError(path, f"missing keys {missing}")
     return data
+
+
+def read_result(path: str | Path) -> Result:
+    """Read a ``results.npz`` written by ``write_result`` (or by an earlier version) and the
+    companions beside it (``config.yaml``, ``stages.json``, ``history.csv``) into a ``Result``.
+
+    Keys an older or a SLAHMR-layout file lacks get what they meant there: all frames tracked and
+    detected, identity cameras, one ``intrins`` row for every frame, the image size twice the
+    principal point, 30 fps, frame offset 0, no floor, the identity world transform. Without
+    companions ``config_yaml`` is "" and ``history`` and ``stages`` are empty.
+
+    The cameras come back with ``t_w2c = cam_t / world_scale`` (float64) and ``alpha =
+    world_scale``, so that writing the result again gives ``cam_t`` bit for bit; without a
+    finite ``world_scale`` (static camera, unobserved scale) ``alpha`` is 1 and ``t_w2c`` is
+    ``cam_t``.
+
+    Raises:
+        InputError: the file is missing or unreadable, lacks a body parameter key, has
+            inconsistent shapes, or a companion is malformed (names the file).
+    """
+    path = Path(path)
+    data = read_result_arrays(path)
+    dims: dict[str, int] = {}
+    for key, pattern in (("trans", ("P", "T", 3)), ("root_orient", ("P", "T", 3)),
+                         ("betas", ("P", "B"))):  # fmt: skip
+        check_shape(np.asarray(data[key]), pattern, path, key, dims)
+    P, T = dims["P"], dims["T"]
+    pose = np.asarray(data["pose_body"])
+    if pose.shape not in ((P, T, 63), (P, T, 21, 3)):
+        raise InputError(path, f"'pose_body' has shape {pose.shape}, expected ({P}, {T}, 63)")
+    body = BodyParams(
+        root_orient=torch.as_tensor(data["root_orient"]),
+        trans=torch.as_tensor(data["trans"]),
+        pose_body=torch.as_tensor(pose).reshape(P, T, 21, 3),
+        betas=torch.as_tensor(data["betas"]),
+    )
+    mask = torch.as_tensor(np.asarray(data.get("track_mask", np.ones((P, T)))).astype(bool))
+    vis = data.get("vis_mask")
+    floor_plane = np.asarray(data.get("floor_plane", np.full(4, np.nan)))
+    stature = data.get("stature")
+    return Result(
+        body=body,
+        cameras=_read_cameras(data, path, P, T),
+        track_mask=mask,
+        vis_mask=mask.clone() if vis is None else torch.as_tensor(np.asarray(vis).astype(bool)),
+        track_ids=[str(s) for s in data.get("track_ids", [str(p) for p in range(P)])],
+        fps=float(data.get("fps", 30.0)),
+        history=_read_history(path.parent / "history.csv"),
+        stages=_read_stages(path.parent / "stages.json"),
+        config_yaml=_read_text(path.parent / "config.yaml"),
+        joints=torch.as_tensor(data["joints"]) if "joints" in data else None,
+        frame_offset=int(data.get("frame_offset", 0)),
+        floor=Floor.from_plane(torch.as_tensor(floor_plane)) if floor_plane.size == 4 else None,
+        world_transform=torch.as_tensor(np.asarray(data.get("world_transform", np.eye(4)))),
+        statures=None if stature is None else torch.as_tensor(np.asarray(stature)),
+        scale_observed=bool(np.isfinite(_world_scale(data))),
+    )
+
+
+def _world_scale(data: dict[str, np.ndarray]) -> float:
+    scale = np.asarray(data.get("world_scale", np.nan), dtype=np.float64).reshape(-1)
+    return float(scale[0]) if scale.size else float("nan")
+
+
+def _read_cameras(data: dict[str, np.ndarray], path: Path, P: int, T: int) -> Cameras:
+    """The cameras of ``results.npz`` arrays (``read_result``'s docstring)."""
+    eye = np.broadcast_to(np.eye(3, dtype=np.float32), (P, T, 3, 3))
+    cam_R = np.asarray(data.get("cam_R", eye))
+    cam_t = np.asarray(data.get("cam_t", np.zeros((P, T, 3), np.float32)))
+    intrins = np.asarray(data.get("intrins", np.zeros((T, 4), np.float32)))
+    if intrins.ndim == 1:
+        intrins = np.broadcast_to(intrins, (T, 4))
+    dims = {"P": P, "T": T}
+    for key, array, pattern in (("cam_R", cam_R, ("P", "T", 3, 3)), ("cam_t", cam_t, ("P", "T", 3)),
+                                ("intrins", intrins, ("T", 4))):  # fmt: skip
+        check_shape(array, pattern, path, key, dims)
+    scale = _world_scale(data)
+    alpha = scale if np.isfinite(scale) and scale != 0 else 1.0
+    size = data.get("image_size")
+    if size is None:  # SLAHMR's default principal point is the image centre
+        size = (round(2 * float(intrins[0, 3])), round(2 * float(intrins[0, 2])))
+    return Cameras(
+        R_w2c=torch.as_tensor(cam_R[0].copy()),
+        t_w2c=torch.as_tensor(cam_t[0].astype(np.float64) / alpha),
+        intrins=torch.as_tensor(intrins.copy()),
+        image_size=tuple(int(s) for s in size),
+        is_static=bool(data.get("is_static", False)),
+        alpha=alpha,
+    )
+
+
+def _read_text(path: Path) -> str:
+    return path.read_text() if path.is_file() else ""
+
+
+def _read_history(path: Path) -> LossHistory:
+    if not path.is_file():
+        return LossHistory()
+    try:
+        return LossHistory.load(path)
+    except (OSError, KeyError, ValueError, csv.Error) as exc:
+        raise InputError(path, f"not a loss history written by slahmr-opt ({exc})") from None
+
+
+def _read_stages(path: Path) -> list[StageSummary]:
+    if not path.is_file():
+        return []
+    rows = load_json(path, "stage summaries")
+    try:
+        return [StageSummary.from_dict(row) for row in rows]
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InputError(path, f"not a list of stage summaries ({exc!r})") from None

@@ -19,11 +19,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from slahmr_opt.body import BodyModel
 from slahmr_opt.errors import ConfigError, InputError
 from slahmr_opt.files.video import FrameReader, Mp4Writer
-from slahmr_opt.io.result_bodies import ResultBodies
+from slahmr_opt.io.bodies import camera_arrays, camera_to_world, intrinsics, mesh_faces, posed
 from slahmr_opt.render import scene
 from slahmr_opt.render.backend import Camera, Renderer
+from slahmr_opt.types import Result
 
 logger = logging.getLogger(__name__)
 
@@ -88,19 +90,33 @@ def select_frames(num_frames: int, frames: slice) -> np.ndarray:
     return picked
 
 
+class _Drawn:
+    """What the frame loop draws of a result, as numpy: the people's mesh and track masks, and
+    the cameras."""
+
+    def __init__(self, result: Result, body_model: BodyModel):
+        self.result, self.body_model = result, body_model
+        self.faces = mesh_faces(body_model)
+        self.track_mask = result.track_mask.numpy().astype(bool)  # (P, T)
+        self.R_w2c, self.t_w2c = camera_arrays(result)  # (T, 3, 3), (T, 3)
+        self.intrins = intrinsics(result)  # (T, 4)
+        self.image_size = result.cameras.image_size
+
+
 class _WorldView:
     """Static parts of the world view: ground frame, view camera, floor, camera path, and each
     person's pelvis track on the floor in the person's colour."""
 
-    def __init__(self, bodies: ResultBodies, view: str, aspect: float):
+    def __init__(self, drawn: _Drawn, view: str, aspect: float):
+        result = drawn.result
         # All frames, not only the rendered ones: a clip of a video keeps the same framing.
-        _, joints = bodies.posed(vertices=False)  # (P, T, J, 3)
-        R_c2w, centres = bodies.cam_c2w()
-        d = bodies.data
-        present = bodies.track_mask
+        _, joints = posed(result, drawn.body_model, vertices=False)  # (P, T, J, 3)
+        R_c2w, centres = camera_to_world(result)
+        present = drawn.track_mask
         joints_w = joints[present]  # (n, J, 3)
+        plane = None if result.floor is None else result.floor.as_plane().numpy()
         self.G = scene.ground_frame(
-            d.get("floor_plane"), d.get("world_transform"), R_c2w, centres, joints_w
+            plane, result.world_transform.float().numpy(), R_c2w, centres, joints_w
         )
         self.R_c2w_g = self.G[:3, :3] @ R_c2w  # (T, 3, 3) camera-to-ground
         self.centres_g = scene.apply(self.G, centres)  # (T, 3)
@@ -167,8 +183,8 @@ class _WorldView:
         return scene.tubes(p0, p1, 1.5 * self.radius, scene.FRUSTUM_COLOR)
 
 
-def _check_intrinsics(bodies: ResultBodies, source: str | Path | None) -> None:
-    if not np.all(np.isfinite(bodies.intrins)) or np.any(bodies.intrins[:, :2] <= 0):
+def _check_intrinsics(intrins: np.ndarray, source: str | Path | None) -> None:
+    if not np.all(np.isfinite(intrins)) or np.any(intrins[:, :2] <= 0):
         raise InputError(source, "intrins must be finite with positive focal lengths")
 
 
@@ -210,18 +226,18 @@ def _label(panel: np.ndarray, text: str) -> np.ndarray:
 
 
 def _overlay_panel(
-    renderer: Renderer, bodies: ResultBodies, verts: np.ndarray, t: int, scale: float,
+    renderer: Renderer, drawn: _Drawn, verts: np.ndarray, t: int, scale: float,
     frame: np.ndarray | None, alpha: float,
 ) -> np.ndarray:  # fmt: skip
     """Meshes of the people present at ``t`` drawn with camera ``t`` over ``frame``."""
-    R, tr = bodies.cam_R_w2c[t], bodies.cam_t_w2c[t]
+    R, tr = drawn.R_w2c[t], drawn.t_w2c[t]
     meshes = [
-        scene.make_mesh((verts[p] @ R.T + tr) @ scene.CV_TO_GL, bodies.faces, scene.track_color(p))
-        for p in np.flatnonzero(bodies.track_mask[:, t])
+        scene.make_mesh((verts[p] @ R.T + tr) @ scene.CV_TO_GL, drawn.faces, scene.track_color(p))
+        for p in np.flatnonzero(drawn.track_mask[:, t])
     ]
     # OpenCV puts pixel centres at integers, OpenGL at half-integers; scaling the image by
     # ``scale`` maps a pixel edge u + 1/2 to scale (u + 1/2).
-    fx, fy, cx, cy = bodies.intrins[t]
+    fx, fy, cx, cy = drawn.intrins[t]
     camera = Camera(intrins=scale * np.array([fx, fy, cx + 0.5, cy + 0.5]))
     rgb, depth = renderer.render(meshes, camera, background=OVERLAY_BACKGROUND)
     if frame is None:
@@ -232,15 +248,13 @@ def _overlay_panel(
     return out
 
 
-def _world_panel(
-    renderer: Renderer, bodies: ResultBodies, world: _WorldView, verts, t: int
-) -> np.ndarray:
+def _world_panel(renderer: Renderer, drawn: _Drawn, world: _WorldView, verts, t: int) -> np.ndarray:
     """People and camera ``t`` drawn over the pre-rendered floor and path, depth-tested."""
     meshes = [
-        scene.make_mesh(scene.apply(world.G, verts[p]), bodies.faces, scene.track_color(p))
-        for p in np.flatnonzero(bodies.track_mask[:, t])
+        scene.make_mesh(scene.apply(world.G, verts[p]), drawn.faces, scene.track_color(p))
+        for p in np.flatnonzero(drawn.track_mask[:, t])
     ]
-    meshes.append(world.frustum(t, bodies.intrins[t], bodies.image_size))
+    meshes.append(world.frustum(t, drawn.intrins[t], drawn.image_size))
     rgb, depth = world.draw(renderer, meshes)
     static_rgb, static_depth = world.background(renderer)
     front = (depth > 0) & ((static_depth == 0) | (depth <= static_depth))
@@ -250,16 +264,18 @@ def _world_panel(
 
 
 def render_result(
-    bodies: ResultBodies,
+    result: Result,
+    body_model: BodyModel,
     out: str | Path,
     reader: FrameReader | None = None,
     options: RenderOptions | None = None,
     source: str | Path | None = None,
 ) -> RenderReport:
-    """Write the two-panel mp4 of ``bodies`` to ``out`` (see the module docstring).
+    """Write the two-panel mp4 of ``result`` to ``out`` (see the module docstring).
 
     Args:
-        bodies: the fitted result (``slahmr_opt.io.result_bodies.load_result_bodies``).
+        result: the fitted result (in memory, or ``slahmr_opt.io.results.read_result``).
+        body_model: the body model it was fitted with (``io.bodies.result_body_model``).
         out: output ``.mp4``; written to a temporary file and renamed when complete.
         reader: the input frames (video frame ``frame_offset + t`` under result frame ``t``).
         source: the results file, named in error messages.
@@ -272,26 +288,27 @@ def render_result(
     opts = options or RenderOptions()
     if opts.view not in VIEWS:
         raise ConfigError(f"--view {opts.view!r}; expected one of {list(VIEWS)}")
-    _check_intrinsics(bodies, source)
-    frames = select_frames(bodies.num_frames, opts.frames)
-    ph, pw = panel_size(bodies.image_size, opts.width)
-    scale = pw / bodies.image_size[1]
-    world = _WorldView(bodies, opts.view, pw / ph)
+    drawn = _Drawn(result, body_model)
+    _check_intrinsics(drawn.intrins, source)
+    frames = select_frames(result.num_frames, opts.frames)
+    ph, pw = panel_size(drawn.image_size, opts.width)
+    scale = pw / drawn.image_size[1]
+    world = _WorldView(drawn, opts.view, pw / ph)
     step = 1 if opts.frames.step is None else opts.frames.step
     start = time.perf_counter()
     with (
         Renderer(pw, ph) as renderer,
-        Mp4Writer(out, (ph, 2 * pw), bodies.fps / step) as writer,
+        Mp4Writer(out, (ph, 2 * pw), result.fps / step) as writer,
         tqdm(total=len(frames), desc="render", unit="frame", disable=not opts.progress) as bar,
     ):
         for c in range(0, len(frames), POSE_CHUNK):
             chunk = frames[c : c + POSE_CHUNK]
-            verts, _ = bodies.posed(chunk)  # (P, c, V, 3)
+            verts, _ = posed(result, body_model, chunk)  # (P, c, V, 3)
             for i, t in enumerate(chunk):
-                video_index = bodies.frame_offset + int(t)
-                frame = _frame_panel(reader, video_index, (ph, pw), bodies.image_size)
-                left = _overlay_panel(renderer, bodies, verts[:, i], t, scale, frame, opts.alpha)
-                right = _world_panel(renderer, bodies, world, verts[:, i], t)
+                video_index = result.frame_offset + int(t)
+                frame = _frame_panel(reader, video_index, (ph, pw), drawn.image_size)
+                left = _overlay_panel(renderer, drawn, verts[:, i], t, scale, frame, opts.alpha)
+                right = _world_panel(renderer, drawn, world, verts[:, i], t)
                 if opts.labels:
                     left = _label(left, f"frame {t} (video {video_index})")
                     right = _label(right, f"world, {opts.view}")

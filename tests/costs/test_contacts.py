@@ -20,7 +20,8 @@ from slahmr_opt.costs.kinematics import world_keypoints
 from slahmr_opt.history import LossHistory
 from slahmr_opt.init.floor import FloorPlane, floor_reference, plane_from_params
 from slahmr_opt.init.from_tracks import initialize_bodies
-from slahmr_opt.solve import _cast_observations, floor_from_bodies, prepare_floor_terms
+from slahmr_opt.solve import _cast_observations
+from slahmr_opt.stages.floor_frame import floor_from_bodies, prepare_floor_terms
 from slahmr_opt.stages.problem import build_problem, params_from_body
 from slahmr_opt.stages.runner import run_stage
 

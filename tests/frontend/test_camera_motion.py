@@ -12,7 +12,6 @@ from scipy.spatial.transform import Rotation
 
 from slahmr_opt.errors import InputError
 from slahmr_opt.eval.camera_eval import rotation_angle_deg, trajectory_error, umeyama
-from slahmr_opt.eval.camera_synth import courtyard, make_video
 from slahmr_opt.frontend.camera import (
     CameraSettings,
     default_intrinsics,
@@ -25,6 +24,9 @@ from slahmr_opt.frontend.camera_geometry import bearings, rotation_ransac
 from slahmr_opt.inputs import read_cameras
 from slahmr_opt.inputs.cameras import read_droid_traj
 from slahmr_opt.inputs.points import read_points
+from slahmr_opt.synth.camera_video import courtyard, make_video
+
+pytestmark = pytest.mark.slow
 
 NUM_FRAMES = 40
 

@@ -16,10 +16,13 @@ from slahmr_opt.inputs.tracks import read_tracks
 VIDEOS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "videos"
 TENNIS, WALKING = VIDEOS / "tennis-static.mp4", VIDEOS / "walking-forest-tracking.mp4"
 TENNIS_FRAMES, WALKING_FRAMES = 40, 30
-pytestmark = pytest.mark.skipif(
-    not TENNIS.is_file() or not WALKING.is_file(),
-    reason=f"the shared videos are not at {VIDEOS} (../shared beside the repository)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not TENNIS.is_file() or not WALKING.is_file(),
+        reason=f"the shared videos are not at {VIDEOS} (../shared beside the repository)",
+    ),
+]
 J = {name: i for i, name in enumerate(OP25_NAMES)}
 
 

@@ -1,9 +1,16 @@
 """Projection conventions and inverse pairs."""
 
+import numpy as np
 import torch
 from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle, random_rotations
 
-from slahmr_opt.geometry.camera import camera_centers, camera_to_world, project, world_to_camera
+from slahmr_opt.geometry.camera import (
+    camera_centers,
+    camera_to_world,
+    invert_pose,
+    project,
+    world_to_camera,
+)
 
 
 def test_world_camera_round_trip():
@@ -39,3 +46,17 @@ def test_axis_angle_round_trip():
     aa = torch.randn(100, 3, dtype=torch.float64)
     aa = aa / aa.norm(dim=-1, keepdim=True) * torch.rand(100, 1, dtype=torch.float64) * 3.0
     torch.testing.assert_close(matrix_to_axis_angle(axis_angle_to_matrix(aa)), aa)
+
+
+def test_invert_pose_round_trips_for_torch_and_numpy():
+    R = random_rotations(6, dtype=torch.float64)
+    t = torch.randn(6, 3, dtype=torch.float64)
+    R_c2w, centre = invert_pose(R, t)
+    torch.testing.assert_close(centre, camera_centers(R, t))
+    R2, t2 = invert_pose(R_c2w, centre)
+    torch.testing.assert_close(R2, R)
+    torch.testing.assert_close(t2, t)
+    R_np, t_np = invert_pose(R.numpy(), t.numpy())
+    assert isinstance(t_np, np.ndarray)
+    np.testing.assert_array_equal(t_np, centre.numpy())
+    np.testing.assert_array_equal(R_np, R_c2w.numpy())

@@ -12,12 +12,12 @@ from stages.scene import make_scene
 
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.config import load_config
-from slahmr_opt.eval.guesses import GUESS_PRESETS
-from slahmr_opt.eval.synth_points import slam_points
 from slahmr_opt.init.contact_scale import BODY_SIZE_REL_STD, contact_scale, fit_ground
 from slahmr_opt.init.scale import scale_observable
 from slahmr_opt.io.results import result_arrays
 from slahmr_opt.solve import solve
+from slahmr_opt.synth.guesses import GUESS_PRESETS
+from slahmr_opt.synth.points import slam_points
 from slahmr_opt.types import ScenePoints
 
 ALPHA = 0.37
@@ -132,7 +132,7 @@ def test_fit_takes_the_camera_scale_from_the_points(caplog):
                          scene.joints[0, :, 0].mean(0).numpy(), floor_y,
                          np.random.default_rng(0))  # fmt: skip
     cfg = load_config("stages_1_2", ["num_threads=1"])
-    with caplog.at_level(logging.INFO, logger="slahmr_opt.solve"):
+    with caplog.at_level(logging.INFO, logger="slahmr_opt.stages.camera_scale"):
         result = solve(replace(obs, points=points), cfg, body_model=body, progress=False)
     assert "human-scene contact" in caplog.text
     assert result.cameras.alpha / s.alpha_true == pytest.approx(1.0, abs=0.08)
@@ -167,9 +167,9 @@ def test_a_pan_reports_no_world_scale(caplog):
                          np.random.default_rng(0))  # fmt: skip
     body = load_body_model(BodyConfig(), dtype=torch.float64)
     cfg = load_config("stages_1_2", ["num_threads=1", "stages.smooth.solver.iterations=3"])
-    with caplog.at_level(logging.INFO, logger="slahmr_opt.solve"):
+    with caplog.at_level(logging.INFO, logger="slahmr_opt.stages.camera_scale"):
         result = solve(replace(obs, points=points), cfg, body_model=body, progress=False)
     assert "scale cannot be observed" in caplog.text
-    assert result.stages[1]["camera_scale"]["cue"] == "none"
+    assert result.stages[1].camera_scale["cue"] == "none"
     assert np.isnan(result_arrays(result)["world_scale"]).all()
     assert torch.isfinite(result.joints).all()

@@ -100,7 +100,7 @@ def _observations(scene, decoy_track: bool = False) -> Observations:
         fps=30.0,
         track_ids=ids,
         smpl_guess=SMPLGuess(*guess),
-        sources={"frame_offset": str(OFFSET)},
+        frame_offset=OFFSET,
     )
 
 

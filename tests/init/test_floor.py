@@ -20,7 +20,7 @@ from slahmr_opt.init.floor import (
     heuristic_contacts,
     plane_from_params,
 )
-from slahmr_opt.solve import align_to_floor
+from slahmr_opt.stages.floor_frame import align_to_floor
 from slahmr_opt.types import BodyParams, Cameras
 
 DT = torch.float64

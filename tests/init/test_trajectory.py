@@ -7,7 +7,6 @@ import torch
 from pytorch3d.transforms import axis_angle_to_matrix
 
 from slahmr_opt.body import BodyConfig, load_body_model
-from slahmr_opt.eval import synth
 from slahmr_opt.init.trajectory import (
     fuse_trajectory,
     gravity_up,
@@ -15,6 +14,7 @@ from slahmr_opt.init.trajectory import (
     scale_from_velocities,
     world_velocities,
 )
+from slahmr_opt.synth import observe as synth
 
 
 @pytest.fixture(scope="module")

@@ -46,10 +46,11 @@ def write_json(path: Path, data) -> None:
 def write_slahmr_track(
     root: Path, tid: str, frames: list[int | str], nested: bool = True, smpl: bool = False
 ) -> dict[str, np.ndarray]:
-    """Write one track folder; returns the (25, 3) keypoints written per frame name."""
+    """Write one track folder; returns the (25, 3) keypoints written per frame name. An integer
+    frame ``t`` (0-based video frame) is named as SLAHMR's extracted image: ``f"{t + 1:06d}"``."""
     written = {}
     for i, frame in enumerate(frames):
-        name = f"{frame:06d}" if isinstance(frame, int) else frame
+        name = f"{frame + 1:06d}" if isinstance(frame, int) else frame
         kp = op25_keypoints(seed=zlib.crc32(f"{tid}/{name}".encode()))
         payload = kp.tolist() if nested else kp.reshape(-1).tolist()
         write_json(

@@ -35,7 +35,7 @@ def test_folder_and_droid_are_cropped_to_the_tracked_window(tmp_path, slahmr_dir
     assert isinstance(obs, Observations)
     # tracks cover video frames 10..49 -> T = 40, offset 10
     assert obs.num_frames == 40 and obs.cameras.num_frames == 40
-    assert obs.sources["frame_offset"] == "10"
+    assert obs.frame_offset == 10 and obs.sources["frame_offset"] == "10"
     assert obs.sources["tracks"] == str(slahmr_dir)
     assert obs.sources["cameras"] == str(tmp_path / "traj.npy")
     torch.testing.assert_close(obs.cameras.t_w2c, cams.t_w2c[10:50], rtol=1e-6, atol=1e-6)
@@ -52,7 +52,7 @@ def test_npz_with_static_camera(tmp_path, tracks_factory):
     path = write_tracks_npz(tmp_path / "t.npz", replace(tracks, vis_mask=vis))
     obs = load_observations(path, static=True, min_track_len=5)
     assert obs.cameras.is_static and obs.cameras.image_size == SIZE
-    assert obs.num_frames == 34 and obs.sources["frame_offset"] == "6"
+    assert obs.num_frames == 34 and obs.frame_offset == 6
     assert obs.sources["cameras"] == "static"
     assert obs.fps == 25.0 and obs.bbox.shape == (2, 34, 4)
     torch.testing.assert_close(obs.cameras.intrins[0], torch.tensor([560.0, 560, 320, 240]))
@@ -91,7 +91,7 @@ def test_selection_and_min_conf_are_passed_on(tmp_path, slahmr_dir):
         min_conf=0.95,
     )
     assert obs.track_ids == ["002"] and obs.num_frames == 25
-    assert obs.sources["frame_offset"] == "12"
+    assert obs.frame_offset == 12
     assert (obs.kp2d[..., 2] == 0).all()  # every confidence (0.9) is below 0.95
 
 
@@ -144,5 +144,5 @@ def test_tracks_written_as_folder_read_back_through_observations(tmp_path, track
     write_track_dirs(tmp_path / "preds", tracks)
     write_cameras_npz(tmp_path / "cams" / "cameras.npz", _moving_cameras(40))
     obs = load_observations(tmp_path / "preds", tmp_path / "cams", fps=25, min_track_len=5)
-    assert obs.num_frames == 40 and obs.sources["frame_offset"] == "0"
+    assert obs.num_frames == 40 and obs.frame_offset == 0
     assert torch.equal(obs.vis_mask, tracks.vis_mask)

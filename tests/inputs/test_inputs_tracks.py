@@ -30,10 +30,10 @@ def test_read_slahmr_dir_smoke(slahmr_dir):
     tracks = read_tracks(slahmr_dir, min_track_len=10)
     assert tracks.kp_format == "op25"
     assert tracks.track_ids == ["001", "002"]
-    # integer frame names: index = integer, so T = last frame + 1
+    # SLAHMR's image names: 000001 is frame 0, so T = last name
     assert tracks.kp2d.shape == (2, 50, 25, 3)
     assert tracks.absolute_frames and tracks.fps is None and tracks.bbox is None
-    assert tracks.frame_names[12] == "000012"
+    assert tracks.frame_names[0] == "000001" and tracks.frame_names[12] == "000013"
     assert tracks.source == slahmr_dir
 
 
@@ -52,7 +52,7 @@ def test_read_slahmr_dir_smpl(slahmr_dir):
     assert guess.body_pose.shape == (2, 50, 21, 3)
     assert guess.betas.shape == (2, 50, 10)
     assert guess.valid[0].sum() == 35 and not guess.valid[1].any()
-    entry = json.loads((slahmr_dir / "001" / "000010_smpl.json").read_text())
+    entry = json.loads((slahmr_dir / "001" / "000011_smpl.json").read_text())
     torch.testing.assert_close(guess.body_pose[0, 10], torch.tensor(entry["body_pose"][:21]))
     torch.testing.assert_close(guess.transl_c[0, 10], torch.tensor(entry["cam_trans"]))
     torch.testing.assert_close(guess.global_orient_c[0, 10], torch.tensor(entry["global_orient"]))
@@ -64,7 +64,20 @@ def test_flat_and_nested_keypoints_agree(tmp_path, track_writer):
     a = read_tracks(tmp_path / "a", min_conf=0.0)
     b = read_tracks(tmp_path / "b", min_conf=0.0)
     torch.testing.assert_close(a.kp2d, b.kp2d)
-    torch.testing.assert_close(a.kp2d[0, 3, :, :2], torch.tensor(nested["000003"][:, :2]).float())
+    torch.testing.assert_close(a.kp2d[0, 3, :, :2], torch.tensor(nested["000004"][:, :2]).float())
+
+
+def test_frames_are_numbered_as_slahmr_extracts_them(tmp_path, track_writer):
+    """SLAHMR's ffmpeg names images %06d from 000001 and camera row 0 is the first image: a
+    person in the last image (000060 of 60) is frame 59, inside a 60-camera file."""
+    track_writer(tmp_path / "a", "001", [f"{n:06d}" for n in range(31, 61)])
+    tracks = read_tracks(tmp_path / "a")
+    assert tracks.num_frames == 60 and tracks.vis_mask[0, 30:].all()
+    assert not tracks.vis_mask[0, :30].any()
+    # Names that include 000000 (our front end, older writers) count from 0.
+    track_writer(tmp_path / "b", "001", [f"{n:06d}" for n in range(0, 30)])
+    tracks = read_tracks(tmp_path / "b")
+    assert tracks.num_frames == 30 and tracks.frame_names[0] == "000000"
 
 
 def test_non_integer_frame_names_use_sorted_position(tmp_path, track_writer):
@@ -79,7 +92,7 @@ def test_non_integer_frame_names_use_sorted_position(tmp_path, track_writer):
 
 def test_empty_people_is_not_detected(tmp_path, track_writer, json_writer):
     track_writer(tmp_path, "001", list(range(30)))
-    json_writer(tmp_path / "001" / "000015_keypoints.json", {"people": []})
+    json_writer(tmp_path / "001" / "000016_keypoints.json", {"people": []})  # frame 15
     tracks = read_tracks(tmp_path)
     assert not tracks.vis_mask[0, 15] and tracks.track_mask[0, 15]
 

@@ -230,7 +230,7 @@ def test_unknown_or_untracked_ids_are_not_tracks(phalp_pkl):
 def test_load_observations_end_to_end(phalp_pkl):
     obs = load_observations(phalp_pkl, EXAMPLE / "cameras.npz", fps=30.0)
     assert obs.track_ids == ["001", "004"] and obs.num_frames == 150
-    assert obs.cameras.image_size == SIZE and obs.sources["frame_offset"] == "0"
+    assert obs.cameras.image_size == SIZE and obs.frame_offset == 0
     assert obs.track_mask[0].all() and not obs.vis_mask[0, list(GAP)].any()
     assert obs.kp2d[..., 1, 2].eq(0).all()  # OpenPose neck ignored
     assert obs.smpl_guess.valid[1].sum() == 80
@@ -248,7 +248,7 @@ def test_a_camera_file_as_long_as_the_shot_starts_at_the_shot(phalp_pkl, tmp_pat
     obs = load_observations(phalp_pkl, path, fps=30.0, shot=1)
     first_seen = int(obs.vis_mask.any(0).nonzero()[0])
     assert obs.num_frames <= len(SHOT1) and obs.track_ids == ["001"]
-    assert int(obs.sources["frame_offset"]) == SHOT1[0] + first_seen
+    assert obs.frame_offset == SHOT1[0] + first_seen
     torch.testing.assert_close(obs.cameras.R_w2c[0], cams.R_w2c[first_seen])
 
 

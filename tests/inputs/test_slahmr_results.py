@@ -16,7 +16,7 @@ from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.cli import EXAMPLE_DIR
 from slahmr_opt.cli import eval as eval_command
 from slahmr_opt.errors import InputError
-from slahmr_opt.eval.evaluate import evaluate_result
+from slahmr_opt.experiments.evaluate import evaluate_result
 from slahmr_opt.inputs.initializers import REST_PELVIS
 from slahmr_opt.inputs.initializers.slahmr_results import is_slahmr_results, read_slahmr_results
 from slahmr_opt.io.results import RESULT_KEYS

@@ -16,7 +16,10 @@ import torch
 from pytorch3d.transforms import axis_angle_to_matrix
 from scipy.spatial.transform import Rotation
 
-from slahmr_opt.body import BodyConfig, load_body_model
+from slahmr_opt.body import BodyConfig, BodyModel, load_body_model
+from slahmr_opt.io.bodies import result_body_model
+from slahmr_opt.io.results import read_result
+from slahmr_opt.types import Result
 
 NUM_FRAMES = 12
 TRACK_IDS = ("7", "b/2")
@@ -77,6 +80,12 @@ def write_small_result(
         f"body:\n  model_path: {model_path}\n  model_type: {model_type}\n  num_betas: 10\n"
     )
     return folder / "results.npz"
+
+
+def read_small_result(path: Path) -> tuple[Result, BodyModel]:
+    """A results file read back, with the body model its ``config.yaml`` names."""
+    result = read_result(path)
+    return result, result_body_model(result, source=path)
 
 
 _DTYPES = {5126: np.float32, 5121: np.uint8, 5123: np.uint16, 5125: np.uint32}

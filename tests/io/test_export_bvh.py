@@ -9,14 +9,13 @@ import warnings
 
 import numpy as np
 import pytest
-from export_helpers import FPS, MASK_1, NUM_FRAMES, write_small_result
+from export_helpers import FPS, MASK_1, NUM_FRAMES, read_small_result, write_small_result
 from scipy.spatial.transform import Rotation
 
 from slahmr_opt.body.keypoints import SMPL_JOINT_NAMES
-from slahmr_opt.inputs.bvh import read_bvh
 from slahmr_opt.io.export.bvh import bvh_paths, continuous_euler, export_bvh
 from slahmr_opt.io.export.motion import OPENCV_TO_Y_UP, nearest_tracked
-from slahmr_opt.io.result_bodies import load_result_bodies
+from slahmr_opt.mocap.bvh import read_bvh
 
 with warnings.catch_warnings():  # bvhio 1.5.4 imports PyGLM under its old name
     warnings.simplefilter("ignore", PendingDeprecationWarning)
@@ -27,10 +26,10 @@ SOURCE = (list(range(NUM_FRAMES)), [2, 2, 2, 3, 4, 5, 5, 8, 8, 9, 9, 9])
 TOL = 2e-5  # metres
 
 
-def _expected(bodies, aligned: bool) -> np.ndarray:
+def _expected(result, aligned: bool) -> np.ndarray:
     """(P, T, 24, 3) joints the BVH files should hold, in the y-up export world."""
     F = np.eye(3) if aligned else OPENCV_TO_Y_UP
-    joints = bodies.data["joints"].astype(np.float64) @ F.T
+    joints = result.joints.double().numpy() @ F.T
     return np.stack([joints[p, SOURCE[p]] for p in range(2)])
 
 
@@ -40,10 +39,10 @@ def test_nearest_tracked():
 
 @pytest.mark.parametrize(("aligned", "units"), [(True, "m"), (False, "m"), (True, "cm")])
 def test_project_reader_joints(tmp_path, synthetic_body_path, aligned, units):
-    bodies = load_result_bodies(write_small_result(tmp_path, synthetic_body_path, aligned))
-    paths = export_bvh(bodies, tmp_path / "bvh", units=units)
+    result, model = read_small_result(write_small_result(tmp_path, synthetic_body_path, aligned))
+    paths = export_bvh(result, model, tmp_path / "bvh", units=units)
     assert [p.name for p in paths] == ["person_7.bvh", "person_b_2.bvh"]
-    expected = _expected(bodies, aligned)
+    expected = _expected(result, aligned)
     for p, path in enumerate(paths):
         motion = read_bvh(path, scale=0.01 if units == "cm" else 1.0)
         assert motion.num_frames == NUM_FRAMES and motion.fps == FPS
@@ -53,10 +52,10 @@ def test_project_reader_joints(tmp_path, synthetic_body_path, aligned, units):
 
 
 def test_bvhio_joints(tmp_path, synthetic_body_path):
-    bodies = load_result_bodies(write_small_result(tmp_path, synthetic_body_path))
-    paths = export_bvh(bodies, tmp_path / "walk.bvh")
+    result, model = read_small_result(write_small_result(tmp_path, synthetic_body_path))
+    paths = export_bvh(result, model, tmp_path / "walk.bvh")
     assert [p.name for p in paths] == ["walk_person_7.bvh", "walk_person_b_2.bvh"]
-    expected = _expected(bodies, True)
+    expected = _expected(result, True)
     for p, path in enumerate(paths):
         root = bvhio.readAsHierarchy(str(path))
         joints = {j.Name: j for j, _, _ in root.layout()}
@@ -68,8 +67,8 @@ def test_bvhio_joints(tmp_path, synthetic_body_path):
 
 
 def test_header(tmp_path, synthetic_body_path):
-    bodies = load_result_bodies(write_small_result(tmp_path, synthetic_body_path))
-    text = export_bvh(bodies, tmp_path / "bvh")[0].read_text()
+    result, model = read_small_result(write_small_result(tmp_path, synthetic_body_path))
+    text = export_bvh(result, model, tmp_path / "bvh")[0].read_text()
     lines = text.splitlines()
     assert lines[:5] == [
         "HIERARCHY", "ROOT pelvis", "{", "\tOFFSET 0.000000 0.000000 0.000000",
@@ -105,11 +104,11 @@ def test_continuous_euler_near_gimbal_lock():
 def test_paths_and_refusal(tmp_path, synthetic_body_path):
     assert bvh_paths(tmp_path / "a.BVH", ["person_1"]) == [tmp_path / "a_person_1.bvh"]
     assert bvh_paths(tmp_path / "out", ["person_1"]) == [tmp_path / "out" / "person_1.bvh"]
-    bodies = load_result_bodies(write_small_result(tmp_path / "fit", synthetic_body_path))
+    result, model = read_small_result(write_small_result(tmp_path / "fit", synthetic_body_path))
     (tmp_path / "bvh").mkdir()
     (tmp_path / "bvh" / "person_b_2.bvh").write_text("mine")
     with pytest.raises(FileExistsError):
-        export_bvh(bodies, tmp_path / "bvh")
+        export_bvh(result, model, tmp_path / "bvh")
     assert sorted(p.name for p in (tmp_path / "bvh").iterdir()) == ["person_b_2.bvh"]
-    export_bvh(bodies, tmp_path / "bvh", overwrite=True)
+    export_bvh(result, model, tmp_path / "bvh", overwrite=True)
     assert (tmp_path / "bvh" / "person_b_2.bvh").read_text().startswith("HIERARCHY")

@@ -13,12 +13,20 @@ import pytest
 import torch
 import trimesh
 from body.synthetic_model import write_synthetic_smpl_pkl, write_synthetic_smplh_npz
-from export_helpers import FPS, FRAME_OFFSET, MASK_1, NUM_FRAMES, GlbReader, write_small_result
+from export_helpers import (
+    FPS,
+    FRAME_OFFSET,
+    MASK_1,
+    NUM_FRAMES,
+    GlbReader,
+    read_small_result,
+    write_small_result,
+)
 from pytorch3d.transforms import axis_angle_to_matrix
 
+from slahmr_opt.io.bodies import camera_to_world, mesh_faces, posed, rest
 from slahmr_opt.io.export.glb import export_glb
 from slahmr_opt.io.export.motion import OPENCV_TO_Y_UP
-from slahmr_opt.io.result_bodies import load_result_bodies
 
 PEOPLE = ("person_7", "person_b_2")
 JOINT_TOL = 2e-5  # metres: float32 storage of rotations, offsets and vertices
@@ -35,43 +43,48 @@ def flat_body_path(tmp_path_factory):
 
 def _export(tmp_path, model_path, aligned=True, influences=4, model_type="smpl"):
     results = write_small_result(tmp_path / "fit", model_path, aligned, model_type)
-    bodies = load_result_bodies(results)
-    path = export_glb(bodies, tmp_path / "scene.glb", influences=influences)
-    return bodies, GlbReader(path)
+    result, model = read_small_result(results)
+    path = export_glb(result, model, tmp_path / "scene.glb", influences=influences)
+    return result, model, GlbReader(path)
 
 
-def _pose_blend_lengths(bodies, p: int, t: int) -> np.ndarray:
+def _rotations(result, p: int, t: int) -> np.ndarray:
+    """(22, 3, 3) root and body joint rotations of person p at frame t, float64."""
+    body = result.body
+    aa = torch.cat([body.root_orient[p, t][None], body.pose_body[p, t]]).double()
+    return axis_angle_to_matrix(aa).numpy()
+
+
+def _pose_blend_lengths(result, model, p: int, t: int) -> np.ndarray:
     """(V,) length of each vertex's pose blend shape offset (native model) at frame t."""
-    d = bodies.data
-    aa = np.concatenate([d["root_orient"][p, t][None], d["pose_body"][p, t].reshape(21, 3)])
-    rot = axis_angle_to_matrix(torch.as_tensor(aa, dtype=torch.float64)).numpy()
+    rot = _rotations(result, p, t)
     feature = np.concatenate([(rot[1:] - np.eye(3)).reshape(-1), np.zeros(18)])  # hands: rest
-    posedirs = bodies.body_model.posedirs.double().numpy()  # (207, V * 3)
+    posedirs = model.posedirs.double().numpy()  # (207, V * 3)
     return np.linalg.norm((feature @ posedirs).reshape(-1, 3), axis=1)
 
 
 @pytest.mark.parametrize("aligned", [True, False])
 def test_joints_equal_results(tmp_path, synthetic_body_path, aligned):
-    bodies, glb = _export(tmp_path, synthetic_body_path, aligned)
+    result, model, glb = _export(tmp_path, synthetic_body_path, aligned)
     F = np.eye(3) if aligned else OPENCV_TO_Y_UP
     errors = []
     for p, name in enumerate(PEOPLE):
-        for t in np.flatnonzero(bodies.track_mask[p]):
+        for t in np.flatnonzero(result.track_mask[p].numpy()):
             joints, _ = glb.skinned(name, t)
-            errors.append(np.abs(joints - bodies.data["joints"][p, t] @ F.T).max())
+            errors.append(np.abs(joints - result.joints[p, t].numpy() @ F.T).max())
     assert len(errors) == NUM_FRAMES + MASK_1.sum()
     assert max(errors) < JOINT_TOL, max(errors)
 
 
 def test_vertices_differ_by_pose_blend_shapes_only(tmp_path, synthetic_body_path):
-    bodies, glb = _export(tmp_path, synthetic_body_path, influences=8)
-    verts, _ = bodies.posed()
+    result, model, glb = _export(tmp_path, synthetic_body_path, influences=8)
+    verts, _ = posed(result, model)
     excess, largest = [], 0.0
     for p, name in enumerate(PEOPLE):
-        for t in np.flatnonzero(bodies.track_mask[p]):
+        for t in np.flatnonzero(result.track_mask[p].numpy()):
             _, skinned = glb.skinned(name, t)
             err = np.linalg.norm(skinned - verts[p, t], axis=1)
-            excess.append((err - _pose_blend_lengths(bodies, p, t)).max())
+            excess.append((err - _pose_blend_lengths(result, model, p, t)).max())
             largest = max(largest, err.max())
     assert max(excess) < FLOAT_TOL, max(excess)
     assert largest > 1e-3  # the synthetic pose blend shapes do show
@@ -79,12 +92,12 @@ def test_vertices_differ_by_pose_blend_shapes_only(tmp_path, synthetic_body_path
 
 @pytest.mark.parametrize("influences", [4, 8])
 def test_vertices_exact_without_pose_blend_shapes(tmp_path, flat_body_path, influences):
-    bodies, glb = _export(tmp_path, flat_body_path, influences=influences)
-    verts, _ = bodies.posed()
+    result, model, glb = _export(tmp_path, flat_body_path, influences=influences)
+    verts, _ = posed(result, model)
     err = max(
         np.abs(glb.skinned(name, t)[1] - verts[p, t]).max()
         for p, name in enumerate(PEOPLE)
-        for t in np.flatnonzero(bodies.track_mask[p])
+        for t in np.flatnonzero(result.track_mask[p].numpy())
     )
     if influences == 8:
         assert err < FLOAT_TOL, err
@@ -93,13 +106,13 @@ def test_vertices_exact_without_pose_blend_shapes(tmp_path, flat_body_path, infl
 
 
 def test_skin_weights_are_the_models_largest(tmp_path, synthetic_body_path):
-    bodies, glb = _export(tmp_path, synthetic_body_path, influences=4)
+    result, model, glb = _export(tmp_path, synthetic_body_path, influences=4)
     node = glb.tree["nodes"][glb.names["person_7"]]
     attrs = glb.tree["meshes"][node["mesh"]]["primitives"][0]["attributes"]
     joints = glb.accessor(attrs["JOINTS_0"]).astype(int)
     weights = glb.accessor(attrs["WEIGHTS_0"])
     assert "JOINTS_1" not in attrs
-    model_w = bodies.body_model.skinning_weights().double().numpy()
+    model_w = model.skinning_weights().double().numpy()
     for v in range(0, len(model_w), 7):
         top = np.sort(model_w[v])[::-1][:4]
         top = top[top > 0]
@@ -110,24 +123,24 @@ def test_skin_weights_are_the_models_largest(tmp_path, synthetic_body_path):
 
 
 def test_trimesh_rereads_people_and_camera_path(tmp_path, synthetic_body_path):
-    bodies, _ = _export(tmp_path, synthetic_body_path, aligned=False)
+    result, model, _ = _export(tmp_path, synthetic_body_path, aligned=False)
     scene = trimesh.load(tmp_path / "scene.glb")
     assert {*PEOPLE, "camera_path", "camera_frustums"} <= set(scene.geometry)
-    rest, _ = bodies.rest()
+    rest_verts, _ = rest(result, model)
     for p, name in enumerate(PEOPLE):
         mesh = scene.geometry[name]
-        np.testing.assert_allclose(mesh.vertices, rest[p], atol=1e-6)
-        np.testing.assert_array_equal(mesh.faces, bodies.faces)
+        np.testing.assert_allclose(mesh.vertices, rest_verts[p], atol=1e-6)
+        np.testing.assert_array_equal(mesh.faces, mesh_faces(model))
     transform, geom = scene.graph.get("camera_path")
     points = trimesh.transform_points(scene.geometry[geom].vertices, transform)
-    _, centres = bodies.cam_c2w()
+    _, centres = camera_to_world(result)
     expected = centres @ OPENCV_TO_Y_UP.T
     gaps = np.linalg.norm(points[:, None] - expected[None], axis=-1)
     assert gaps.min(1).max() < 1e-5 and gaps.min(0).max() < 1e-5
 
 
 def test_untracked_frames_hidden_and_timeline(tmp_path, synthetic_body_path):
-    bodies, glb = _export(tmp_path, synthetic_body_path)
+    result, model, glb = _export(tmp_path, synthetic_body_path)
     nodes = glb.tree["nodes"]
     roots = {nodes[i]["name"]: i for i in glb.tree["scenes"][0]["nodes"]}
     assert set(roots) == {*PEOPLE, "person_7_rig", "person_b_2_rig", "camera_path",
@@ -154,16 +167,14 @@ def test_untracked_frames_hidden_and_timeline(tmp_path, synthetic_body_path):
 
 def test_smplh_model_weights_folded_onto_24_joints(tmp_path):
     model_path = write_synthetic_smplh_npz(tmp_path / "SMPLH_NEUTRAL.npz")
-    bodies, glb = _export(tmp_path, model_path, influences=8, model_type="smplh")
-    verts, _ = bodies.posed()
-    layer = bodies.body_model.layer
+    result, model, glb = _export(tmp_path, model_path, influences=8, model_type="smplh")
+    verts, _ = posed(result, model)
+    layer = model.layer
     for p, name in enumerate(PEOPLE):
-        t = int(np.flatnonzero(bodies.track_mask[p])[-1])
+        t = int(np.flatnonzero(result.track_mask[p].numpy())[-1])
         joints, skinned = glb.skinned(name, t)
-        assert np.abs(joints - bodies.data["joints"][p, t]).max() < JOINT_TOL
-        d = bodies.data
-        aa = np.concatenate([d["root_orient"][p, t][None], d["pose_body"][p, t].reshape(21, 3)])
-        rot = axis_angle_to_matrix(torch.as_tensor(aa, dtype=torch.float64)).numpy()
+        assert np.abs(joints - result.joints[p, t].numpy()).max() < JOINT_TOL
+        rot = _rotations(result, p, t)
         feature = np.zeros((51, 3, 3))
         feature[:21] = rot[1:] - np.eye(3)
         blend = feature.reshape(-1) @ layer.posedirs.double().numpy()

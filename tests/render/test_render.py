@@ -19,7 +19,8 @@ from slahmr_opt.cli import main
 from slahmr_opt.cli.common import parse_frames
 from slahmr_opt.errors import ConfigError, InputError
 from slahmr_opt.files.video import FrameReader, Mp4Writer, read_video_frames
-from slahmr_opt.io.result_bodies import load_result_bodies
+from slahmr_opt.io.bodies import camera_arrays, intrinsics, posed, result_body_model
+from slahmr_opt.io.results import read_result
 from slahmr_opt.render import scene
 from slahmr_opt.render.render import (
     OVERLAY_BACKGROUND,
@@ -69,22 +70,30 @@ def tiny(tmp_path_factory):
     return write_tiny_result(tmp_path_factory.mktemp("tiny") / "results.npz")
 
 
+def _load(path):
+    """The result of ``path`` and its body model."""
+    result = read_result(path)
+    return result, result_body_model(result, source=path)
+
+
 @pytest.fixture(scope="module")
-def bodies(tiny):
-    return load_result_bodies(tiny)
+def loaded(tiny):
+    return _load(tiny)
 
 
-def _render(bodies, out, reader=None, **kw):
+def _render(loaded, out, reader=None, **kw):
     kw.setdefault("width", 2 * W)
     kw.setdefault("labels", False)
-    return render_result(bodies, out, reader, RenderOptions(progress=False, **kw))
+    return render_result(*loaded, out, reader, RenderOptions(progress=False, **kw))
 
 
-def _project(bodies, t: int) -> np.ndarray:
+def _project(loaded, t: int) -> np.ndarray:
     """(P, V, 2) pixel positions of every vertex at frame ``t``."""
-    verts, _ = bodies.posed(np.array([t]))
-    cam = verts[:, 0] @ bodies.cam_R_w2c[t].T + bodies.cam_t_w2c[t]
-    fx, fy, cx, cy = bodies.intrins[t]
+    result, model = loaded
+    verts, _ = posed(result, model, np.array([t]))
+    R_w2c, t_w2c = camera_arrays(result)
+    cam = verts[:, 0] @ R_w2c[t].T + t_w2c[t]
+    fx, fy, cx, cy = intrinsics(result)[t]
     return np.stack([fx * cam[..., 0] / cam[..., 2] + cx, fy * cam[..., 1] / cam[..., 2] + cy], -1)
 
 
@@ -99,14 +108,14 @@ def _orange(img):  # person 1's (and the frustum's) hue
 
 
 @pytest.fixture(scope="module")
-def plain_video(bodies, tmp_path_factory):
+def plain_video(loaded, tmp_path_factory):
     out = tmp_path_factory.mktemp("plain") / "render.mp4"
-    report = _render(bodies, out)
+    report = _render(loaded, out)
     frames, fps = read_video_frames(out)
     return report, frames, fps
 
 
-def test_mp4_frames_size_fps(plain_video, bodies):
+def test_mp4_frames_size_fps(plain_video):
     report, frames, fps = plain_video
     assert frames.shape == (T, H, 2 * W, 3)
     assert report.num_frames == T and report.size == (H, 2 * W)
@@ -142,15 +151,15 @@ def _check_person(left, uv, background, is_colour) -> np.ndarray:
     return box
 
 
-def test_overlay_silhouette_matches_projected_mesh(plain_video, bodies):
+def test_overlay_silhouette_matches_projected_mesh(plain_video, loaded):
     _, frames, _ = plain_video
     background = np.round(255 * np.array(OVERLAY_BACKGROUND))
     for t in range(T):
         left = frames[t, :, :W]
-        uv = _project(bodies, t)
+        uv = _project(loaded, t)
         allowed = np.zeros((H, W), bool)
         for p, is_colour in ((0, _blue), (1, _orange)):
-            if bodies.track_mask[p, t]:
+            if loaded[0].track_mask[p, t]:
                 allowed |= _check_person(left, uv[p], background, is_colour)
             else:
                 assert is_colour(left).sum() < 5, "a person absent from this frame is drawn"
@@ -174,7 +183,7 @@ def test_world_view_shows_floor_people_camera(plain_video):
 
 def test_static_camera_without_floor(tmp_path):
     path = write_tiny_result(tmp_path / "results.npz", static=True, floor=False)
-    _render(load_result_bodies(path), tmp_path / "out.mp4", frames=slice(1, 3))
+    _render(_load(path), tmp_path / "out.mp4", frames=slice(1, 3))
     frames, _ = read_video_frames(tmp_path / "out.mp4")
     assert frames.shape == (2, H, 2 * W, 3)
     _check_world_view(frames[0, :, W:], 0.5)
@@ -190,29 +199,29 @@ def _corner_level(frames, t: int) -> float:
 
 
 def test_images_input_with_frame_offset(tmp_path):
-    bodies = load_result_bodies(write_tiny_result(tmp_path / "results.npz", frame_offset=1))
+    loaded = _load(write_tiny_result(tmp_path / "results.npz", frame_offset=1))
     folder = tmp_path / "images"
     folder.mkdir()
     for i, frame in enumerate(_level_frames(T + 1)):
         Image.fromarray(frame).save(folder / f"{i:05d}.png")
-    _render(bodies, tmp_path / "out.mp4", FrameReader(images=folder))
+    _render(loaded, tmp_path / "out.mp4", FrameReader(images=folder))
     frames, _ = read_video_frames(tmp_path / "out.mp4")
     for t in range(T):
         assert _corner_level(frames, t) == pytest.approx(30 + 40 * (t + 1), abs=4)
 
 
-def test_video_input_larger_frames_and_step(tmp_path, bodies):
+def test_video_input_larger_frames_and_step(tmp_path, loaded):
     video = tmp_path / "in.mp4"
     with Mp4Writer(video, (2 * H, 2 * W), 30) as w:  # twice the fitted size, same aspect
         for frame in _level_frames(T):
             w.write(np.asarray(Image.fromarray(frame).resize((2 * W, 2 * H))))
         w.commit()
     reader = FrameReader(video=video)
-    report = _render(bodies, tmp_path / "out.mp4", reader, frames=slice(0, 4, 2), view="side")
+    report = _render(loaded, tmp_path / "out.mp4", reader, frames=slice(0, 4, 2), view="side")
     frames, fps = read_video_frames(tmp_path / "out.mp4")
     assert report.num_frames == 2 and len(frames) == 2 and fps == pytest.approx(15.0)
     assert _corner_level(frames, 1) == pytest.approx(30 + 40 * 2, abs=4)
-    _check_person(frames[1, :, :W], _project(bodies, 2)[0], 30 + 40 * 2, _blue)
+    _check_person(frames[1, :, :W], _project(loaded, 2)[0], 30 + 40 * 2, _blue)
     _check_world_view(frames[1, :, W:], 0.25)
 
 
@@ -283,12 +292,12 @@ def test_cli_bad_results_and_options(tmp_path, tiny, capsys):
     assert _leftovers(tmp_path) == [] and not (tmp_path / "r.mp4").exists()
 
 
-def test_frame_aspect_mismatch_is_an_input_error(tmp_path, bodies):
+def test_frame_aspect_mismatch_is_an_input_error(tmp_path, loaded):
     folder = tmp_path / "square"
     folder.mkdir()
     Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(folder / "0.png")
     with pytest.raises(InputError, match="aspect ratio"):
-        _render(bodies, tmp_path / "out.mp4", FrameReader(images=folder), frames=slice(0, 1))
+        _render(loaded, tmp_path / "out.mp4", FrameReader(images=folder), frames=slice(0, 1))
     assert not (tmp_path / "out.mp4").exists() and _leftovers(tmp_path) == []
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from slahmr_opt.body import BodyConfig, load_body_model
-from slahmr_opt.eval import synth
+from slahmr_opt.synth import observe as synth
 from slahmr_opt.types import Observations
 
 

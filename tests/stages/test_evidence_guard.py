@@ -13,12 +13,14 @@ import torch
 
 from slahmr_opt.cli import EXAMPLE_DIR
 from slahmr_opt.config import load_config
-from slahmr_opt.eval.evaluate import evaluate_result
 from slahmr_opt.eval.metrics import jitter
+from slahmr_opt.experiments.evaluate import evaluate_result
 from slahmr_opt.inputs.observations import load_observations
 from slahmr_opt.io.results import write_result
 from slahmr_opt.solve import solve
 from slahmr_opt.types import Observations
+
+pytestmark = pytest.mark.slow
 
 
 def retimed(obs: Observations, frames: np.ndarray) -> Observations:
@@ -80,7 +82,7 @@ def fits(tmp_path_factory):
 def test_without_the_guard_the_prior_trades_the_evidence_away(fits):
     """The sequence does what it is built for: unguarded, the prior pulls the fast walk away
     from the keypoints."""
-    (person,) = fits["fast_unguarded"]["motion"]["people"]
+    (person,) = fits["fast_unguarded"]["motion"].people
     assert person["kp2d_rms_ratio"] > 1.5
     assert person["dominated"] == "evidence"  # the margin of 100 never triggered
 
@@ -88,7 +90,7 @@ def test_without_the_guard_the_prior_trades_the_evidence_away(fits):
 def test_the_guard_keeps_the_evidence_within_the_margin(fits):
     margin = load_config(None).stages[-1].evidence_margin
     assert margin > 0
-    (person,) = fits["fast_guarded"]["motion"]["people"]
+    (person,) = fits["fast_guarded"]["motion"].people
     assert person["kp2d_rms_ratio"] <= 1 + margin + 1e-6
     assert person["dominated"] == "prior"
     assert person["prior_weight_factor"] < 1 or person["reset"]
@@ -105,8 +107,8 @@ def test_the_cap_bounds_the_windows_the_prior_cannot_explain(fits):
     prior never saw at that speed (48 windows before the stage waited for the cap to settle), and
     on none of the walk backwards, which it learned through its time-reversal augmentation."""
     assert load_config(None).stages[-1].prior_window_cap > 0
-    (fast,) = fits["fast_guarded"]["motion"]["people"]
-    (backwards,) = fits["backwards_guarded"]["motion"]["people"]
+    (fast,) = fits["fast_guarded"]["motion"].people
+    (backwards,) = fits["backwards_guarded"]["motion"].people
     assert fast["windows_capped"] >= 10
     assert backwards["windows_capped"] == 0
 
@@ -122,7 +124,7 @@ def test_the_backwards_walk_is_not_frozen(fits):
 
 def test_a_person_above_the_margin_at_the_end_keeps_the_start(fits):
     """A prior the guard cannot tame in time: the person gets its stage-2 body back, exactly."""
-    (person,) = fits["fast_overruled"]["motion"]["people"]
+    (person,) = fits["fast_overruled"]["motion"].people
     assert person["reset"] and person["dominated"] == "prior"
     assert person["track"] == "001"  # the example's track id
     assert person["kp2d_end"] == pytest.approx(person["kp2d_start"], rel=1e-5)

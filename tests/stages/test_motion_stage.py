@@ -5,10 +5,12 @@ import pytest
 
 from slahmr_opt.cli import EXAMPLE_DIR
 from slahmr_opt.config import load_config
-from slahmr_opt.eval.evaluate import evaluate_result
+from slahmr_opt.experiments.evaluate import evaluate_result
 from slahmr_opt.inputs.observations import load_observations
 from slahmr_opt.io.results import write_result
 from slahmr_opt.solve import solve
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +23,7 @@ def scores(tmp_path_factory):
         cfg = load_config(name, ["num_threads=1"])
         result = solve(obs, cfg, checkpoint_dir=tmp / "checkpoints", progress=False)
         out[name] = evaluate_result(write_result(result, tmp / name), EXAMPLE_DIR / "gt.npz")
-        out[name]["stages"] = [s["name"] for s in result.stages]
+        out[name]["stages"] = [s.name for s in result.stages]
     return out
 
 

@@ -12,6 +12,8 @@ from slahmr_opt.config import load_config
 from slahmr_opt.inputs.observations import load_observations
 from slahmr_opt.solve import solve
 
+pytestmark = pytest.mark.slow
+
 FREE_ALPHA = [
     "stages.motion.optimize=[root_orient,trans,pose_body,betas,floor,alpha]",
     "stages.motion.weights.scale_prior=1",

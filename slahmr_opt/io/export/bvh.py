@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from slahmr_opt.body import BodyModel
 from slahmr_opt.body.keypoints import NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS
 from slahmr_opt.files.checks import prepare_output
 from slahmr_opt.io.export.files import write_file
@@ -29,7 +30,7 @@ from slahmr_opt.io.export.motion import (
     export_world_rotation,
     person_motions,
 )
-from slahmr_opt.io.result_bodies import ResultBodies
+from slahmr_opt.types import Result
 
 #: File units per metre.
 UNITS = {"m": 1.0, "cm": 100.0}
@@ -131,20 +132,25 @@ def bvh_paths(out: str | Path, names: list[str]) -> list[Path]:
 
 
 def export_bvh(
-    bodies: ResultBodies, out: str | Path, overwrite: bool = False, units: str = "m"
+    result: Result,
+    body_model: BodyModel,
+    out: str | Path,
+    overwrite: bool = False,
+    units: str = "m",
 ) -> list[Path]:
-    """Write one BVH per person with a tracked frame (``bvh_paths``); returns the files.
+    """Write one BVH per person of ``result`` with a tracked frame (``bvh_paths``), the
+    skeleton at the rest joints of ``body_model``; returns the files.
 
     Raises:
         FileExistsError: a file exists and ``overwrite`` is False (nothing is written then).
     """
     if units not in UNITS:
         raise ValueError(f"units must be one of {list(UNITS)}, got {units!r}")
-    motions = person_motions(bodies, export_world_rotation(bodies))
+    motions = person_motions(result, body_model, export_world_rotation(result))
     paths = bvh_paths(out, [m.name for m in motions])
     for path in paths:
         prepare_output(path, overwrite)
     for motion, path in zip(motions, paths, strict=True):
-        text = bvh_text(motion, bodies.fps, units)
+        text = bvh_text(motion, result.fps, units)
         write_file(path, text.encode())
     return paths

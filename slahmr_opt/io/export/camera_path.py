@@ -6,28 +6,29 @@ import numpy as np
 import torch
 
 from slahmr_opt.inputs.cameras import write_tum_traj
-from slahmr_opt.io.result_bodies import ResultBodies
-from slahmr_opt.types import Cameras
+from slahmr_opt.io.bodies import camera_arrays, intrinsics
+from slahmr_opt.types import Cameras, Result
 
 
-def tum_timestamps(bodies: ResultBodies) -> np.ndarray:
+def tum_timestamps(result: Result) -> np.ndarray:
     """(T,) seconds of each result frame in the video: ``(frame_offset + t) / fps``."""
-    return (bodies.frame_offset + np.arange(bodies.num_frames)) / bodies.fps
+    return (result.frame_offset + np.arange(result.num_frames)) / result.fps
 
 
-def export_tum(bodies: ResultBodies, path: str | Path, overwrite: bool = False) -> Path:
+def export_tum(result: Result, path: str | Path, overwrite: bool = False) -> Path:
     """Write the camera trajectory, camera-to-world in the result's world frame, metres.
 
     One line ``timestamp tx ty tz qx qy qz qw`` per result frame (``tum_timestamps``), readable
     by ``slahmr_opt.inputs.cameras.read_tum_traj`` and by evo (``evo_traj tum PATH``).
     """
+    R_w2c, t_w2c = camera_arrays(result)
     cams = Cameras(
-        R_w2c=torch.as_tensor(bodies.cam_R_w2c, dtype=torch.float64),
-        t_w2c=torch.as_tensor(bodies.cam_t_w2c, dtype=torch.float64),
-        intrins=torch.as_tensor(bodies.intrins),
-        image_size=bodies.image_size,
+        R_w2c=torch.as_tensor(R_w2c),
+        t_w2c=torch.as_tensor(t_w2c),
+        intrins=torch.as_tensor(intrinsics(result)),
+        image_size=result.cameras.image_size,
     )
-    return write_tum_traj(path, tum_timestamps(bodies), cams, overwrite=overwrite)
+    return write_tum_traj(path, tum_timestamps(result), cams, overwrite=overwrite)
 
 
 def camera_path_points(centres: np.ndarray, min_step: float = 1e-6) -> np.ndarray:

@@ -36,8 +36,10 @@ import trimesh
 from scipy.spatial.transform import Rotation
 
 from slahmr_opt import __version__
+from slahmr_opt.body import BodyModel
 from slahmr_opt.body.keypoints import NUM_BODY_POSE_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS
 from slahmr_opt.files.checks import prepare_output
+from slahmr_opt.io.bodies import camera_to_world, intrinsics, mesh_faces
 from slahmr_opt.io.export.camera_path import (
     camera_path_points,
     frustum_frames,
@@ -50,7 +52,7 @@ from slahmr_opt.io.export.motion import (
     person_motions,
     top_k_weights,
 )
-from slahmr_opt.io.result_bodies import ResultBodies
+from slahmr_opt.types import Result
 
 _GLB_MAGIC, _JSON_CHUNK, _BIN_CHUNK = 0x46546C67, 0x4E4F534A, 0x004E4942
 _COMPONENT = {np.dtype(np.float32): 5126, np.dtype(np.uint8): 5121, np.dtype(np.uint16): 5123}
@@ -136,11 +138,14 @@ def continuous_quaternions(rotations: np.ndarray) -> np.ndarray:
 
 
 def _scene(
-    bodies: ResultBodies, motions: list[PersonMotion], world_rotation: np.ndarray, max_frustums: int
+    result: Result,
+    faces: np.ndarray,
+    motions: list[PersonMotion],
+    world_rotation: np.ndarray,
+    max_frustums: int,
 ) -> trimesh.Scene:
     """The trimesh scene: rest meshes, camera path and frustums (node names as documented)."""
     scene = trimesh.Scene()
-    faces = bodies.faces
     for p, motion in enumerate(motions):
         material = trimesh.visual.material.PBRMaterial(
             baseColorFactor=PERSON_COLOURS[p % len(PERSON_COLOURS)],
@@ -153,17 +158,18 @@ def _scene(
         normals[np.linalg.norm(normals, axis=1) < 0.5] = (0.0, 1.0, 0.0)  # vertices in no face
         mesh.vertex_normals = normals
         scene.add_geometry(mesh, node_name=motion.name, geom_name=motion.name)
-    R_c2w, centres = bodies.cam_c2w()
+    R_c2w, centres = camera_to_world(result)
     R_c2w, centres = world_rotation @ R_c2w, centres @ world_rotation.T
     points = camera_path_points(centres)
     if len(points) >= 2:
         scene.add_geometry(trimesh.load_path(points), node_name="camera_path",
                            geom_name="camera_path")  # fmt: skip
-    frames = frustum_frames(bodies.num_frames, max_frustums if len(points) >= 2 else 1)
-    frames = frames[(bodies.intrins[frames, :2] > 0).all(1)]  # no frustum without a focal
+    intrins = intrinsics(result)
+    frames = frustum_frames(result.num_frames, max_frustums if len(points) >= 2 else 1)
+    frames = frames[(intrins[frames, :2] > 0).all(1)]  # no frustum without a focal
     if len(frames):
         segments = frustum_segments(
-            R_c2w[frames], centres[frames], bodies.intrins[frames], bodies.image_size
+            R_c2w[frames], centres[frames], intrins[frames], result.cameras.image_size
         )
         scene.add_geometry(trimesh.load_path(segments), node_name="camera_frustums",
                            geom_name="camera_frustums")  # fmt: skip
@@ -247,29 +253,32 @@ def _skin_person(glb: GlbFile, motion: PersonMotion, node: int, attributes: dict
     return ids
 
 
-def build_glb(bodies: ResultBodies, influences: int = 4, max_frustums: int = 12) -> bytes:
+def build_glb(
+    result: Result, body_model: BodyModel, influences: int = 4, max_frustums: int = 12
+) -> bytes:
     """The GLB file's bytes (layout in the module docstring).
 
     Args:
-        bodies: the result with its body model.
+        result: the result.
+        body_model: the body model it was fitted with.
         influences: skinning weights kept per vertex, 4 or 8 (8 adds ``JOINTS_1``/``WEIGHTS_1``,
             which some viewers ignore).
         max_frustums: camera frustums drawn along the path (0: none).
     """
     if influences not in (4, 8):
         raise ValueError(f"influences must be 4 or 8, got {influences}")
-    world_rotation = export_world_rotation(bodies)
-    motions = person_motions(bodies, world_rotation, vertices=True)
-    scene = _scene(bodies, motions, world_rotation, max_frustums)
+    world_rotation = export_world_rotation(result)
+    motions = person_motions(result, body_model, world_rotation, vertices=True)
+    scene = _scene(result, mesh_faces(body_model), motions, world_rotation, max_frustums)
     glb = GlbFile(scene.export(file_type="glb", include_normals=True))
     tree = glb.tree
     by_name = {node.get("name"): i for i, node in enumerate(tree["nodes"])}
     if set(tree["scenes"][0]["nodes"]) != set(by_name.values()):
         raise RuntimeError("unexpected node layout in trimesh's GLB export")
-    weights = bodies.body_model.skinning_weights().double().numpy()
+    weights = body_model.skinning_weights().double().numpy()
     attributes = _skin_attributes(glb, weights, influences) if motions else {}
     times = glb.add_accessor(
-        (np.arange(bodies.num_frames) / bodies.fps).astype(np.float32), bounds=True
+        (np.arange(result.num_frames) / result.fps).astype(np.float32), bounds=True
     )
     joint_ids = [_skin_person(glb, m, by_name[m.name], attributes) for m in motions]
     for motion, ids in zip(motions, joint_ids, strict=True):
@@ -283,8 +292,8 @@ def build_glb(bodies: ResultBodies, influences: int = 4, max_frustums: int = 12)
         f"slahmr-opt {__version__} (geometry: trimesh {trimesh.__version__})"
     )
     tree.setdefault("extras", {})["slahmr_opt"] = {
-        "fps": bodies.fps,
-        "frame_offset": bodies.frame_offset,
+        "fps": result.fps,
+        "frame_offset": result.frame_offset,
         "track_ids": [m.track_id for m in motions],
         "skinning_influences": influences,
     }
@@ -292,16 +301,17 @@ def build_glb(bodies: ResultBodies, influences: int = 4, max_frustums: int = 12)
 
 
 def export_glb(
-    bodies: ResultBodies,
+    result: Result,
+    body_model: BodyModel,
     path: str | Path,
     overwrite: bool = False,
     influences: int = 4,
     max_frustums: int = 12,
 ) -> Path:
-    """Write the GLB (see ``build_glb``) to ``path``; refuses to replace a file unless
-    ``overwrite``."""
+    """Write the GLB (see ``build_glb``) of ``result`` posed with ``body_model`` to ``path``;
+    refuses to replace a file unless ``overwrite``."""
     path = Path(path)
     prepare_output(path, overwrite)
-    data = build_glb(bodies, influences, max_frustums)
+    data = build_glb(result, body_model, influences, max_frustums)
     write_file(path, data)
     return path

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from slahmr_opt.body import BodyModel
 from slahmr_opt.body.keypoints import NUM_JOINTS, SMPL_PARENTS
+from slahmr_opt.io.bodies import local_rotations, rest
 from slahmr_opt.io.export.files import person_names
-from slahmr_opt.io.result_bodies import ResultBodies
+from slahmr_opt.types import Result
 
 #: Y-up view of a result left in the SLAM world (OpenCV axes: y down, z forward).
 OPENCV_TO_Y_UP = np.diag([1.0, -1.0, -1.0])
@@ -59,17 +61,14 @@ class PersonMotion:
         return off
 
 
-def export_world_rotation(bodies: ResultBodies) -> np.ndarray:
+def export_world_rotation(result: Result) -> np.ndarray:
     """(3, 3) rotation from the result world to the y-up world the GLB, BVH and mesh files use.
 
-    Identity for a gravity-aligned result (``world_transform`` not the identity: y up, floor
-    at y = 0); ``OPENCV_TO_Y_UP`` for a result left in the SLAM world (no floor estimated, or
+    Identity for a gravity-aligned result (``Result.gravity_aligned``: y up, floor at y = 0);
+    ``OPENCV_TO_Y_UP`` for a result left in the SLAM world (no floor estimated, or
     ``floor.align_output`` off), whose first camera looks along +z with y down.
     """
-    transform = np.asarray(bodies.data.get("world_transform", np.eye(4)), dtype=np.float64)
-    if np.allclose(transform, np.eye(4), atol=1e-7):
-        return OPENCV_TO_Y_UP.copy()
-    return np.eye(3)
+    return np.eye(3) if result.gravity_aligned else OPENCV_TO_Y_UP.copy()
 
 
 def nearest_tracked(visible: np.ndarray) -> np.ndarray:
@@ -83,12 +82,16 @@ def nearest_tracked(visible: np.ndarray) -> np.ndarray:
 
 
 def person_motions(
-    bodies: ResultBodies, world_rotation: np.ndarray | None = None, vertices: bool = False
+    result: Result,
+    body_model: BodyModel,
+    world_rotation: np.ndarray | None = None,
+    vertices: bool = False,
 ) -> list[PersonMotion]:
     """The skeleton motion of every person with at least one tracked frame.
 
     Args:
-        bodies: the result.
+        result: the result.
+        body_model: the body model it was fitted with.
         world_rotation: (3, 3) applied to the root (export world = ``world_rotation @`` result
             world); None: identity.
         vertices: also compute each person's rest mesh.
@@ -96,23 +99,24 @@ def person_motions(
         One ``PersonMotion`` per person, frames outside the track clamped (module docstring).
     """
     F = np.eye(3) if world_rotation is None else np.asarray(world_rotation, dtype=np.float64)
-    rest_verts, rest_joints = bodies.rest(vertices)
-    local = bodies.local_rotations()  # (P, T, 22, 3, 3)
-    trans = np.asarray(bodies.data["trans"], dtype=np.float64)
-    names = person_names(bodies.track_ids)
+    rest_verts, rest_joints = rest(result, body_model, vertices)
+    local = local_rotations(result)  # (P, T, 22, 3, 3)
+    trans = result.body.trans.double().numpy()
+    track_mask = result.track_mask.numpy().astype(bool)
+    names = person_names(result.track_ids)
     motions = []
-    for p in range(bodies.num_people):
-        visible = bodies.track_mask[p]
+    for p in range(result.num_people):
+        visible = track_mask[p]
         if not visible.any():
             continue
         src = nearest_tracked(visible)
-        rot = np.broadcast_to(np.eye(3), (bodies.num_frames, NUM_JOINTS, 3, 3)).copy()
+        rot = np.broadcast_to(np.eye(3), (result.num_frames, NUM_JOINTS, 3, 3)).copy()
         rot[:, : local.shape[2]] = local[p, src]
         rot[:, 0] = F @ rot[:, 0]
         root = (rest_joints[p, 0] + trans[p, src]) @ F.T
         motions.append(
             PersonMotion(
-                track_id=bodies.track_ids[p],
+                track_id=result.track_ids[p],
                 name=names[p],
                 rest_joints=rest_joints[p],
                 rest_vertices=None if rest_verts is None else rest_verts[p],

@@ -1,0 +1,2 @@
+"""Running the solver over benchmarks and ablation grids, and scoring result files against the
+ground truth; tables of the results."""

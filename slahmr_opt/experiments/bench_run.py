@@ -1,0 +1,199 @@
+"""Run the solver over a benchmark (``bench_make``) and score it against the ground truth.
+
+Per sequence, ``OUT/<name>/`` gets the solver's ``results.npz`` and companions plus
+``score.json`` (metrics, timing, final losses and the config hash); a rerun skips sequences whose
+``score.json`` has the same config hash. ``OUT/metrics.json`` collects them::
+
+    {"config_hash": ..., "sequences": {name: {...}}, "mean": {...}, "by_camera": {kind: {...}}}
+
+Means are frame-weighted for the error metrics; ``seconds`` and ``frames`` in a mean are totals.
+"""
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from slahmr_opt.config import Config, load_config, to_yaml
+from slahmr_opt.errors import InputError
+from slahmr_opt.experiments.evaluate import evaluate_result
+from slahmr_opt.inputs.observations import load_observations_with
+from slahmr_opt.io.results import write_result
+from slahmr_opt.solve import solve
+
+logger = logging.getLogger(__name__)
+
+METRIC_KEYS = (
+    "w_mpjpe100",
+    "wa_mpjpe100",
+    "rte",
+    "jitter",
+    "foot_sliding",
+    "pa_mpjpe",
+    "mpjpe",
+    "pve",
+    "accel_error",
+    "facing_off45",
+)
+"""Error metrics reported in the means (those ``evaluate_result`` provides)."""
+TOTAL_KEYS = ("seconds", "frames")
+
+
+def config_hash(cfg: Config) -> str:
+    """Short hash of the resolved config (what decides whether a result can be reused)."""
+    return hashlib.sha256(to_yaml(cfg).encode()).hexdigest()[:16]
+
+
+def read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise InputError(path, f"{what} not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(path, f"{what} is not valid JSON: {e}") from None
+
+
+def _observations(seq: Path, cfg: Config):
+    meta = read_json(seq / "meta.json", "sequence meta file")
+    static = bool(meta.get("static", False))
+    return load_observations_with(
+        cfg.data,
+        seq / "tracks.npz",
+        None if static else seq / "cameras.npz",
+        static=static,
+        points_path=seq / "points.npz" if (seq / "points.npz").exists() else None,
+    )
+
+
+def fit_and_score(
+    seq_dir: str | Path,
+    out_dir: str | Path,
+    config: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    progress: bool = False,
+) -> dict:
+    """Solve one benchmark sequence, write the results into ``out_dir`` and score them.
+
+    Args:
+        seq_dir: sequence folder (``tracks.npz``, ``cameras.npz``, ``gt.npz``, ``meta.json``).
+        out_dir: where ``results.npz``, its companions and ``score.json`` go.
+        config: YAML config (path or shipped name), None for the defaults.
+        overrides: ``key=value`` config overrides.
+        progress: show the solver's progress bars.
+
+    Returns:
+        ``evaluate_result``'s metrics plus ``seconds`` (wall time of the solve), ``frames``
+        (scored frames), ``stage_seconds`` / ``final_losses`` ({stage: value}), ``camera``,
+        ``people`` and ``config_hash``.
+    """
+    seq, out = Path(seq_dir), Path(out_dir)
+    cfg = load_config(config, list(overrides))
+    meta = read_json(seq / "meta.json", "sequence meta file")
+    obs = _observations(seq, cfg)
+    start = time.perf_counter()
+    result = solve(obs, cfg, progress=progress)
+    seconds = time.perf_counter() - start
+    path = write_result(result, out)
+    metrics = evaluate_result(path, seq / "gt.npz")
+    score = {k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in metrics.items()}
+    score.update(
+        seconds=seconds,
+        stage_seconds={s.name: s.seconds for s in result.stages},
+        final_losses={s.name: s.final_loss for s in result.stages},
+        camera=meta.get("camera"),
+        people=meta.get("people", obs.num_people),
+        config_hash=config_hash(cfg),
+    )
+    (out / "score.json").write_text(json.dumps(score, indent=2))
+    return score
+
+
+def summarize_scores(scores: dict[str, dict]) -> dict[str, float]:
+    """Frame-weighted means of the error metrics; totals of ``seconds`` and ``frames``."""
+    rows = list(scores.values())
+    if not rows:
+        return {}
+    frames = np.array([r["frames"] for r in rows], dtype=float)
+    mean: dict[str, float] = {}
+    for key in METRIC_KEYS:
+        vals = np.array([r.get(key, np.nan) for r in rows], dtype=float)
+        ok = np.isfinite(vals)
+        if ok.any():
+            mean[key] = float((vals[ok] * frames[ok]).sum() / frames[ok].sum())
+    mean["seconds"] = float(sum(r["seconds"] for r in rows))
+    mean["frames"] = int(frames.sum())
+    mean["sequences"] = len(rows)
+    mean["frames_per_second"] = mean["frames"] / max(mean["seconds"], 1e-9)
+    return mean
+
+
+def run_benchmark(
+    bench_dir: str | Path,
+    out_dir: str | Path,
+    config: str | Path | None = None,
+    overrides: Sequence[str] = (),
+) -> dict:
+    """Fit and score every sequence of ``bench_dir/index.json``; write ``out_dir/metrics.json``.
+
+    Sequences already scored with the same config (``score.json`` with the same hash) are
+    read back instead of solved again, so an interrupted run resumes.
+
+    Returns:
+        ``{"config_hash", "sequences": {name: score}, "mean": {...}, "by_camera": {...}}``.
+    """
+    bench, out = Path(bench_dir), Path(out_dir)
+    index = read_json(bench / "index.json", "benchmark index")
+    cfg_hash = config_hash(load_config(config, list(overrides)))
+
+    def fit(name: str) -> dict:
+        score = fit_and_score(bench / name, out / name, config, overrides)
+        logger.info("%s: W-MPJPE100 %.1f mm in %.1f s", name, score.get("w_mpjpe100", np.nan),
+                    score["seconds"])  # fmt: skip
+        return score
+
+    scores = score_sequences(index, out, cfg_hash, fit, "benchmark")
+    return write_report(out, cfg_hash, config, overrides, scores, scores)
+
+
+def score_sequences(index: dict, out: Path, cfg_hash: str, score_one, desc: str) -> dict:
+    """``{name: score_one(name)}`` over a benchmark index's sequences, reading back the
+    ``out/name/score.json`` of those already scored with the config of ``cfg_hash``."""
+    rows: dict[str, dict] = {}
+    for entry in tqdm(index.get("sequences", []), desc=desc, unit="seq"):
+        name = entry["name"]
+        score_path = out / name / "score.json"
+        if score_path.is_file():
+            old = json.loads(score_path.read_text())
+            if old.get("config_hash") == cfg_hash:
+                logger.info("%s: already scored with this config, skipped", name)
+                rows[name] = old
+                continue
+        rows[name] = score_one(name)
+    return rows
+
+
+def write_report(out: Path, cfg_hash: str, config, overrides, rows: dict, scored: dict,
+                 mean_extra: dict | None = None, **extra) -> dict:  # fmt: skip
+    """Write and return ``out/metrics.json``: every row, and the means over ``scored`` in all
+    (with ``mean_extra``) and per camera kind, plus ``extra`` keys."""
+    cameras = sorted({r.get("camera") or "?" for r in rows.values()})
+    report = {
+        "config_hash": cfg_hash,
+        "config": str(config) if config is not None else None,
+        "overrides": list(overrides),
+        "sequences": rows,
+        "mean": summarize_scores(scored) | (mean_extra or {}),
+        "by_camera": {
+            c: summarize_scores({k: v for k, v in scored.items() if v.get("camera") == c})
+            for c in cameras
+        },
+        **extra,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(report, indent=2))
+    return report
