@@ -316,3 +316,11 @@ def test_render_flag_defaults_are_the_renderers():
 
     args = build_parser().parse_args(["render", "--results", "r.npz", "--out", "r.mp4"])
     assert (args.view, args.width) == (RenderOptions.view, RenderOptions.width)
+
+
+def test_demo_fits_and_reports(tmp_path, capsys):
+    one = [f"stages.{s}.solver.iterations=1" for s in ("root", "smooth", "motion")]
+    assert main(["demo", "--quiet", "--out", str(tmp_path), "costs.pose_prior=l2", *one]) == 0
+    out = capsys.readouterr().out
+    assert "bundled example: 150 frames" in out and "stage   motion (lm):   1 it" in out
+    assert "camera scale alpha" in out and (tmp_path / "metrics.json").is_file()
