@@ -21,3 +21,13 @@ class InputError(SlahmrOptError, ValueError):
 
 class ConfigError(SlahmrOptError, ValueError):
     """A configuration value or override is invalid."""
+
+
+class OutputError(SlahmrOptError):
+    """An output cannot be written: the folder is not writable, is in use by another run, or
+    already holds results that were not to be replaced. The message names the path."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")

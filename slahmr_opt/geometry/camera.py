@@ -2,6 +2,7 @@
 
 import numpy as np
 import torch
+from pytorch3d.transforms import matrix_to_quaternion
 from torch import Tensor
 
 #: Depths below this (metres) are clamped before the perspective division.
@@ -67,3 +68,19 @@ def project(points_c: Tensor, intrins: Tensor) -> Tensor:
 def camera_centers(R_w2c: Tensor, t_w2c: Tensor, alpha: Tensor | float = 1.0) -> Tensor:
     """(T, 3) camera centres in the world: ``-R_w2c^T alpha t_w2c``."""
     return -(torch.as_tensor(alpha) * t_w2c).unsqueeze(-2).matmul(R_w2c).squeeze(-2)
+
+
+def w2c_to_c2w_poses(R_w2c: Tensor, t_w2c: Tensor) -> np.ndarray:
+    """Camera-to-world ``tx ty tz qx qy qz qw`` rows (DROID layout) from world-to-camera extrinsics.
+
+    Args:
+        R_w2c: (N, 3, 3).
+        t_w2c: (N, 3).
+
+    Returns:
+        (N, 7) float64, quaternion real part last.
+    """
+    R_c2w = R_w2c.detach().double().transpose(-1, -2)
+    t_c2w = -(R_c2w @ t_w2c.detach().double()[..., None])[..., 0]
+    quat_wxyz = matrix_to_quaternion(R_c2w)
+    return torch.cat([t_c2w, quat_wxyz[:, [1, 2, 3, 0]]], dim=-1).numpy()

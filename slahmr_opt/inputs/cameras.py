@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pytorch3d.transforms import matrix_to_quaternion, quaternion_to_matrix
+from pytorch3d.transforms import quaternion_to_matrix
 from torch import Tensor
 
 from slahmr_opt.errors import InputError
@@ -37,6 +37,7 @@ from slahmr_opt.files.checks import (
     prepare_output,
     write_atomic,
 )
+from slahmr_opt.geometry.camera import w2c_to_c2w_poses
 from slahmr_opt.inputs.intrinsics import (
     IntrinsicsSource,
     check_focal,
@@ -196,22 +197,6 @@ def c2w_poses_to_w2c(poses: np.ndarray, path: Path) -> tuple[Tensor, Tensor]:
     return R_w2c, t_w2c
 
 
-def w2c_to_c2w_poses(R_w2c: Tensor, t_w2c: Tensor) -> np.ndarray:
-    """Camera-to-world ``tx ty tz qx qy qz qw`` rows (DROID layout) from world-to-camera extrinsics.
-
-    Args:
-        R_w2c: (N, 3, 3).
-        t_w2c: (N, 3).
-
-    Returns:
-        (N, 7) float64, quaternion real part last.
-    """
-    R_c2w = R_w2c.detach().double().transpose(-1, -2)
-    t_c2w = -(R_c2w @ t_w2c.detach().double()[..., None])[..., 0]
-    quat_wxyz = matrix_to_quaternion(R_c2w)
-    return torch.cat([t_c2w, quat_wxyz[:, [1, 2, 3, 0]]], dim=-1).numpy()
-
-
 def _cameras_from_c2w(
     poses: np.ndarray,
     path: Path,
@@ -323,32 +308,6 @@ def write_droid_traj(path: str | Path, cameras: Cameras, overwrite: bool = False
         write_atomic(path, lambda f: np.save(f, poses))
     else:
         write_atomic(path, lambda f: np.savetxt(f, poses, fmt="%.10g"))
-    return path
-
-
-def write_tum_traj(
-    path: str | Path, timestamps: np.ndarray, cameras: Cameras, overwrite: bool = False
-) -> Path:
-    """Write a TUM trajectory (``read_tum_traj``'s format, also evo's ``tum``): a ``#`` header,
-    then ``timestamp tx ty tz qx qy qz qw`` per frame, camera-to-world, quaternion real part last.
-
-    Args:
-        path: the text file to write.
-        timestamps: (N,) seconds, strictly increasing.
-        cameras: N cameras; ``t_w2c`` is written as stored (apply ``alpha`` first for metres).
-        overwrite: replace an existing file.
-    """
-    path = Path(path)
-    timestamps = np.asarray(timestamps, dtype=np.float64).reshape(-1)
-    if timestamps.shape != (cameras.num_frames,) or np.any(np.diff(timestamps) <= 0):
-        raise ValueError(
-            f"{path}: need {cameras.num_frames} strictly increasing timestamps, got "
-            f"shape {timestamps.shape}"
-        )
-    rows = np.concatenate([timestamps[:, None], w2c_to_c2w_poses(cameras.R_w2c, cameras.t_w2c)], 1)
-    prepare_output(path, overwrite)
-    header = "timestamp tx ty tz qx qy qz qw (camera-to-world)"
-    write_atomic(path, lambda f: np.savetxt(f, rows, fmt=["%.6f"] + ["%.9f"] * 7, header=header))
     return path
 
 

@@ -71,6 +71,13 @@ def clean_keypoints(kp2d: Tensor, vis_mask: Tensor, kp_format: str, min_conf: fl
     return kp2d
 
 
+#: Integer frame names may spread over at most this many frames per named frame (and always
+#: ``MIN_SPAN_LIMIT``): beyond it an outlying name (a stray ``1000000_keypoints.json``) would make
+#: a fit of a million mostly empty frames.
+MAX_SPAN_PER_FRAME = 20
+MIN_SPAN_LIMIT = 10_000
+
+
 def frame_numbering(names, where) -> tuple[list[int], list[str], bool]:
     """Frame index of each image name, the names of frames ``0..T-1``, and whether the index is
     the video's frame index; the one rule of the PHALP and SLAHMR-folder readers.
@@ -86,7 +93,9 @@ def frame_numbering(names, where) -> tuple[list[int], list[str], bool]:
         where: the file or folder, for messages.
 
     Raises:
-        InputError: two integer names (``"12"``, ``"012"``) name the same frame.
+        InputError: two integer names (``"12"``, ``"012"``) name the same frame, or the names
+            spread over more than ``MAX_SPAN_PER_FRAME`` frames per name (at least
+            ``MIN_SPAN_LIMIT``): the message names the outlying name.
     """
     names = list(names)
     unique = sorted(set(names))
@@ -96,6 +105,15 @@ def frame_numbering(names, where) -> tuple[list[int], list[str], bool]:
         if len(set(values.values())) != len(values):
             clash = sorted(unique, key=int)
             raise InputError(where, f"frame names {clash[:6]}... name the same frame twice")
+        span = max(values.values()) - min(values.values()) + 1
+        if span > max(MIN_SPAN_LIMIT, MAX_SPAN_PER_FRAME * len(unique)):
+            ordered = sorted(unique, key=int)
+            gaps = [int(b) - int(a) for a, b in zip(ordered[:-1], ordered[1:], strict=True)]
+            k = max(range(len(gaps)), key=gaps.__getitem__)
+            odd = ordered[k + 1] if k + 1 >= len(ordered) - k - 1 else ordered[k]
+            raise InputError(where, f"frame names {ordered[0]}..{ordered[-1]} span {span} frames "
+                             f"but only {len(unique)} are present; is {odd!r} a stray file? "
+                             "(move it away, or select tracks with data.track_ids)")  # fmt: skip
         widths = {len(n) for n in unique}
         width = widths.pop() if len(widths) == 1 else 0
         frame_names = [f"{t + first:0{width}d}" for t in range(max(values.values()) + 1)]

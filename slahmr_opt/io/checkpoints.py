@@ -10,6 +10,11 @@ The key of stage ``i`` hashes the code version, the observations and the config 
 recomputes, and two configs that share their first stages share those checkpoints. Stage hook
 fields left unset (``before`` / ``after`` None) are left out of the hashed config: checkpoints
 written before the hooks were config fields keep their keys.
+
+Files are written beside their name and renamed over it (``files.checks.write_atomic``), so a
+job killed while saving leaves the previous file or none. A file that cannot be read or does not
+hold a finished stage (truncated, corrupt, from a crash of older code) is reported with a warning
+and the stage is recomputed; it never blocks a resume.
 """
 
 import hashlib
@@ -23,7 +28,9 @@ from torch import Tensor
 
 from slahmr_opt import __version__
 from slahmr_opt.config import Config, StageConfig
-from slahmr_opt.types import Observations
+from slahmr_opt.files.checks import reason, write_atomic
+from slahmr_opt.history import IterRecord
+from slahmr_opt.types import Observations, StageSummary
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +94,13 @@ class StageCheckpoints:
         path = self.path(index, self.cfg.stages[index])
         if path is None or not path.exists():
             return None
-        ckpt = torch.load(path, weights_only=True)
+        try:
+            ckpt = torch.load(path, weights_only=True)
+            _check(ckpt)
+        except Exception as exc:  # any failure to read it: the stage is simply recomputed
+            logger.warning("checkpoint %s cannot be used (%s); recomputing the stage", path,
+                           reason(exc))  # fmt: skip
+            return None
         if ckpt.get("key") != stage_key(self._obs_hash, self.cfg, index):
             logger.info("checkpoint %s is for other inputs or settings; recomputing", path)
             return None
@@ -103,4 +116,22 @@ class StageCheckpoints:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         key = stage_key(self._obs_hash, self.cfg, index)
-        torch.save({"key": key, "params": params, "history": history, "summary": summary}, path)
+        state = {"key": key, "params": params, "history": history, "summary": summary}
+        write_atomic(path, lambda f: torch.save(state, f))
+
+
+def _check(ckpt) -> None:
+    """Raise ``ValueError`` unless ``ckpt`` holds a finished stage: a key, finite tensor
+    parameters, history records and a summary row."""
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("key"), str):
+        raise ValueError("not a stage checkpoint")
+    params = ckpt.get("params")
+    if not isinstance(params, dict) or not all(isinstance(v, Tensor) for v in params.values()):
+        raise ValueError("its parameters are not tensors")
+    if not all(bool(torch.isfinite(v).all()) for v in params.values()):
+        raise ValueError("its parameters are not finite")
+    for row in ckpt.get("history", None) or []:
+        IterRecord(**row)
+    if not isinstance(ckpt.get("history"), list):
+        raise ValueError("its loss history is missing")
+    StageSummary.from_dict(ckpt.get("summary"))

@@ -46,8 +46,9 @@ import torch
 
 from slahmr_opt import __version__
 from slahmr_opt.body.keypoints import FOOT_JOINTS, SMPL_JOINT_NAMES
-from slahmr_opt.errors import InputError, SlahmrOptError
+from slahmr_opt.errors import InputError, OutputError
 from slahmr_opt.files.checks import check_shape, load_json, load_npz, write_atomic
+from slahmr_opt.files.outputs import check_writable
 from slahmr_opt.history import LossHistory
 from slahmr_opt.types import BodyParams, Cameras, Floor, Result, StageSummary
 
@@ -221,20 +222,33 @@ def _steps(joints: np.ndarray, pelvis: np.ndarray, fps: float) -> dict:
 def check_results_out(out_dir: Path, overwrite: bool) -> None:
     """Refuse to run into a folder that already holds ``results.npz`` unless ``overwrite``."""
     if (out_dir / "results.npz").exists() and not overwrite:
-        raise SlahmrOptError(f"{out_dir / 'results.npz'} exists; pass --overwrite to replace it")
+        raise OutputError(out_dir / "results.npz", "exists; pass --overwrite to replace it")
 
 
-def write_result(result: Result, out_dir: str | Path) -> Path:
-    """Write ``results.npz`` and its companions into ``out_dir``; returns the npz path."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(result.config_yaml)
-    (out / "versions.json").write_text(json.dumps(versions(), indent=2))
-    (out / "stages.json").write_text(json.dumps(stage_rows(result), indent=2))
+def write_result(result: Result, out_dir: str | Path, overwrite: bool = True) -> Path:
+    """Write ``results.npz`` and its companions into ``out_dir``; returns the npz path.
+
+    Every file is written beside its name and renamed over it, ``results.npz`` last: a folder
+    with ``results.npz`` holds one complete result (commands hold the folder with
+    ``files.outputs.claimed_output``).
+
+    Raises:
+        OutputError: ``results.npz`` exists and ``overwrite`` is False (checked again here, at
+            write time), or the folder cannot be written.
+    """
+    out = check_writable(Path(out_dir))
+    path = out / "results.npz"
+    if path.exists() and not overwrite:
+        raise OutputError(path, "exists; pass --overwrite to replace it")
+
+    def text(name: str, content: str) -> None:
+        write_atomic(out / name, lambda f: f.write(content.encode()))
+
+    text("config.yaml", result.config_yaml)
+    text("versions.json", json.dumps(versions(), indent=2))
+    text("stages.json", json.dumps(stage_rows(result), indent=2))
     result.history.save(out / "history.csv")
     _plot_history(result, out / "loss.png")
-    path = out / "results.npz"
-
     write_atomic(path, lambda f: np.savez(f, **result_arrays(result)))
     return path
 
@@ -248,7 +262,7 @@ def _plot_history(result: Result, path: Path) -> None:
     ax = result.history.plot()
     ax.set_title("loss per term (weighted)")
     ax.figure.tight_layout()
-    ax.figure.savefig(path, dpi=100)
+    write_atomic(path, lambda f: ax.figure.savefig(f, dpi=100, format="png"))
     plt.close(ax.figure)
 
 

@@ -283,3 +283,15 @@ def test_writer_rejects_undetected_track(tmp_path, tracks_factory):
     vis[1] = False
     with pytest.raises(ValueError, match="002"):
         write_track_dirs(tmp_path / "d", replace(tracks, vis_mask=vis))
+
+
+def test_a_stray_far_frame_is_refused_by_name(tmp_path, track_writer):
+    """One stray ``1000000_keypoints.json`` beside 40 real frames used to make a fit of a million
+    frames that ran out of memory."""
+    track_writer(tmp_path, "001", list(range(40)))
+    track_writer(tmp_path, "002", ["1000000"])
+    with pytest.raises(InputError, match="'1000000' a stray file"):
+        read_tracks(tmp_path)
+    # A person seen at both ends of a long clip is fine.
+    track_writer(tmp_path / "ok", "001", list(range(40)) + list(range(9000, 9040)))
+    assert read_tracks(tmp_path / "ok").num_frames == 9040

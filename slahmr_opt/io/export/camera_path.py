@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from slahmr_opt.inputs.cameras import write_tum_traj
+from slahmr_opt.files.checks import prepare_output, write_atomic
+from slahmr_opt.geometry.camera import w2c_to_c2w_poses
 from slahmr_opt.io.bodies import camera_arrays, intrinsics
 from slahmr_opt.types import Cameras, Result
 
@@ -13,6 +14,33 @@ from slahmr_opt.types import Cameras, Result
 def tum_timestamps(result: Result) -> np.ndarray:
     """(T,) seconds of each result frame in the video: ``(frame_offset + t) / fps``."""
     return (result.frame_offset + np.arange(result.num_frames)) / result.fps
+
+
+def write_tum_traj(
+    path: str | Path, timestamps: np.ndarray, cameras: Cameras, overwrite: bool = False
+) -> Path:
+    """Write a TUM trajectory (``inputs.cameras.read_tum_traj``'s format, also evo's ``tum``): a
+    ``#`` header, then ``timestamp tx ty tz qx qy qz qw`` per frame, camera-to-world, quaternion
+    real part last.
+
+    Args:
+        path: the text file to write.
+        timestamps: (N,) seconds, strictly increasing.
+        cameras: N cameras; ``t_w2c`` is written as stored (apply ``alpha`` first for metres).
+        overwrite: replace an existing file.
+    """
+    path = Path(path)
+    timestamps = np.asarray(timestamps, dtype=np.float64).reshape(-1)
+    if timestamps.shape != (cameras.num_frames,) or np.any(np.diff(timestamps) <= 0):
+        raise ValueError(
+            f"{path}: need {cameras.num_frames} strictly increasing timestamps, got "
+            f"shape {timestamps.shape}"
+        )
+    rows = np.concatenate([timestamps[:, None], w2c_to_c2w_poses(cameras.R_w2c, cameras.t_w2c)], 1)
+    prepare_output(path, overwrite)
+    header = "timestamp tx ty tz qx qy qz qw (camera-to-world)"
+    write_atomic(path, lambda f: np.savetxt(f, rows, fmt=["%.6f"] + ["%.9f"] * 7, header=header))
+    return path
 
 
 def export_tum(result: Result, path: str | Path, overwrite: bool = False) -> Path:

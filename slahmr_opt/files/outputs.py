@@ -1,0 +1,79 @@
+"""Output folders that two runs cannot share and that never hold half a result.
+
+``claimed_output(out, overwrite)`` is held for the whole of a command that writes results:
+
+* the folder is created and checked for writing before any work (an unwritable ``--out`` is one
+  ``OutputError`` at the start, not a traceback after an hour of solving);
+* a lock (``fcntl.flock`` on ``out/.slahmr-opt.lock``, released by the kernel even when the
+  process is killed) keeps a second run out; it is refused naming the holder (pid, host, start);
+* existing results are refused unless ``overwrite`` (``write_result`` checks again when it
+  writes).
+
+Every file is written beside its name and renamed over it (``checks.write_atomic``: unique
+temporary names), and ``results.npz`` is written last, so a folder with ``results.npz`` holds
+one complete result.
+"""
+
+import datetime
+import fcntl
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from slahmr_opt.errors import OutputError
+from slahmr_opt.files.checks import reason
+
+LOCK_NAME = ".slahmr-opt.lock"
+
+
+def check_writable(out: Path) -> Path:
+    """Create ``out`` (with parents) and check that a file can be written in it.
+
+    Raises:
+        OutputError: it cannot be created or written (the reason).
+    """
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise OutputError(out, f"cannot write the output folder ({reason(exc)})") from None
+    return out
+
+
+@contextmanager
+def claimed_output(
+    out: str | Path, overwrite: bool, product: str = "results.npz"
+) -> Iterator[Path]:
+    """Hold ``out`` for one run (module docstring).
+
+    Args:
+        out: the output folder.
+        overwrite: replace ``out/product`` if it exists.
+        product: the file whose presence means the folder holds a finished result.
+
+    Raises:
+        OutputError: not writable, in use by another run, or ``product`` exists without
+            ``overwrite``.
+    """
+    out = check_writable(Path(out))
+    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            raise OutputError(out, f"is in use by another run ({holder}); wait for it to "
+                              "finish or choose another output folder") from None  # fmt: skip
+        since = datetime.datetime.now().isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {since}".encode(), 0)
+        if not overwrite and (out / product).exists():
+            raise OutputError(out / product, "exists; pass --overwrite to replace it")
+        yield out
+    finally:
+        os.close(fd)  # releases the lock
