@@ -67,6 +67,33 @@ def test_fit_writes_results_and_resumes(inputs, tmp_path, caplog):
     assert sum("resumed from" in r.getMessage() for r in caplog.records) == 3
 
 
+def _fit_args(inputs, out):
+    return ["fit", "--tracks", str(inputs / "tracks.npz"), "--cameras",
+            str(inputs / "cameras.npz"), "--out", str(out), "--quiet", *FAST]  # fmt: skip
+
+
+def test_a_second_run_into_the_same_out_is_refused(inputs, tmp_path, capsys):
+    """Two runs into one --out used to mix their files; now the second one is one line, exit 2,
+    and writes nothing."""
+    from slahmr_opt.files.outputs import claimed_output
+
+    out = tmp_path / "shared"
+    with claimed_output(out, overwrite=False):  # the first run, still going
+        assert main([*_fit_args(inputs, out), "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "in use by another run" in err and "\n" not in err
+    assert not (out / "results.npz").exists() and not (out / "checkpoints").exists()
+
+
+def test_an_unwritable_out_fails_before_the_fit(inputs, tmp_path, capsys, caplog):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    caplog.set_level("INFO")
+    assert main(_fit_args(inputs, blocker / "out")) == 2
+    assert "cannot write the output folder" in capsys.readouterr().err
+    assert not any("stage" in r.getMessage() for r in caplog.records)  # nothing was solved
+
+
 def test_fit_init_regressor(inputs, tmp_path):
     out = tmp_path / "reg"
     args = ["fit", "--tracks", str(inputs / "tracks.npz"), "--cameras",

@@ -57,6 +57,7 @@ def fit_files(
     quiet: bool,
     init: str | None = None,
     points: Path | None = None,
+    overwrite: bool = True,
 ):
     """Read tracks and cameras, fit them, write ``results.npz`` and ``inputs.json`` in ``out``.
 
@@ -69,6 +70,7 @@ def fit_files(
         quiet: no progress bars.
         init: ``regressor`` or ``KIND:PATH`` of another method's bodies (``init.external``).
         points: background scene points for the camera scale.
+        overwrite: replace an existing ``results.npz`` (checked again when it is written).
 
     Returns:
         ``(result, path of results.npz)``.
@@ -76,6 +78,8 @@ def fit_files(
     Raises:
         InputError: a file is missing, malformed or inconsistent with the others.
     """
+    from slahmr_opt.files.checks import write_atomic
+    from slahmr_opt.history import follow_csv
     from slahmr_opt.inputs.observations import load_observations_with
     from slahmr_opt.io.results import write_result
     from slahmr_opt.solve import solve
@@ -95,7 +99,8 @@ def fit_files(
         obs.fps,
         "static" if obs.cameras.is_static else "moving",
     )
-    result = solve(obs, cfg, checkpoint_dir=out / "checkpoints", progress=not quiet)
-    path = write_result(result, out)
-    (out / "inputs.json").write_text(json.dumps(obs.sources, indent=2))
-    return result, path
+    result = solve(obs, cfg, checkpoint_dir=out / "checkpoints", progress=not quiet,
+                   on_iteration=follow_csv(out / "history.csv"))  # fmt: skip
+    sources = json.dumps(obs.sources, indent=2).encode()
+    write_atomic(out / "inputs.json", lambda f: f.write(sources))
+    return result, write_result(result, out, overwrite=overwrite)

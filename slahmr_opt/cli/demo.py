@@ -19,15 +19,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def handle(args: argparse.Namespace) -> int:
     """Fit the bundled example into ``args.out``, score it and print the report; returns 0."""
     from slahmr_opt.experiments.evaluate import METRIC_UNITS, evaluate_result
-    from slahmr_opt.io.results import check_results_out
+    from slahmr_opt.files.outputs import claimed_output
 
     cfg = load_config(args.config, args.overrides)
-    out = Path(args.out)
-    check_results_out(out, args.overwrite)
-    result, path = fit_files(EXAMPLE_DIR / "tracks.npz", EXAMPLE_DIR / "cameras.npz", False, cfg,
-                             out, args.quiet, points=EXAMPLE_DIR / "points.npz")  # fmt: skip
-    metrics = evaluate_result(path, EXAMPLE_DIR / "gt.npz")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    with claimed_output(Path(args.out), args.overwrite) as out:
+        result, path = fit_files(EXAMPLE_DIR / "tracks.npz", EXAMPLE_DIR / "cameras.npz", False,
+                                 cfg, out, args.quiet, points=EXAMPLE_DIR / "points.npz",
+                                 overwrite=args.overwrite)  # fmt: skip
+        metrics = evaluate_result(path, EXAMPLE_DIR / "gt.npz")
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     seconds = sum(s.seconds for s in result.stages)
     frames = int(result.track_mask.shape[1])
     print(

@@ -37,20 +37,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def handle(args: argparse.Namespace) -> int:
     """Fit the files ``args`` name into ``args.out``; returns 0 (errors are raised)."""
-    from slahmr_opt.io.results import check_results_out
+    from slahmr_opt.files.outputs import claimed_output
 
     cfg = load_config(args.config, args.overrides)
-    out = Path(args.out)
-    check_results_out(out, args.overwrite)
-    _, path = fit_files(
-        Path(args.tracks),
-        Path(args.cameras) if args.cameras else None,
-        args.static,
-        cfg,
-        out,
-        args.quiet,
-        init=args.init,
-        points=Path(args.points) if args.points else None,
-    )
+    with claimed_output(Path(args.out), args.overwrite) as out:
+        _, path = fit_files(
+            Path(args.tracks),
+            Path(args.cameras) if args.cameras else None,
+            args.static,
+            cfg,
+            out,
+            args.quiet,
+            init=args.init,
+            points=Path(args.points) if args.points else None,
+            overwrite=args.overwrite,
+        )
     print(f"results written to {path}")
     return 0

@@ -83,19 +83,18 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 def handle(args: argparse.Namespace) -> int:
     """Run the video ``args`` name through front end, fit, export and render; returns 0."""
     from slahmr_opt.config import load_config
-    from slahmr_opt.io.results import check_results_out
+    from slahmr_opt.files.outputs import claimed_output
     from slahmr_opt.run import FrontEndSettings, run_video
 
     if args.fast and args.config:
         raise ConfigError("--fast is --config regressor_only; give one of them")
     overrides = [*args.overrides, *flag_overrides(args)]
     cfg = load_config("regressor_only" if args.fast else args.config, overrides)
-    out = Path(args.out)
-    check_results_out(out, args.overwrite)
     settings = FrontEndSettings.from_config(cfg)
-    report = run_video(
-        args.video, out, cfg, settings, progress=not args.quiet, render=not args.no_render
-    )
+    with claimed_output(Path(args.out), args.overwrite) as out:
+        report = run_video(
+            args.video, out, cfg, settings, progress=not args.quiet, render=not args.no_render
+        )
     _print_report(report)
     return 0
 

@@ -219,12 +219,6 @@ def _steps(joints: np.ndarray, pelvis: np.ndarray, fps: float) -> dict:
     }
 
 
-def check_results_out(out_dir: Path, overwrite: bool) -> None:
-    """Refuse to run into a folder that already holds ``results.npz`` unless ``overwrite``."""
-    if (out_dir / "results.npz").exists() and not overwrite:
-        raise OutputError(out_dir / "results.npz", "exists; pass --overwrite to replace it")
-
-
 def write_result(result: Result, out_dir: str | Path, overwrite: bool = True) -> Path:
     """Write ``results.npz`` and its companions into ``out_dir``; returns the npz path.
 
