@@ -10,6 +10,7 @@ dotted overrides give the plain string, saved YAML holds the plain string, and a
 equal to its string (``cfg.init.scale == "contact"``).
 """
 
+import math
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -360,7 +361,31 @@ def _config_message(schema: Any, e: Exception, source: str) -> str:
     return f"invalid config: {source}{key + ': ' if key else ''}{problem}"
 
 
+def _require(ok: bool, key: str, rule: str, value) -> None:
+    """Raise ``ConfigError`` naming ``key``, the rule and the value unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"{key} must be {rule}, got {value!r}")
+
+
+def _finite(x) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
+def _validate_solver(s: SolverConfig, where: str) -> None:
+    """Solver settings: finite, with damping that grows on rejection and shrinks on success."""
+    _require(_finite(s.damping) and s.damping > 0, f"{where}.damping", "finite and > 0", s.damping)
+    for key in ("damping_up", "damping_down"):
+        value = getattr(s, key)
+        _require(_finite(value) and value > 1, f"{where}.{key}", "finite and > 1", value)
+    _require(_finite(s.min_rel_decrease) and s.min_rel_decrease >= 0,
+             f"{where}.min_rel_decrease", "finite and >= 0", s.min_rel_decrease)  # fmt: skip
+    _require(s.lr is None or (_finite(s.lr) and s.lr > 0), f"{where}.lr", "null or > 0", s.lr)
+    _require(s.lbfgs_inner >= 1, f"{where}.lbfgs_inner", ">= 1", s.lbfgs_inner)
+
+
 def _validate(cfg: Config) -> None:
+    _require(_finite(cfg.costs.robust_sigma) and cfg.costs.robust_sigma > 0,
+             "costs.robust_sigma", "finite and > 0 (pixels)", cfg.costs.robust_sigma)  # fmt: skip
     if cfg.data.shot < 0:
         raise ConfigError(f"data.shot must be >= 0, got {cfg.data.shot}")
     sigma = cfg.costs.motion_prior_sigma
@@ -381,10 +406,12 @@ def _validate(cfg: Config) -> None:
         for term, w in stage.weights.items():
             if term not in TERMS:
                 raise ConfigError(f"stage {stage.name!r}: unknown term {term!r}; known {TERMS}")
-            if w < 0:
-                raise ConfigError(f"stage {stage.name!r}: weight of {term!r} is negative ({w})")
+            if not _finite(w) or w < 0:
+                raise ConfigError(f"stage {stage.name!r}: weight of {term!r} must be finite and "
+                                  f">= 0, got {w}")  # fmt: skip
         if stage.solver.iterations < 0:
             raise ConfigError(f"stage {stage.name!r}: iterations must be >= 0")
+        _validate_solver(stage.solver, f"stages.{stage.name}.solver")
         if not stage.prior_window_cap >= 0:
             raise ConfigError(f"stage {stage.name!r}: prior_window_cap must be >= 0, got "
                               f"{stage.prior_window_cap}")  # fmt: skip

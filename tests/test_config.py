@@ -1,6 +1,7 @@
 """Config schema, YAML files and dotted overrides."""
 
 import dataclasses
+import re
 
 import pytest
 
@@ -133,3 +134,23 @@ def test_bad_choice_names_the_key_and_the_choices(override, named):
     enum = {"solver": SolverKind, "pose_prior": PosePriorKind, "contact_source": ContactSource}
     choices = next(e for k, e in enum.items() if k in named)
     assert all(c.value in str(exc.value) for c in choices)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("costs.robust_sigma=0", "costs.robust_sigma must be finite and > 0"),
+        ("costs.robust_sigma=nan", "costs.robust_sigma must be finite and > 0"),
+        ("stages.motion.weights.kp2d=nan", "weight of 'kp2d' must be finite and >= 0, got nan"),
+        ("stages.smooth.weights.pose_prior=inf", "weight of 'pose_prior' must be finite"),
+        ("stages.root.solver.damping=-1", "stages.root.solver.damping must be finite and > 0"),
+        ("stages.root.solver.damping_up=0.5", "damping_up must be finite and > 1"),
+        ("stages.motion.solver.min_rel_decrease=-1", "min_rel_decrease must be finite and >= 0"),
+        ("stages.root.solver.lr=0", "stages.root.solver.lr must be null or > 0"),
+    ],
+)
+def test_invalid_values_are_refused_naming_the_key(override, message):
+    """A NaN weight used to drop its term silently (NaN > 0 is false); robust_sigma=0 and
+    negative damping were accepted."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, [override])
