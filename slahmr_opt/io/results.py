@@ -47,7 +47,13 @@ import torch
 from slahmr_opt import __version__
 from slahmr_opt.body.keypoints import FOOT_JOINTS, SMPL_JOINT_NAMES
 from slahmr_opt.errors import InputError, OutputError
-from slahmr_opt.files.checks import check_shape, load_json, load_npz, write_atomic
+from slahmr_opt.files.checks import (
+    check_finite,
+    check_shape,
+    load_json,
+    load_npz,
+    write_atomic,
+)
 from slahmr_opt.files.outputs import check_writable
 from slahmr_opt.history import LossHistory
 from slahmr_opt.types import BodyParams, Cameras, Floor, Result, StageSummary
@@ -290,7 +296,8 @@ def read_result(path: str | Path) -> Result:
 
     Raises:
         InputError: the file is missing or unreadable, lacks a body parameter key, has
-            inconsistent shapes, or a companion is malformed (names the file).
+            inconsistent shapes, NaN or infinite values where the result has estimates, or a
+            companion is malformed (names the file and key).
     """
     path = Path(path)
     data = read_result_arrays(path)
@@ -309,6 +316,14 @@ def read_result(path: str | Path) -> Result:
         betas=torch.as_tensor(data["betas"]),
     )
     mask = torch.as_tensor(np.asarray(data.get("track_mask", np.ones((P, T)))).astype(bool))
+    if mask.shape != (P, T):
+        raise InputError(path, f"'track_mask' has shape {tuple(mask.shape)}, expected ({P}, {T})")
+    for key in ("trans", "root_orient", "pose_body", "joints"):
+        if key in data:  # per-frame estimates: finite wherever the person is tracked
+            check_finite(np.asarray(data[key])[mask.numpy()], path, key)
+    for key in ("betas", "cam_R", "cam_t", "intrins", "world_transform"):
+        if key in data:
+            check_finite(np.asarray(data[key]), path, key)
     vis = data.get("vis_mask")
     floor_plane = np.asarray(data.get("floor_plane", np.full(4, np.nan)))
     stature = data.get("stature")

@@ -234,3 +234,15 @@ def test_render_from_memory_equals_render_from_the_file(tmp_path, synthetic_body
     render_result(result, model, tmp_path / "memory.mp4", options=options)
     render_result(back, result_body_model(back), tmp_path / "file.mp4", options=options)
     assert (tmp_path / "memory.mp4").read_bytes() == (tmp_path / "file.mp4").read_bytes()
+
+
+@pytest.mark.parametrize("key", ["trans", "pose_body", "betas", "cam_t"])
+def test_nan_in_a_results_file_is_refused_naming_the_key(tmp_path, key):
+    """NaN in results.npz used to be exported to GLB and TUM as NaN."""
+    with np.load(GOLDEN / "results.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays[key] = arrays[key].copy()
+    arrays[key].reshape(-1)[0] = np.nan
+    np.savez(tmp_path / "results.npz", **arrays)
+    with pytest.raises(InputError, match=f"'{key}' has 1 NaN/inf values"):
+        read_result(tmp_path / "results.npz")
