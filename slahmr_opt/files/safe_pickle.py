@@ -36,7 +36,7 @@ from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
 
 from slahmr_opt.errors import InputError
-from slahmr_opt.files.checks import reason, require_file
+from slahmr_opt.files.checks import READ_ERRORS, reason, require_file
 
 NUMPY_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -53,13 +53,6 @@ NUMPY_GLOBALS = {
 SAFE_BUILTINS = {
     t.__name__: t for t in (object, set, frozenset, slice, complex, bytearray, dict, list)
 }
-
-#: Errors that a malformed or refused pickle raises while loading. The parsers meet untrusted
-#: bytes (pickle opcodes, joblib's compressors, numpy headers, zip members), and whatever they
-#: raise on them (``zlib.error``, ``struct.error``, ``UnicodeDecodeError``, ...) means the
-#: file cannot be read: every ``Exception`` is caught and named in one ``InputError``.
-PICKLE_ERRORS = (Exception,)
-
 
 
 def _plain_dict(*_factory) -> dict:
@@ -165,7 +158,7 @@ def load_pickle(
                 return unpickler(f, what, torch_tensors, encoding).load()
     except InputError:
         raise
-    except PICKLE_ERRORS as exc:
+    except READ_ERRORS as exc:
         raise InputError(path, f"cannot read as a {what}: {reason(exc)}") from None
 
 
@@ -200,7 +193,7 @@ def load_npy_object(path: str | Path, what: str, torch_tensors: bool = False) ->
     try:
         with open(path, "rb") as f:
             return _read_npy(f, what, torch_tensors)
-    except PICKLE_ERRORS as exc:
+    except READ_ERRORS as exc:
         raise InputError(path, f"cannot read as a {what} (.npy): {reason(exc)}") from None
 
 
@@ -229,7 +222,7 @@ def load_npz_objects(path: str | Path, what: str, torch_tensors: bool = False) -
                     out[key] = _read_npy(io.BytesIO(member.read()), what, torch_tensors)
     except zipfile.BadZipFile as exc:
         raise InputError(path, f"{what} is not an .npz archive ({reason(exc)})") from None
-    except PICKLE_ERRORS as exc:
+    except READ_ERRORS as exc:
         raise InputError(
             path, f"cannot read as a {what} (.npz member {key!r}): {reason(exc)}"
         ) from None

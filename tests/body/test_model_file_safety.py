@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from fuzz_bytes import mutate
 
 from slahmr_opt.body.model_file import MAX_DENSE, load_pickle_dict
 from slahmr_opt.errors import InputError
@@ -91,18 +92,7 @@ def test_fuzzed_body_model_pickles_never_crash_the_process(tmp_path):
              "weights": sp.coo_array(np.eye(5)), "f": np.arange(12).reshape(4, 3)}  # fmt: skip
     seed = pickle.dumps(value, protocol=2)
     for i in range(400):
-        b = bytearray(seed)
-        for _ in range(int(rng.integers(1, 4))):
-            pos = int(rng.integers(0, len(b)))
-            op = rng.integers(0, 3)
-            if op == 0:
-                b[pos] = int(rng.integers(0, 256))
-            elif op == 1:
-                del b[pos:pos + int(rng.integers(1, 8))]
-            else:
-                noise = rng.integers(0, 256, int(rng.integers(1, 8))).astype(np.uint8)
-                b[pos:pos] = noise.tobytes()
-        (tmp_path / f"{i:03d}.pkl").write_bytes(bytes(b))
+        (tmp_path / f"{i:03d}.pkl").write_bytes(mutate(seed, rng, max_run=8))
     code = (
         "import sys, pathlib\n"
         "from slahmr_opt.body.model_file import load_pickle_dict\n"

@@ -10,6 +10,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from fuzz_bytes import mutate
 
 # loader name -> (module, function, extra arguments, suffix)
 LOADERS = {
@@ -46,20 +47,6 @@ def _seed(kind: str) -> bytes:
     return buf.getvalue()
 
 
-def _mutate(seed: bytes, rng) -> bytes:
-    b = bytearray(seed)
-    for _ in range(int(rng.integers(1, 4))):
-        pos = int(rng.integers(0, len(b)))
-        op = rng.integers(0, 3)
-        if op == 0:
-            b[pos] = int(rng.integers(0, 256))
-        elif op == 1:
-            del b[pos : pos + int(rng.integers(1, 16))]
-        else:
-            b[pos:pos] = rng.integers(0, 256, int(rng.integers(1, 16))).astype(np.uint8).tobytes()
-    return bytes(b)
-
-
 @pytest.mark.parametrize("kind", sorted(LOADERS))
 def test_fuzzed_files_load_or_raise_input_error(tmp_path, kind):
     module, func, extra, suffix = LOADERS[kind]
@@ -67,7 +54,7 @@ def test_fuzzed_files_load_or_raise_input_error(tmp_path, kind):
     seed = _seed(kind)
     (tmp_path / f"seed{suffix}").write_bytes(seed)
     for i in range(150):
-        (tmp_path / f"m{i:03d}{suffix}").write_bytes(_mutate(seed, rng))
+        (tmp_path / f"m{i:03d}{suffix}").write_bytes(mutate(seed, rng))
     for i in range(20):  # random bytes, some with the format's magic in front
         head = seed[:8] if i % 2 else b""
         noise = rng.integers(0, 256, int(rng.integers(0, 400))).astype(np.uint8).tobytes()

@@ -19,15 +19,13 @@ gravity-aligned world of GVHMR's own, no camera extrinsics saved) is not used.
 The file is read with ``torch.load(weights_only=True)``: tensors, dicts, lists and numbers only.
 """
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from slahmr_opt.errors import InputError
-from slahmr_opt.files.checks import require_file
-from slahmr_opt.files.safe_pickle import PICKLE_ERRORS
+from slahmr_opt.files.checks import READ_ERRORS, reason, require_file
 from slahmr_opt.inputs.initializers.common import (
     REST_PELVIS,
     ToolPerson,
@@ -43,8 +41,8 @@ def load_torch_file(path: Path, what: str):
     require_file(path, what)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (*PICKLE_ERRORS, pickle.UnpicklingError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except READ_ERRORS as exc:  # torch's weights-only message runs over many lines: the first
+        message = str(exc).splitlines()[0] if str(exc) else reason(exc)
         raise InputError(path, f"cannot read as a {what} (torch.load, weights only): "
                          f"{message}") from None  # fmt: skip
 
