@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from slahmr_opt.body import BodyConfig
@@ -429,6 +429,55 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("stage names must be unique")
 
 
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML parser error in one line: ``line L, column C: problem``."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + " ".join(str(problem).split())
+
+
+def _load_yaml(path: Path) -> Any:
+    """A YAML config file as an OmegaConf mapping.
+
+    Raises:
+        ConfigError: the file cannot be read, is not valid YAML (names the line) or does not
+            hold a mapping of keys at its top level.
+    """
+    try:
+        cfg = OmegaConf.load(path)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(e)}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        if isinstance(e, OSError) and e.errno is None:  # OmegaConf: a scalar at the top level
+            raise ConfigError(f"{path}: {NOT_A_MAPPING}, not a single value") from None
+        problem = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ConfigError(f"{path}: cannot read the config file ({problem})") from None
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{path}: {NOT_A_MAPPING}, not a list")
+    return cfg
+
+
+NOT_A_MAPPING = "a config file holds a mapping of keys (key: value) at its top level"
+
+
+def _key_line(path: Path, key: str) -> int | None:
+    """The line (1-based) of dotted ``key`` in the YAML file ``path``, or None if not found."""
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    line = None
+    for part in key.split("."):
+        if not isinstance(node, yaml.MappingNode):
+            return line
+        match = [(k, v) for k, v in node.value if getattr(k, "value", None) == part]
+        if not match:
+            return line
+        line, node = match[0][0].start_mark.line + 1, match[0][1]
+    return line
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Build the resolved config: schema defaults <- YAML file <- dotted overrides.
 
@@ -442,6 +491,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """
     schema = OmegaConf.structured(Config)
     source = ""  # the YAML file being merged, for the error message
+    yaml_file: Path | None = None
     try:
         if path is not None:
             p = Path(path)
@@ -450,21 +500,37 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             if not p.exists():
                 raise ConfigError(f"{path}: config file not found")
             source = f"{p}: "
-            file_cfg = OmegaConf.load(p)
+            yaml_file = p
+            file_cfg = _load_yaml(p)
             if "defaults_from" in file_cfg:
-                base = OmegaConf.load(CONFIG_DIR / f"{file_cfg.pop('defaults_from')}.yaml")
-                file_cfg = OmegaConf.merge(base, file_cfg)
+                name = file_cfg.pop("defaults_from")
+                base_path = CONFIG_DIR / f"{name}.yaml"
+                if not base_path.is_file():
+                    known = sorted(c.stem for c in CONFIG_DIR.glob("*.yaml"))
+                    raise ConfigError(
+                        f"{p}: defaults_from: no shipped config {name!r} (known: {known})"
+                    )
+                file_cfg = OmegaConf.merge(_load_yaml(base_path), file_cfg)
             schema = OmegaConf.merge(schema, file_cfg)
-            source = ""
+            source, yaml_file = "", None
         for item in _resolve_stage_names(schema, overrides or []):
             key, _, value = item.partition("=")
             missing = OmegaConf.select(schema, key, default=_MISSING_KEY) is _MISSING_KEY
             if missing and not key.rpartition(".")[0].endswith(".weights"):
                 raise ConfigError(f"override {item!r}: unknown key {key!r}")
-            OmegaConf.update(schema, key, yaml.safe_load(value), merge=True)
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError as e:
+                raise ConfigError(f"override {item!r}: the value is not valid YAML "
+                                  f"({_yaml_problem(e)})") from None  # fmt: skip
+            OmegaConf.update(schema, key, parsed, merge=True)
     except (OmegaConfBaseException, TypeError, ValueError) as e:
         if isinstance(e, ConfigError):
             raise
+        key = getattr(e, "full_key", None)
+        line = _key_line(yaml_file, key) if yaml_file is not None and key else None
+        if line is not None:
+            source = f"{yaml_file}: line {line}: "
         raise ConfigError(_config_message(schema, e, source)) from None
     cfg: Config = OmegaConf.to_object(schema)  # type: ignore[assignment]
     _validate(cfg)

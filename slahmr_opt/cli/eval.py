@@ -10,7 +10,10 @@ import math
 from pathlib import Path
 
 from slahmr_opt.body import BodyConfig
+from slahmr_opt.errors import OutputError
 from slahmr_opt.experiments.evaluate import METRIC_UNITS, evaluate_result
+from slahmr_opt.files.checks import reason, write_atomic
+from slahmr_opt.files.outputs import check_output_file
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -30,6 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--gt", required=True, help="ground truth .npz (see slahmr_opt.experiments.evaluate)"
     )
     p.add_argument("--json", help="also write the metrics to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
     slahmr = p.add_argument_group("SLAHMR predictions (ignored for our results.npz)")
     slahmr.add_argument(
         "--slahmr-body",
@@ -74,7 +78,11 @@ def handle(args: argparse.Namespace) -> int:
 
     Raises:
         InputError: a file is missing or malformed (the message names it).
+        OutputError: ``args.json`` cannot be written or exists without ``args.overwrite``
+            (checked before scoring, and again when writing).
     """
+    if args.json:
+        check_output_file(args.json, args.overwrite)
     metrics = evaluate_result(
         args.pred,
         args.gt,
@@ -85,7 +93,23 @@ def handle(args: argparse.Namespace) -> int:
     print(f"{args.pred} against {args.gt}:")
     print(format_metrics(metrics))
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(metrics, indent=2))
+        write_json(Path(args.json), metrics, args.overwrite)
     return 0
+
+
+def write_json(path: Path, metrics: dict, overwrite: bool) -> None:
+    """Write ``metrics`` to ``path`` atomically (a complete file or none), refusing to replace
+    an existing file without ``overwrite`` (checked again here: another run may have written it
+    meanwhile).
+
+    Raises:
+        OutputError: ``path`` exists without ``overwrite`` or cannot be written.
+    """
+    text = json.dumps(metrics, indent=2).encode()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not overwrite:
+            raise OutputError(path, "exists; pass --overwrite to replace it")
+        write_atomic(path, lambda f: f.write(text))
+    except OSError as exc:
+        raise OutputError(path, f"cannot be written ({reason(exc)})") from None

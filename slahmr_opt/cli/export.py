@@ -13,6 +13,7 @@ from pathlib import Path
 
 from slahmr_opt.cli.common import parse_frames
 from slahmr_opt.errors import ConfigError
+from slahmr_opt.files.outputs import check_output_file, check_output_folder
 
 FORMATS = ("glb", "bvh", "tum", "obj", "ply")
 
@@ -64,6 +65,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def check_out(out: Path, fmt: str, overwrite: bool) -> Path:
+    """Check ``--out`` for ``fmt`` before any work (``files.outputs``); creates nothing.
+
+    Raises:
+        OutputError: ``out`` cannot be written, is the wrong kind (file / folder) or exists
+            without ``overwrite``.
+    """
+    if fmt in ("glb", "tum"):
+        return check_output_file(out, overwrite)
+    if fmt == "bvh" and out.suffix.lower() == ".bvh":  # a stem: NAME_person_<id>.bvh beside it
+        return check_output_file(out, True)
+    # bvh: each person's file is checked when written; obj, ply: the folder must be empty.
+    return check_output_folder(out, overwrite or fmt == "bvh")
+
+
 def export(args: argparse.Namespace) -> list[Path]:
     """Run the export ``args`` describe; returns the files written."""
     from slahmr_opt.io.bodies import result_body_model
@@ -75,9 +91,9 @@ def export(args: argparse.Namespace) -> list[Path]:
 
     if args.format not in ("obj", "ply") and args.frames != slice(None):
         raise ConfigError(f"--frames applies to obj and ply, not {args.format}")
+    out = check_out(Path(args.out), args.format, args.overwrite)
     result = read_result(args.results)
     model = result_body_model(result, body_path=args.body_model, source=args.results)
-    out = Path(args.out)
     if args.format == "tum":
         return [export_tum(result, out, args.overwrite)]
     if args.format == "glb":
@@ -92,6 +108,8 @@ def handle(args: argparse.Namespace) -> int:
 
     Raises:
         InputError: ``args.results`` is missing or malformed.
+        OutputError: ``args.out`` cannot be written or exists without ``args.overwrite``
+            (checked before the results are read).
         FileExistsError: an output exists and ``args.overwrite`` is not set.
     """
     paths = export(args)

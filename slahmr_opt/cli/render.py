@@ -6,10 +6,9 @@
 """
 
 import argparse
-from pathlib import Path
 
 from slahmr_opt.cli.common import parse_frames
-from slahmr_opt.errors import SlahmrOptError
+from slahmr_opt.files.outputs import check_output_file
 from slahmr_opt.render.render import RenderOptions
 
 
@@ -50,29 +49,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    if out.suffix.lower() != ".mp4":
-        raise SlahmrOptError(f"{out}: the output must be an .mp4 file")
-    if out.is_dir():
-        raise SlahmrOptError(f"{out}: is a folder; give a file name ending in .mp4")
-    if out.exists() and not overwrite:
-        raise SlahmrOptError(f"{out} exists; pass --overwrite to replace it")
-
-
 def handle(args: argparse.Namespace) -> int:
     """Render ``args.results`` to ``args.out``; prints what was written and returns 0.
 
     Raises:
         SlahmrOptError: a bad input or output (the message names the file and the problem;
-            nothing is left at ``args.out`` then).
+            nothing is left at ``args.out`` then; ``OutputError`` for ``args.out``, checked
+            before the results are read).
     """
     from slahmr_opt.files.video import FrameReader
     from slahmr_opt.io.bodies import result_body_model
     from slahmr_opt.io.results import read_result
     from slahmr_opt.render.render import render_result
 
-    out = Path(args.out)
-    _check_out(out, args.overwrite)
+    out = check_output_file(args.out, args.overwrite, (".mp4",))
     result = read_result(args.results)
     body_model = result_body_model(result, body_path=args.body_model, source=args.results)
     options = RenderOptions(

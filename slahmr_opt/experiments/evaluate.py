@@ -62,7 +62,7 @@ from slahmr_opt.eval.metrics import (
 )
 from slahmr_opt.files.checks import load_npz
 from slahmr_opt.inputs.initializers.slahmr_results import is_slahmr_results, read_slahmr_results
-from slahmr_opt.io.results import read_result_arrays
+from slahmr_opt.io.results import check_result_arrays, read_result_arrays
 
 FOOT_POINTS = (5, 7, 8, 10)
 """Left big toe, left heel, right big toe, right heel in ``KEYPOINT_VERTEX_NAMES`` order (for
@@ -170,6 +170,7 @@ def load_prediction(
     """
     pred = read_result_arrays(pred_path)
     if not is_slahmr_results(pred):
+        check_result_arrays(pred, pred_path)
         return pred, body_config_of(pred_path)
     pred = read_slahmr_results(pred_path, slahmr_body, fps=fps, frame_offset=frame_offset)
     return pred, slahmr_body or BodyConfig()

@@ -2,8 +2,9 @@
 
 Readers never let a raw numpy, json or torch exception reach the user: they open files through
 ``load_npz``, ``load_json`` and ``load_table`` and check arrays with ``check_shape``,
-``check_finite`` and ``check_positive``. Shape patterns use dimension letters (``("P", "T", 3)``);
-a ``dims`` dictionary binds each letter on first use so that several keys of one file must agree.
+``check_finite``, ``check_positive`` and ``check_range`` (plausible ranges, naming the limit).
+Shape patterns use dimension letters (``("P", "T", 3)``); a ``dims`` dictionary binds each
+letter on first use so that several keys of one file must agree.
 """
 
 import json
@@ -23,6 +24,12 @@ log = logging.getLogger(__name__)
 
 ShapePattern = Sequence[int | str]
 
+
+#: Plausible ranges of values as they enter (the readers refuse more, naming the limit): frame
+#: rates (a high-speed camera films at 1000 frames/s) and camera or body translations in metres
+#: (10 km: further than any scene a person can be fitted in; SLAM units are of the same order).
+MAX_FPS = 1000.0
+MAX_TRANSLATION = 1e4
 
 #: What reading a malformed binary file can raise: numpy and zipfile parse untrusted headers
 #: and members and raise whatever they meet (``ValueError``, ``zlib.error``, ``MemoryError`` for
@@ -192,6 +199,42 @@ def check_positive(array: np.ndarray, path: Path, name: str) -> None:
         raise InputError(path, f"'{name}' must be > 0, found {array[first]:g} at index {first}")
 
 
+def check_range(
+    array: np.ndarray,
+    path: Path | str | None,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    what: str = "values",
+    unit: str = "",
+    why: str = "",
+) -> None:
+    """Raise ``InputError`` unless every entry of ``array`` lies in ``[low, high]``.
+
+    The message names the key, the most extreme value outside, the limit and (``why``) where the
+    limit comes from: ``'kp2d' has coordinates up to 1e+12 px; the limit is 1e+05 (10 x the
+    image size)``. Pass magnitudes (``np.abs``) to bound a value on both sides. NaN/inf must
+    have been refused before (``check_finite``).
+
+    Args:
+        array: the values.
+        path: the file, for the message.
+        name: the key or field, for the message.
+        low, high: the inclusive limits (None: unbounded on that side).
+        what: what the values are (``"coordinates"``), for the message.
+        unit: appended to numbers (``" px"``).
+        why: what the limit is, for the message (``"10 x the image size"``).
+    """
+    array = np.asarray(array, dtype=np.float64)
+    note = f" ({why})" if why else ""
+    if high is not None and array.size and array.max() > high:
+        raise InputError(path, f"'{name}' has {what} up to {array.max():.4g}{unit}; the limit "
+                         f"is {high:.4g}{unit}{note}")  # fmt: skip
+    if low is not None and array.size and array.min() < low:
+        raise InputError(path, f"'{name}' has {what} down to {array.min():.4g}{unit}; the "
+                         f"limit is {low:.4g}{unit}{note}")  # fmt: skip
+
+
 def as_strings(array: np.ndarray, path: Path, name: str) -> list[str]:
     """Read a 1-D string array (unicode or bytes) as a list of Python strings."""
     if array.ndim != 1 or array.dtype.kind not in "US":
@@ -220,6 +263,14 @@ def as_positive_scalar(array: np.ndarray, path: Path, name: str) -> float:
     value = np.asarray(array, dtype=np.float64).reshape(1)
     check_positive(value, path, name)
     return float(value[0])
+
+
+def check_fps(value: float, path: Path | str | None, name: str = "fps") -> float:
+    """``value`` if it is a finite frame rate in ``(0, MAX_FPS]``, else ``InputError``."""
+    array = np.asarray([value], dtype=np.float64)
+    check_positive(array, path, name)
+    check_range(array, path, name, high=MAX_FPS, unit=" frames/s")
+    return float(value)
 
 
 def check_unit_quaternions(quat: np.ndarray, path: Path, name: str) -> np.ndarray:

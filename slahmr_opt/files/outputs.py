@@ -9,6 +9,10 @@
 * existing results are refused unless ``overwrite`` (``write_result`` checks again when it
   writes).
 
+``check_output_file`` and ``check_output_folder`` do the same checks (writable, not replacing
+anything without ``overwrite``) for commands that write one file or a folder of exports, without
+creating anything, so that a refused command leaves nothing behind.
+
 Every file is written beside its name and renamed over it (``checks.write_atomic``: unique
 temporary names), and ``results.npz`` is written last, so a folder with ``results.npz`` holds
 one complete result.
@@ -43,6 +47,67 @@ def check_writable(out: Path) -> Path:
     except OSError as exc:
         raise OutputError(out, f"cannot write the output folder ({reason(exc)})") from None
     return out
+
+
+def _check_creatable(path: Path, folder: bool = False) -> None:
+    """The file (or ``folder``) ``path`` can be made: the nearest existing folder on its way
+    (the folder itself if it exists) is a folder in which a file can be written. Creates
+    nothing."""
+    ancestor = path if folder else path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(path, f"cannot be created: {ancestor} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as exc:
+        raise OutputError(path, f"cannot be written: {ancestor} is not writable "
+                          f"({reason(exc)})") from None  # fmt: skip
+
+
+def check_output_file(path: str | Path, overwrite: bool, suffixes: tuple[str, ...] = ()) -> Path:
+    """Check, before any work, that a command can write the file ``path``; creates nothing.
+
+    Args:
+        path: the output file.
+        overwrite: an existing file may be replaced.
+        suffixes: the endings the file must have (lower case, e.g. ``(".mp4",)``); () for any.
+
+    Raises:
+        OutputError: wrong ending, a folder, exists without ``overwrite``, or its folder cannot
+            be created or written.
+    """
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise OutputError(path, f"the output must be a file ending in {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise OutputError(path, "is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise OutputError(path, "exists; pass --overwrite to replace it")
+    _check_creatable(path)
+    return path
+
+
+def check_output_folder(path: str | Path, overwrite: bool) -> Path:
+    """Check, before any work, that a command can write files into the folder ``path``; creates
+    nothing.
+
+    Args:
+        path: the output folder.
+        overwrite: a non-empty folder may be written into (its files replaced).
+
+    Raises:
+        OutputError: a file, a non-empty folder without ``overwrite``, or it cannot be created
+            or written.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(path, "is a file; give a folder")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise OutputError(path, "exists and is not empty; pass --overwrite to write into it")
+    _check_creatable(path, folder=True)
+    return path
 
 
 @contextmanager

@@ -27,8 +27,10 @@ from torch import Tensor
 
 from slahmr_opt.errors import InputError
 from slahmr_opt.files.checks import (
+    MAX_TRANSLATION,
     as_positive_scalar,
     check_finite,
+    check_range,
     check_shape,
     check_unit_quaternions,
     load_npy,
@@ -188,6 +190,7 @@ def c2w_poses_to_w2c(poses: np.ndarray, path: Path) -> tuple[Tensor, Tensor]:
         (N, 3, 3) ``R_w2c`` and (N, 3) ``t_w2c``, float64.
     """
     check_finite(poses, path, "trajectory")
+    check_translation(poses[:, :3], path, "trajectory translation (tx ty tz)")
     quat_xyzw = check_unit_quaternions(poses[:, 3:7], path, "quaternion (qx qy qz qw)")
     quat_wxyz = torch.as_tensor(quat_xyzw[:, [3, 0, 1, 2]], dtype=torch.float64)
     R_c2w = quaternion_to_matrix(quat_wxyz)
@@ -244,6 +247,7 @@ def cameras_from_npz_arrays(
     w2c = w2c.astype(np.float64)
     check_finite(w2c, path, "w2c")
     _check_rigid(w2c, path)
+    check_translation(w2c[:, :3, 3], path, "w2c translation")
     file_size = None
     if "height" in data and "width" in data:
         file_size = check_image_size(
@@ -279,6 +283,12 @@ def _npz_intrinsics(data, path: Path, num_frames: int, size: tuple[int, int]) ->
     focal = as_positive_scalar(data["focal"], path, "focal")
     height, width = size
     return np.array([[focal, focal, width / 2, height / 2]])
+
+
+def check_translation(t: np.ndarray, path: Path | None, name: str) -> None:
+    """Refuse (N, 3) camera translations with a coordinate beyond ``MAX_TRANSLATION``."""
+    check_range(np.abs(t), path, name, high=MAX_TRANSLATION, what="coordinates",
+                why="metres, or SLAM units of the same order")  # fmt: skip
 
 
 def _check_rigid(w2c: np.ndarray, path: Path) -> None:

@@ -19,6 +19,7 @@ from slahmr_opt.errors import InputError
 from slahmr_opt.files.checks import (
     check_finite,
     check_positive,
+    check_range,
     load_table,
     prepare_output,
     write_atomic,
@@ -91,6 +92,30 @@ def check_focal(intrins: np.ndarray, path: str | Path | None, name: str) -> None
     check_positive(intrins[:, :2], path, f"{name} focal length")
 
 
+FOCAL_RANGE = 100
+"""Focal lengths up to this many image sizes (``max(H, W)``): a field of view of 0.6 degrees,
+narrower than any telephoto lens on a camera filming people."""
+
+
+def check_intrinsics_range(
+    intrins: np.ndarray, image_size: tuple[int, int], path: str | Path | None
+) -> None:
+    """Check (N, 4) ``[fx, fy, cx, cy]`` for images of ``image_size``: focal lengths up to
+    ``FOCAL_RANGE`` image sizes, the principal point within one image size of the image
+    (``-W <= cx <= 2 W``, likewise ``cy``).
+
+    Raises:
+        InputError: a value is out of range (names the file, the value and the limit).
+    """
+    height, width = image_size
+    side = max(height, width)
+    check_range(intrins[:, :2], path, "intrinsics focal length", high=FOCAL_RANGE * side,
+                unit=" px", why=f"{FOCAL_RANGE} x the image size {side}")  # fmt: skip
+    for column, name, size in ((2, "cx", width), (3, "cy", height)):
+        check_range(intrins[:, column], path, f"intrinsics {name}", low=-size, high=2 * size,
+                    unit=" px", why=f"within one image size ({size} px) of the image")  # fmt: skip
+
+
 def resolve_intrinsics(
     intrinsics: IntrinsicsSource | None,
     num_frames: int,
@@ -140,6 +165,7 @@ def resolve_intrinsics(
             f"{camera_path}; give one row or one per frame",
         )
     values = np.broadcast_to(values, (num_frames, 4))
+    check_intrinsics_range(values, image_size, source or camera_path)
     return torch.as_tensor(values.copy(), dtype=torch.float32), image_size
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from slahmr_opt.errors import ConfigError, InputError
+from slahmr_opt.files.checks import MAX_FPS
 from slahmr_opt.inputs.cameras import (
     cameras_from_npz_arrays,
     cameras_npz_arrays,
@@ -34,6 +35,7 @@ from slahmr_opt.inputs.track_data import (
     MIN_TRACK_LEN,
     TrackData,
     TrackSelection,
+    check_keypoint_range,
 )
 from slahmr_opt.inputs.tracks import prepare_tracks, read_tracks
 from slahmr_opt.types import Cameras, Observations, ScenePoints
@@ -184,6 +186,7 @@ def _observations(
         cameras = read_cams(image_size)
         tracks, first = _align_shot(tracks, cameras, Path(cameras_path))
         _check_frames(tracks, cameras, Path(cameras_path))
+    check_keypoint_range(tracks, cameras.image_size)
     points = None if read_pts is None else read_pts(cameras.num_frames)
     start, stop = _tracked_window(tracks)
     tracks, cameras = tracks.crop(start, stop), cameras.slice(start, stop)
@@ -221,11 +224,11 @@ def _resolve_fps(tracks: TrackData, fps: float | None) -> float:
     """fps from the tracks file, else the argument; never a silent default."""
     if fps is not None:
         try:
-            ok = math.isfinite(float(fps)) and float(fps) > 0
+            ok = math.isfinite(float(fps)) and 0 < float(fps) <= MAX_FPS
         except (TypeError, ValueError):
             ok = False
         if not ok:
-            raise ConfigError(f"fps must be a positive number, got {fps!r}")
+            raise ConfigError(f"fps must be a number in (0, {MAX_FPS:g}], got {fps!r}")
     if tracks.fps is not None:
         if fps is not None and abs(fps - tracks.fps) > 1e-6:
             log.warning("%s records fps=%g; ignoring fps=%g", tracks.source, tracks.fps, fps)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from slahmr_opt.errors import ConfigError, InputError
+from slahmr_opt.files.checks import check_range
 from slahmr_opt.types import KEYPOINT_FORMATS, Observations, SMPLGuess
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,13 @@ MAX_NUM_TRACKS = 12
 OP25_NECK = 1
 """OpenPose BODY_25 neck slot: its confidence is always set to 0 (SLAHMR ignores it)."""
 NUM_KEYPOINTS = {"coco17": 17, "op25": 25}
+KEYPOINT_RANGE = 10
+"""Keypoint coordinates may lie up to this many image sizes (``max(H, W)``) from the origin:
+detectors extrapolate limbs beyond the frame, but never by ten frames."""
+MAX_KEYP_CONF = 1.5
+"""Confidences above 1 up to this are clipped to 1 with a warning (heatmap peaks of ViTPose-like
+detectors overshoot 1 a little); above it the file is refused. Negative confidences fall below
+``min_conf`` and become 0 like any other low one."""
 
 TrackSelection = str | Sequence[str]
 """``"all"``, ``"longest-N"`` or an explicit list of track ids such as ``["001", "003"]``."""
@@ -286,6 +294,52 @@ def _find_track(tracks: TrackData, tid: str | int) -> int:
     raise InputError(tracks.source, f"track {tid!r} not found; tracks: {tracks.track_ids}")
 
 
+def check_confidences(tracks: TrackData) -> TrackData:
+    """Refuse confidences above ``MAX_KEYP_CONF``; clip those in ``(1, MAX_KEYP_CONF]`` to 1.
+
+    Raises:
+        InputError: a confidence is above ``MAX_KEYP_CONF`` (names the track and frame).
+    """
+    conf = tracks.kp2d[..., 2]
+    if not bool((conf > 1).any()):
+        return tracks
+    where = _worst(tracks, conf)
+    check_range(conf.double().numpy(), tracks.source, f"keypoints ({where})", high=MAX_KEYP_CONF,
+                what="confidences", why="confidences are in [0, 1]; up to "
+                f"{MAX_KEYP_CONF:g} is clipped to 1")  # fmt: skip
+    log.warning("%s: %d keypoint confidences above 1 (up to %.3g, %s) are clipped to 1",
+                tracks.source, int((conf > 1).sum()), float(conf.max()), where)  # fmt: skip
+    kp2d = tracks.kp2d.clone()
+    kp2d[..., 2] = kp2d[..., 2].clamp(max=1.0)
+    return replace(tracks, kp2d=kp2d, track_ids=list(tracks.track_ids))
+
+
+def check_keypoint_range(tracks: TrackData, image_size: tuple[int, int]) -> None:
+    """Refuse keypoint coordinates further than ``KEYPOINT_RANGE`` image sizes from the origin.
+
+    Args:
+        tracks: the tracks (any frames).
+        image_size: ``(height, width)`` of the images the keypoints live in.
+
+    Raises:
+        InputError: a coordinate is out of range (names the file, track, frame and the limit).
+    """
+    extent = tracks.kp2d[..., :2].abs().amax(dim=-1)  # (P, T, K)
+    limit = KEYPOINT_RANGE * max(image_size)
+    if bool((extent > limit).any()):
+        check_range(extent.double().numpy(), tracks.source, f"keypoints ({_worst(tracks, extent)})",
+                    high=limit, what="coordinates", unit=" px",
+                    why=f"{KEYPOINT_RANGE} x the image size {max(image_size)}")  # fmt: skip
+
+
+def _worst(tracks: TrackData, values: Tensor) -> str:
+    """``track <id>, frame <name>`` of the largest of (P, T, K) ``values``."""
+    flat = int(values.flatten().argmax())
+    p, t = divmod(flat // values.shape[-1], values.shape[1])
+    frame = tracks.frame_names[t] if tracks.frame_names is not None else str(t)
+    return f"track {tracks.track_ids[p]}, frame {frame}"
+
+
 def check_tracks_detected(tracks: TrackData) -> None:
     """Raise ``InputError`` for any track without a single detected frame."""
     empty = [
@@ -304,6 +358,8 @@ __all__ = [
     "NUM_KEYPOINTS",
     "TrackData",
     "TrackSelection",
+    "check_confidences",
+    "check_keypoint_range",
     "check_tracks_detected",
     "clean_keypoints",
     "select_tracks",

@@ -1,7 +1,8 @@
 """Person tracks: ``read_tracks`` for SLAHMR track folders, PHALP pickles and tracks ``.npz``.
 
 ``read_tracks`` reads any of these formats, cleans the keypoints the way SLAHMR does (confidence
-< ``min_conf`` -> 0, OpenPose neck -> 0, undetected frames -> 0) and selects tracks
+< ``min_conf`` -> 0, OpenPose neck -> 0, undetected frames -> 0; confidences above 1 are clipped,
+above ``track_data.MAX_KEYP_CONF`` refused) and selects tracks
 (``"all"``, ``"longest-N"`` or a list of ids). The folder layout is described in
 ``slahmr_opt.inputs.track_dirs``, PHALP's pickle in ``slahmr_opt.inputs.phalp``; the npz layout
 is defined here (and in ``docs/formats.md``).
@@ -10,11 +11,12 @@ Tracks ``.npz`` format (version 1), read with ``np.load(allow_pickle=False)``; s
 fixed-width unicode arrays (``np.asarray(list_of_str)``), never Python objects::
 
     key                     shape          dtype    meaning
-    kp2d                    (P, T, K, 3)   float    [u, v, confidence], pixels; K = 17 or 25
+    kp2d                    (P, T, K, 3)   float    [u, v, confidence], pixels; K = 17 or 25;
+                                                    |u|, |v| <= 10 x max(H, W); confidence <= 1
     kp_format               ()             str      "coco17" (K = 17) or "op25" (K = 25)
     vis_mask                (P, T)         bool     person detected in this frame
     track_ids               (P,)           str      distinct track names
-    fps                     ()             float    frames per second, > 0
+    fps                     ()             float    frames per second, in (0, 1000]
     format_version          ()             int      optional, 1
     bbox                    (P, T, 4)      float    optional, [x0, y0, w, h] in pixels
     frame_names             (T,)           str      optional, image file stems
@@ -43,6 +45,7 @@ from slahmr_opt.files.checks import (
     as_scalar_string,
     as_strings,
     check_finite,
+    check_fps,
     check_positive,
     check_shape,
     load_npz,
@@ -57,6 +60,7 @@ from slahmr_opt.inputs.track_data import (
     NUM_KEYPOINTS,
     TrackData,
     TrackSelection,
+    check_confidences,
     check_tracks_detected,
     clean_keypoints,
     select_tracks,
@@ -138,6 +142,7 @@ def prepare_tracks(
         ConfigError: ``track_selection`` is malformed.
     """
     check_tracks_detected(tracks)
+    tracks = check_confidences(tracks)
     tracks = replace(
         tracks, kp2d=clean_keypoints(tracks.kp2d, tracks.vis_mask, tracks.kp_format, min_conf)
     )
@@ -187,7 +192,7 @@ def read_tracks_npz(path: str | Path) -> TrackData:
         kp_format=kp_format,
         vis_mask=torch.as_tensor(vis),
         track_ids=track_ids,
-        fps=as_positive_scalar(data["fps"], path, "fps"),
+        fps=check_fps(as_positive_scalar(data["fps"], path, "fps"), path),
         bbox=None if bbox is None else torch.as_tensor(bbox, dtype=torch.float32),
         smpl_guess=_read_guess(data, path, dims),
         frame_names=frame_names,

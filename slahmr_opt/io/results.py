@@ -49,6 +49,7 @@ from slahmr_opt.body.keypoints import FOOT_JOINTS, SMPL_JOINT_NAMES
 from slahmr_opt.errors import InputError, OutputError
 from slahmr_opt.files.checks import (
     check_finite,
+    check_fps,
     check_shape,
     load_json,
     load_npz,
@@ -301,14 +302,8 @@ def read_result(path: str | Path) -> Result:
     """
     path = Path(path)
     data = read_result_arrays(path)
-    dims: dict[str, int] = {}
-    for key, pattern in (("trans", ("P", "T", 3)), ("root_orient", ("P", "T", 3)),
-                         ("betas", ("P", "B"))):  # fmt: skip
-        check_shape(np.asarray(data[key]), pattern, path, key, dims)
-    P, T = dims["P"], dims["T"]
+    P, T = check_result_arrays(data, path)
     pose = np.asarray(data["pose_body"])
-    if pose.shape not in ((P, T, 63), (P, T, 21, 3)):
-        raise InputError(path, f"'pose_body' has shape {pose.shape}, expected ({P}, {T}, 63)")
     body = BodyParams(
         root_orient=torch.as_tensor(data["root_orient"]),
         trans=torch.as_tensor(data["trans"]),
@@ -316,14 +311,6 @@ def read_result(path: str | Path) -> Result:
         betas=torch.as_tensor(data["betas"]),
     )
     mask = torch.as_tensor(np.asarray(data.get("track_mask", np.ones((P, T)))).astype(bool))
-    if mask.shape != (P, T):
-        raise InputError(path, f"'track_mask' has shape {tuple(mask.shape)}, expected ({P}, {T})")
-    for key in ("trans", "root_orient", "pose_body", "joints"):
-        if key in data:  # per-frame estimates: finite wherever the person is tracked
-            check_finite(np.asarray(data[key])[mask.numpy()], path, key)
-    for key in ("betas", "cam_R", "cam_t", "intrins", "world_transform"):
-        if key in data:
-            check_finite(np.asarray(data[key]), path, key)
     vis = data.get("vis_mask")
     floor_plane = np.asarray(data.get("floor_plane", np.full(4, np.nan)))
     stature = data.get("stature")
@@ -344,6 +331,71 @@ def read_result(path: str | Path) -> Result:
         statures=None if stature is None else torch.as_tensor(np.asarray(stature)),
         scale_observed=bool(np.isfinite(_world_scale(data))),
     )
+
+
+def check_result_arrays(data: dict[str, np.ndarray], path: Path) -> tuple[int, int]:
+    """Check the arrays of a ``results.npz`` (ours): numeric keys, every key's shape against the
+    body parameters' P people and T frames, plausible scalars, and no NaN/inf where the result
+    has estimates.
+
+    Returns:
+        P and T.
+
+    Raises:
+        InputError: names the file and the first key that is wrong.
+    """
+    _check_dtypes(data, path)
+    dims: dict[str, int] = {}
+    for key, pattern in (("trans", ("P", "T", 3)), ("root_orient", ("P", "T", 3)),
+                         ("betas", ("P", "B"))):  # fmt: skip
+        check_shape(np.asarray(data[key]), pattern, path, key, dims)
+    P, T = dims["P"], dims["T"]
+    pose = np.asarray(data["pose_body"])
+    if pose.shape not in ((P, T, 63), (P, T, 21, 3)):
+        raise InputError(path, f"'pose_body' has shape {pose.shape}, expected ({P}, {T}, 63)")
+    mask = np.asarray(data.get("track_mask", np.ones((P, T)))).astype(bool)
+    if mask.shape != (P, T):
+        raise InputError(path, f"'track_mask' has shape {tuple(mask.shape)}, expected ({P}, {T})")
+    _check_optional_shapes(data, path, dims)
+    for key in ("trans", "root_orient", "pose_body", "joints"):
+        if key in data:  # per-frame estimates: finite wherever the person is tracked
+            check_finite(np.asarray(data[key])[mask], path, key)
+    for key in ("betas", "cam_R", "cam_t", "intrins", "world_transform"):
+        if key in data:
+            check_finite(np.asarray(data[key]), path, key)
+    return P, T
+
+
+def _check_dtypes(data: dict[str, np.ndarray], path: Path) -> None:
+    """Every key but ``track_ids`` holds numbers (or booleans)."""
+    for key, array in data.items():
+        if key != "track_ids" and np.asarray(array).dtype.kind not in "biuf":
+            raise InputError(path, f"'{key}' must be numeric, got dtype {array.dtype}")
+
+
+def _check_optional_shapes(data: dict[str, np.ndarray], path: Path, dims: dict[str, int]) -> None:
+    """The optional keys agree with the body parameters' P people and T frames, and the scalars
+    are plausible (``fps`` in ``(0, MAX_FPS]``, ``frame_offset`` a frame index)."""
+    shapes = {"joints": ("P", "T", "J", 3), "vis_mask": ("P", "T"), "track_ids": ("P",),
+              "world_transform": (4, 4), "floor_plane": (4,), "image_size": (2,),
+              "stature": ("P",)}  # fmt: skip
+    for key, pattern in shapes.items():
+        if key in data:
+            check_shape(np.asarray(data[key]), pattern, path, key, dims)
+    for key in ("fps", "frame_offset", "is_static"):
+        if key in data and np.asarray(data[key]).size != 1:
+            raise InputError(path, f"'{key}' must be a scalar, got shape {data[key].shape}")
+    if "fps" in data:
+        check_fps(float(np.asarray(data["fps"]).reshape(-1)[0]), path)
+    if "frame_offset" in data:
+        offset = np.asarray(data["frame_offset"], dtype=np.float64).reshape(-1)
+        if not (np.isfinite(offset[0]) and offset[0] >= 0 and offset[0] == round(offset[0])):
+            raise InputError(path, f"'frame_offset' must be a frame index >= 0, got {offset[0]}")
+    if "image_size" in data:
+        size = np.asarray(data["image_size"], dtype=np.float64)
+        if not (np.all(size >= 1) and np.all(size == np.round(size))):
+            raise InputError(path, f"'image_size' must be two positive integers [H, W], got "
+                             f"{size.tolist()}")  # fmt: skip
 
 
 def _world_scale(data: dict[str, np.ndarray]) -> float:

@@ -19,7 +19,10 @@ through ``torch.load(weights_only=True)``. Every problem is an ``InputError`` na
 
 from pathlib import Path
 
+import numpy as np
+
 from slahmr_opt.errors import InputError
+from slahmr_opt.files.checks import MAX_TRANSLATION, check_range
 from slahmr_opt.inputs.initializers.common import (
     REST_PELVIS,
     ToolPerson,
@@ -94,6 +97,9 @@ def read_initializer(
     if not people:
         raise InputError(path, f"{INIT_KINDS[kind]} holds no people")
     check_frames_increasing(people, path)
+    for person in people:
+        check_range(np.abs(person.pelvis_c), path, f"person {person.person_id} pelvis",
+                    high=MAX_TRANSLATION, what="coordinates", unit=" m")  # fmt: skip
     return people
 
 
