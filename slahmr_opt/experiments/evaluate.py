@@ -60,7 +60,7 @@ from slahmr_opt.eval.metrics import (
     summarize,
     to_camera,
 )
-from slahmr_opt.files.checks import load_npz
+from slahmr_opt.files.checks import check_finite, load_npz
 from slahmr_opt.inputs.initializers.slahmr_results import is_slahmr_results, read_slahmr_results
 from slahmr_opt.io.results import check_result_arrays, read_result_arrays
 
@@ -108,6 +108,13 @@ def read_ground_truth(path: str | Path) -> dict[str, np.ndarray]:
     if "feet" not in gt and not all(k in gt for k in GT_PARAMS):
         missing = [k for k in GT_PARAMS if k not in gt]
         raise InputError(path, f"has no 'feet' key and no body parameters {missing}")
+    valid = gt["valid"].astype(bool)
+    for key in ("cam_R", "cam_t", "betas"):
+        if key in gt:
+            check_finite(gt[key], path, key)
+    for key in ("joints", "feet", "trans", "root_orient", "pose_body"):
+        if key in gt and gt[key].shape[:2] == (P, T):  # NaN is allowed where the truth is not valid
+            check_finite(gt[key][valid], path, key)
     return gt
 
 

@@ -7,7 +7,9 @@
 * a lock (``fcntl.flock`` on ``out/.slahmr-opt.lock``, released by the kernel even when the
   process is killed) keeps a second run out; it is refused naming the holder (pid, host, start);
 * existing results are refused unless ``overwrite`` (``write_result`` checks again when it
-  writes).
+  writes);
+* temporary files a killed run left in ``out`` (``checks.write_atomic``'s ``.NAME.XXXXXXXX.tmp``)
+  are removed: nobody else can be writing them while the lock is held.
 
 ``check_output_file`` and ``check_output_folder`` do the same checks (writable, not replacing
 anything without ``overwrite``) for commands that write one file or a folder of exports, without
@@ -20,7 +22,9 @@ one complete result.
 
 import datetime
 import fcntl
+import logging
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -31,6 +35,18 @@ from slahmr_opt.errors import OutputError
 from slahmr_opt.files.checks import reason
 
 LOCK_NAME = ".slahmr-opt.lock"
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # checks.write_atomic's names
+
+log = logging.getLogger(__name__)
+
+
+def _remove_temporaries(out: Path) -> None:
+    """Remove the temporary files of ``checks.write_atomic`` under ``out`` (a killed run's)."""
+    stale = [p for p in out.rglob("*.tmp") if _TEMPORARY.match(p.name) and p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d temporary file(s) a killed run left in %s", len(stale), out)
 
 
 def check_writable(out: Path) -> Path:
@@ -139,6 +155,7 @@ def claimed_output(
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {since}".encode(), 0)
         if not overwrite and (out / product).exists():
             raise OutputError(out / product, "exists; pass --overwrite to replace it")
+        _remove_temporaries(out)
         yield out
     finally:
         os.close(fd)  # releases the lock

@@ -77,3 +77,15 @@ def test_write_result_checks_again_and_leaves_no_temporary_files(tmp_path):
     with pytest.raises(OutputError, match="exists"):
         write_result(result, tmp_path / "b", overwrite=False)
     assert not [p for p in (tmp_path / "b").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_killed_runs_temporary_files_are_removed_and_others_kept(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    stale = [tmp_path / ".results.npz.1k834whh.tmp",
+             tmp_path / "checkpoints/.stage_01.pt.p_yq1rq5.tmp"]  # fmt: skip
+    kept = [tmp_path / "notes.tmp", tmp_path / ".results.npz.short.tmp"]
+    for path in (*stale, *kept):
+        path.write_bytes(b"x")
+    with claimed_output(tmp_path, overwrite=False):
+        assert not any(p.exists() for p in stale)
+        assert all(p.exists() for p in kept)
