@@ -28,8 +28,9 @@ from slahmr_opt.mocap.rigs import (
     leg_length,
     map_joint_names,
 )
+from slahmr_opt.mocap.sources import list_motions, read_motion
 from slahmr_opt.mocap.targets import check_handedness, smpl_targets
-from slahmr_opt.synth.benchmark import fit_motions, list_motions, read_motion
+from slahmr_opt.synth.benchmark import fit_motions
 
 CMU = Path(__file__).parent / "data" / "cmu_01_03_excerpt.bvh"
 
