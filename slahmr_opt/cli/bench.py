@@ -37,7 +37,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--mocap",
         nargs="+",
         required=True,
-        help="BVH files, folders of them or .tar.xz archives (evaluation split)",
+        help="BVH files, folders of them or .tar.xz archives: Bandai-Namco (evaluation split "
+        "only), CMU (120 fps, resampled to 30) or other rigs mapped by joint names",
     )
     make.add_argument("--out", required=True, help="benchmark folder to write")
     make.add_argument("--seed", type=int, default=0)
@@ -110,8 +111,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     make.add_argument(
         "--allow-train",
         action="store_true",
-        help="accept training-split files (not for reported numbers)",
+        help="accept Bandai-Namco training-split files (not for reported numbers)",
     )
+    make.add_argument("--overwrite", action="store_true",
+                      help="replace the benchmark in --out (an existing index.json)")  # fmt: skip
     run = sub.add_parser("run", help="fit and score every sequence of a benchmark")
     run.add_argument("--bench", required=True, help="benchmark folder (with index.json)")
     run.add_argument("--out", required=True, help="output folder (resumes if it has results)")
@@ -185,6 +188,7 @@ def _selection(args: argparse.Namespace) -> dict:
         "contains": args.contains,
         "per_pattern": args.per_pattern,
         "one_camera": args.one_camera,
+        "overwrite": args.overwrite,
     }
 
 

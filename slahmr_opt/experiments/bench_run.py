@@ -22,6 +22,8 @@ from tqdm import tqdm
 from slahmr_opt.config import Config, load_config, to_yaml
 from slahmr_opt.errors import InputError
 from slahmr_opt.experiments.evaluate import evaluate_result
+from slahmr_opt.files.checks import write_atomic
+from slahmr_opt.files.outputs import claimed_output
 from slahmr_opt.inputs.observations import load_observations_with
 from slahmr_opt.io.results import write_result
 from slahmr_opt.solve import solve
@@ -50,12 +52,61 @@ def config_hash(cfg: Config) -> str:
 
 
 def read_json(path: Path, what: str) -> dict:
+    """A JSON object from ``path`` (InputError naming it if missing, unreadable or no object)."""
     if not path.is_file():
         raise InputError(path, f"{what} not found")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(path, f"{what} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise InputError(path, f"{what} is not a JSON object")
+    return data
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` as JSON, atomically (never half a file under ``path``'s name)."""
+    write_atomic(path, lambda f: f.write(json.dumps(data, indent=2).encode()))
+
+
+def read_index(bench: Path, needs) -> dict:
+    """The benchmark index ``bench/index.json``, checked before any work: at least one sequence,
+    each a plain folder name of ``bench`` holding the files ``needs(folder, meta)`` lists as
+    ``(path, what)`` pairs.
+
+    Raises:
+        InputError: naming ``index.json`` or the missing file.
+    """
+    path = bench / "index.json"
+    index = read_json(path, "benchmark index")
+    entries = index.get("sequences")
+    if not isinstance(entries, list) or not entries:
+        raise InputError(path, "benchmark index lists no sequences ('sequences' must be a "
+                         "non-empty list)")  # fmt: skip
+    names = []
+    for k, entry in enumerate(entries):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or name in ("", ".", "..") or any(
+            c in name for c in "/\\\0"
+        ):
+            raise InputError(path, f"sequence {k}: 'name' must be a folder name, got {name!r}")
+        names.append(name)
+    if len(set(names)) != len(names):
+        raise InputError(path, "sequence names repeat")
+    for name in names:
+        seq = bench / name
+        meta = read_json(seq / "meta.json", "sequence meta file")
+        for file, what in needs(seq, meta):
+            if not file.is_file():
+                raise InputError(file, f"{what} not found (sequence {name} of {path})")
+    return index
+
+
+def _sequence_files(seq: Path, meta: dict) -> list[tuple[Path, str]]:
+    files = [(seq / "tracks.npz", "tracks file"), (seq / "gt.npz", "ground truth")]
+    if not meta.get("static", False):
+        files.append((seq / "cameras.npz", "cameras file"))
+    return files
 
 
 def _observations(seq: Path, cfg: Config):
@@ -109,7 +160,7 @@ def fit_and_score(
         people=meta.get("people", obs.num_people),
         config_hash=config_hash(cfg),
     )
-    (out / "score.json").write_text(json.dumps(score, indent=2))
+    write_json(out / "score.json", score)
     return score
 
 
@@ -141,13 +192,19 @@ def run_benchmark(
     """Fit and score every sequence of ``bench_dir/index.json``; write ``out_dir/metrics.json``.
 
     Sequences already scored with the same config (``score.json`` with the same hash) are
-    read back instead of solved again, so an interrupted run resumes.
+    read back instead of solved again, so an interrupted run resumes. The index and every
+    sequence's files are checked, and ``out_dir`` is held (``claimed_output``: writable, one run
+    at a time; its ``metrics.json`` is rewritten), before any work.
 
     Returns:
         ``{"config_hash", "sequences": {name: score}, "mean": {...}, "by_camera": {...}}``.
+
+    Raises:
+        InputError: the index is missing, malformed, empty or names missing files.
+        ConfigError: the config. OutputError: ``out_dir`` is not writable or in use.
     """
     bench, out = Path(bench_dir), Path(out_dir)
-    index = read_json(bench / "index.json", "benchmark index")
+    index = read_index(bench, _sequence_files)
     cfg_hash = config_hash(load_config(config, list(overrides)))
 
     def fit(name: str) -> dict:
@@ -156,8 +213,9 @@ def run_benchmark(
                     score["seconds"])  # fmt: skip
         return score
 
-    scores = score_sequences(index, out, cfg_hash, fit, "benchmark")
-    return write_report(out, cfg_hash, config, overrides, scores, scores)
+    with claimed_output(out, True, "metrics.json"):
+        scores = score_sequences(index, out, cfg_hash, fit, "benchmark")
+        return write_report(out, cfg_hash, config, overrides, scores, scores)
 
 
 def score_sequences(index: dict, out: Path, cfg_hash: str, score_one, desc: str) -> dict:
@@ -168,8 +226,12 @@ def score_sequences(index: dict, out: Path, cfg_hash: str, score_one, desc: str)
         name = entry["name"]
         score_path = out / name / "score.json"
         if score_path.is_file():
-            old = json.loads(score_path.read_text())
-            if old.get("config_hash") == cfg_hash:
+            try:
+                old = json.loads(score_path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                logger.warning("%s: unreadable (%s); scoring the sequence again", score_path, e)
+                old = {}
+            if isinstance(old, dict) and old.get("config_hash") == cfg_hash:
                 logger.info("%s: already scored with this config, skipped", name)
                 rows[name] = old
                 continue
@@ -195,5 +257,5 @@ def write_report(out: Path, cfg_hash: str, config, overrides, rows: dict, scored
         **extra,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(report, indent=2))
+    write_json(out / "metrics.json", report)
     return report

@@ -31,9 +31,17 @@ import numpy as np
 from slahmr_opt.config import Config, load_config
 from slahmr_opt.errors import InputError, SlahmrOptError
 from slahmr_opt.eval.camera_eval import trajectory_error, umeyama
-from slahmr_opt.experiments.bench_run import config_hash, read_json, score_sequences, write_report
+from slahmr_opt.experiments.bench_run import (
+    config_hash,
+    read_index,
+    read_json,
+    score_sequences,
+    write_json,
+    write_report,
+)
 from slahmr_opt.experiments.evaluate import evaluate_result, read_ground_truth
 from slahmr_opt.files.checks import load_npz
+from slahmr_opt.files.outputs import claimed_output
 from slahmr_opt.frontend.blazepose import FrontEndUnavailableError
 from slahmr_opt.io.results import read_result
 
@@ -201,22 +209,31 @@ def run_video_benchmark(
             "is not a rendered-video benchmark (bench make --video writes one); "
             "bench run without --video runs this one",
         )
+    index = read_index(bench, _video_files)
     cfg = load_config(config, list(overrides))
     cfg_hash = config_hash(cfg)
 
     def score(name: str) -> dict:
         (out / name).mkdir(parents=True, exist_ok=True)
         row = score_video(bench / name, out / name, cfg, progress)
-        (out / name / "score.json").write_text(json.dumps(row, indent=2))
+        write_json(out / name / "score.json", row)
         logger.info("%s: %s", name, row.get("reason") or
                     f"W-MPJPE100 {row.get('w_mpjpe100', np.nan):.1f} mm")  # fmt: skip
         return row
 
-    rows = score_sequences(index, out, cfg_hash, score, "video benchmark")
-    scored = {k: v for k, v in rows.items() if not v.get("failed")}
-    return write_report(out, cfg_hash, config, overrides, rows, scored,
-                        mean_extra=_mean_extra(list(rows.values())),
-                        failures=sorted(set(rows) - set(scored)))  # fmt: skip
+    with claimed_output(out, True, "metrics.json"):
+        rows = score_sequences(index, out, cfg_hash, score, "video benchmark")
+        scored = {k: v for k, v in rows.items() if not v.get("failed")}
+        return write_report(out, cfg_hash, config, overrides, rows, scored,
+                            mean_extra=_mean_extra(list(rows.values())),
+                            failures=sorted(set(rows) - set(scored)))  # fmt: skip
+
+
+def _video_files(seq: Path, meta: dict) -> list[tuple[Path, str]]:
+    video = meta.get("video", "video.mp4")
+    if not isinstance(video, str) or "/" in video or "\\" in video:
+        raise InputError(seq / "meta.json", f"'video' must be a file name, got {video!r}")
+    return [(seq / "gt.npz", "ground truth"), (seq / video, "video")]
 
 
 def format_video_table(report: dict) -> str:

@@ -17,8 +17,9 @@ Conventions:
 """
 
 import logging
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -228,8 +229,10 @@ def _parse_motion(lines: list[str], first_line: int, num_channels: int, source: 
     frame_time = float(
         _header_value(body[1][1], r"Frame Time:\s*([-+0-9.eE]+)", source, "'Frame Time: dt'")
     )
-    if not frame_time > 0:
-        raise InputError(source, f"Frame Time must be positive, got {frame_time}")
+    if not (frame_time > 0 and math.isfinite(frame_time)):
+        raise InputError(source, f"Frame Time must be a positive number, got {frame_time}")
+    if num_frames == 0:
+        raise InputError(source, "has no motion frames (Frames: 0)")
     rows = body[2:]
     if len(rows) < num_frames:
         raise InputError(
@@ -257,6 +260,11 @@ def _parse_motion(lines: list[str], first_line: int, num_channels: int, source: 
         data = np.asarray(tokens, dtype=np.float64).reshape(num_frames, num_channels)
     except ValueError as err:
         raise InputError(source, f"motion data is not numeric ({err})") from None
+    bad = ~np.isfinite(data)
+    if bad.any():
+        frame, column = np.argwhere(bad)[0]
+        raise InputError(source, f"motion value {data[frame, column]} (frame {frame + 1}, "
+                         f"channel {column + 1}) is not a finite number")  # fmt: skip
     return frame_time, data
 
 
@@ -355,6 +363,9 @@ def parse_bvh(text: str, source: str = "<string>", scale: float = CENTIMETRES) -
         lines[motion_at + 1 :], motion_at + 1, skeleton.num_channels, source
     )
     positions, rotations, end_positions = forward_kinematics(skeleton, values, scale)
+    if not (np.isfinite(positions).all() and np.isfinite(end_positions).all()):
+        raise InputError(source, "joint positions overflow: offsets or position channels are "
+                         "too large to be lengths")  # fmt: skip
     return BvhMotion(
         skeleton=skeleton,
         channel_values=values,
@@ -365,6 +376,33 @@ def parse_bvh(text: str, source: str = "<string>", scale: float = CENTIMETRES) -
         fps=_fps(frame_time),
         scale=scale,
         source=source,
+    )
+
+
+def with_scale(motion: BvhMotion, scale: float) -> BvhMotion:
+    """``motion`` with lengths in ``scale`` metres per file unit (positions are linear in it)."""
+    factor = scale / motion.scale
+    return replace(
+        motion,
+        positions=motion.positions * factor,
+        end_site_positions=motion.end_site_positions * factor,
+        scale=scale,
+    )
+
+
+def subsample(motion: BvhMotion, stride: int) -> BvhMotion:
+    """Every ``stride``-th frame of ``motion`` (from the first); frame time and fps follow."""
+    if stride == 1:
+        return motion
+    frame_time = motion.frame_time * stride
+    return replace(
+        motion,
+        channel_values=motion.channel_values[::stride],
+        positions=motion.positions[::stride],
+        rotations=motion.rotations[::stride],
+        end_site_positions=motion.end_site_positions[::stride],
+        frame_time=frame_time,
+        fps=motion.fps / stride,
     )
 
 

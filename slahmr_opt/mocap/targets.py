@@ -154,13 +154,16 @@ def iter_bandai_archive(archive: str | Path, split: str | None = None) -> Iterat
 
 
 def smpl_targets(
-    motion: BvhMotion, table: tuple[JointSource, ...] = BANDAI_TO_SMPL
+    motion: BvhMotion,
+    table: tuple[JointSource, ...] = BANDAI_TO_SMPL,
+    to_world: np.ndarray = BANDAI_TO_WORLD,
 ) -> tuple[np.ndarray, np.ndarray]:
     """SMPL joint targets from a BVH motion.
 
     Args:
         motion: the BVH motion (positions already in metres).
         table: ``JointSource`` entries; SMPL joints it does not name get weight 0.
+        to_world: (3, 3) rotation from the file's axes to ours (``rigs.Rig.to_world``).
 
     Returns:
         joints_target (T, 24, 3) in our world frame, metres (zeros where unmapped), and
@@ -179,19 +182,22 @@ def smpl_targets(
             direction = skel.offsets[j] / np.linalg.norm(skel.offsets[j])
             targets[:, k] += src.along_bone * motion.rotations[:, j] @ direction
         weights[k] = src.weight
-    return targets @ BANDAI_TO_WORLD.T, weights
+    return targets @ np.asarray(to_world).T, weights
 
 
-def joint_rotations(motion: BvhMotion, table=BANDAI_ROTATIONS) -> np.ndarray:
+def joint_rotations(
+    motion: BvhMotion, table=BANDAI_ROTATIONS, to_world: np.ndarray = BANDAI_TO_WORLD
+) -> np.ndarray:
     """(T, K, 3, 3) global rotation targets (body frame to world) of ``table``'s joints.
 
     Args:
         motion: the BVH motion.
         table: ``(smpl, bvh, axes, weight)`` entries (see ``BANDAI_ROTATIONS``).
+        to_world: (3, 3) rotation from the file's axes to ours.
     """
     rots = [motion.rotations[:, motion.skeleton.index(bvh)] @ np.asarray(axes, dtype=float)
             for _, bvh, axes, _ in table]  # fmt: skip
-    return BANDAI_TO_WORLD @ np.stack(rots, axis=1)
+    return np.asarray(to_world) @ np.stack(rots, axis=1)
 
 
 def facing_directions(joints: np.ndarray) -> np.ndarray:

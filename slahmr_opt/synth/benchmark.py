@@ -26,7 +26,6 @@ seed and its name, so the same seed gives the same arrays.
 
 import json
 import logging
-import tarfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import replace
@@ -39,19 +38,22 @@ from tqdm import tqdm
 
 from priors import augment
 from slahmr_opt.body import BodyConfig, BodyModel, load_body_model
-from slahmr_opt.errors import InputError
+from slahmr_opt.errors import ConfigError, InputError, OutputError
+from slahmr_opt.files.checks import write_atomic
+from slahmr_opt.files.outputs import claimed_output
 from slahmr_opt.inputs.cameras import write_cameras_npz
 from slahmr_opt.inputs.points import write_points_npz
 from slahmr_opt.inputs.track_data import tracks_from_observations
 from slahmr_opt.inputs.tracks import write_tracks_npz
-from slahmr_opt.mocap.bvh import BvhMotion, parse_bvh
+from slahmr_opt.mocap.bvh import BvhMotion
 from slahmr_opt.mocap.fit import BodyFit, fit_sequences
+from slahmr_opt.mocap.rigs import BANDAI, detect_rig
+from slahmr_opt.mocap.sources import list_motions  # noqa: F401  (re-exported)
 from slahmr_opt.mocap.targets import (
-    BANDAI_SCALE,
+    check_handedness,
     joint_rotations,
     relative_terms,
     smpl_targets,
-    split_of,
 )
 from slahmr_opt.synth import observe as synth
 from slahmr_opt.synth.guesses import COCO_FACE, GUESS_PRESETS, guess_quality
@@ -72,72 +74,28 @@ SPACING = 1.5
 """Metres between people placed side by side in one scene."""
 
 
-def _bvh_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*.bvh") if p.is_file())
-
-
-def list_motions(paths: Sequence[str | Path], allow_train: bool = False) -> list[BvhMotion]:
-    """Read the BVH motions of ``paths`` (BVH files, folders of them, or ``.tar.xz`` archives).
-
-    Archives and folders contribute their evaluation-split files only (unless ``allow_train``);
-    a BVH file named explicitly must be in the evaluation split unless ``allow_train``.
-
-    Returns:
-        Motions in metres, sorted by source name.
-
-    Raises:
-        InputError: a path is missing, is not a BVH/folder/archive, or is a training file.
-    """
-    motions: dict[str, BvhMotion] = {}
-
-    def wanted(name: str, where: Path, explicit: bool) -> bool:
-        try:
-            split = split_of(name)
-        except InputError:
-            return True  # no take number: the split cannot be told
-        if split == "eval" or allow_train:
-            return True
-        if explicit:
-            raise InputError(
-                where,
-                "is in the training split (take number does not end in 0); benchmarks use "
-                "evaluation files (allow_train=True to override)",
-            )
-        return False
-
-    for path in map(Path, paths):
-        if not path.exists():
-            raise InputError(path, "mocap path not found")
-        if path.is_dir():
-            files = [f for f in _bvh_files(path) if wanted(f.name, f, False)]
-            for f in files:
-                motions[f.name] = parse_bvh(f.read_text(), source=f.name, scale=BANDAI_SCALE)
-        elif path.suffix == ".bvh":
-            wanted(path.name, path, True)
-            motions[path.name] = parse_bvh(path.read_text(), source=path.name, scale=BANDAI_SCALE)
-        elif tarfile.is_tarfile(path):
-            with tarfile.open(path, "r:*") as tar:
-                for member in tar:
-                    name = Path(member.name).name
-                    if name.endswith(".bvh") and wanted(name, path, False):
-                        text = tar.extractfile(member).read().decode("utf-8")
-                        motions[name] = parse_bvh(text, source=name, scale=BANDAI_SCALE)
-        else:
-            raise InputError(path, "expected a .bvh file, a folder of them or a .tar.xz archive")
-    if not motions:
-        raise InputError(", ".join(map(str, paths)), "no usable (evaluation-split) BVH file")
-    return [motions[k] for k in sorted(motions)]
-
-
 def fit_motions(body: BodyModel, motions: list[BvhMotion], max_frames: int) -> list[BodyFit]:
-    """Fit the body to the first ``max_frames`` frames of each motion (one L-BFGS batch)."""
-    targets, rots = [], []
-    weights = None
-    for m in motions:
-        x, weights = smpl_targets(m)
-        targets.append(x[:max_frames])
-        rots.append(joint_rotations(m)[:max_frames])
-    return fit_sequences(body, targets, weights, terms=relative_terms(), joint_rotations=rots)
+    """Fit the body to the first ``max_frames`` frames of each motion (one L-BFGS batch per
+    rig: each rig has its own correspondence, ``mocap.rigs``)."""
+    rigs = [detect_rig(m.skeleton, str(m.source)) for m in motions]
+    fits: list[BodyFit | None] = [None] * len(motions)
+    keys = [(r.table, r.directions) for r in rigs]
+    for key in dict.fromkeys(keys):
+        which = [i for i, k in enumerate(keys) if k == key]
+        targets, rots, weights = [], [], None
+        for i in which:
+            rig = rigs[i]
+            x, weights = smpl_targets(motions[i], rig.table, rig.to_world)
+            if rig is not BANDAI:
+                check_handedness(x[:max_frames], str(motions[i].source))
+            targets.append(x[:max_frames])
+            rots.append(joint_rotations(motions[i], rig.rotations, rig.to_world)[:max_frames])
+        rig = rigs[which[0]]
+        terms = relative_terms(rig.table, rig.directions, rig.rotations)
+        for i, fit in zip(which, fit_sequences(body, targets, weights, terms=terms,
+                                               joint_rotations=rots), strict=True):  # fmt: skip
+            fits[i] = fit
+    return fits
 
 
 def motion_variant(fit: BodyFit, variant: str, body: BodyModel) -> BodyFit:
@@ -259,7 +217,7 @@ def _camera_kinds(cameras: Sequence[str]) -> list[str]:
     for c in cameras:
         c = CAMERA_ALIASES.get(c, c)
         if c not in CAMERA_KINDS:
-            raise ValueError(f"unknown camera kind {c!r} (expected {CAMERA_KINDS} or handheld)")
+            raise ConfigError(f"unknown camera kind {c!r} (expected {CAMERA_KINDS} or handheld)")
         kinds.append(c)
     return kinds
 
@@ -296,6 +254,7 @@ def make_benchmark(
     no_face: bool = False,
     variants: Sequence[str] = ("original",),
     one_camera: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Build a benchmark: every chosen motion group filmed by every camera kind.
 
@@ -305,7 +264,8 @@ def make_benchmark(
         seed: everything random derives from it.
         cameras: camera kinds (``static``, ``pan``, ``tracking``, ``orbit`` / ``handheld``).
         people: motions per scene, placed side by side under one camera.
-        max_frames: frames kept from the start of each motion.
+        max_frames: frames kept from the start of each motion, after resampling to
+            ``mocap.sources.MOTION_FPS`` (120 fps CMU files keep every 4th frame).
         max_sequences: most motion groups (each filmed by every camera); None: all.
         allow_train: accept training-split files.
         contains: keep motions whose file name contains one of these strings (all if empty).
@@ -323,20 +283,28 @@ def make_benchmark(
         one_camera: film motion group ``g``'s ``k``-th variant with camera kind
             ``cameras[(g + 2 k) % len(cameras)]`` only (a set that covers every camera kind at
             a quarter of the cost) instead of with every kind.
+        overwrite: replace an existing ``index.json`` (else refused before any work); the
+            folder is held (``files.outputs.claimed_output``) while it is written.
 
     Returns:
-        The path of ``index.json``.
+        The path of ``index.json``, written last (atomically): a folder with one is complete.
+
+    Raises:
+        ConfigError: a setting out of range. InputError: a mocap file (named) is unusable.
+        OutputError: ``out_dir`` is not writable, in use, or has an ``index.json``.
     """
     if isinstance(mocap_paths, (str, Path)):
         mocap_paths = [mocap_paths]
-    if people < 1 or max_frames < 2:
-        raise ValueError(f"need people >= 1 and max_frames >= 2, got {people}, {max_frames}")
+    check_selection(people=people, max_frames=max_frames, max_sequences=max_sequences,
+                    per_pattern=per_pattern)  # fmt: skip
     kinds = _camera_kinds(cameras)
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown or not variants:
-        raise ValueError(f"unknown motion variants {unknown} (expected some of {VARIANTS})")
+        raise ConfigError(f"unknown motion variants {unknown} (expected some of {VARIANTS})")
     if guesses not in GUESS_PRESETS:
-        raise ValueError(f"unknown guess kind {guesses!r} (expected one of {list(GUESS_PRESETS)})")
+        raise ConfigError(f"unknown guess kind {guesses!r} (expected one of {list(GUESS_PRESETS)})")
+    out = Path(out_dir)
+    refuse_existing_index(out, overwrite)
     motions = list_motions(mocap_paths, allow_train)
     motions = _select(motions, contains, per_pattern, np.random.default_rng(seed))
     pick = np.random.default_rng(seed).permutation(len(motions))
@@ -348,11 +316,40 @@ def make_benchmark(
                          f"{len(motions)} usable motions, {people} needed per scene")  # fmt: skip
     chosen = [motions[i] for i in pick[: n_groups * people]]
     groups = [chosen[g * people : (g + 1) * people] for g in range(n_groups)]
+    for group in groups:
+        if len({m.fps for m in group}) > 1:
+            raise InputError(", ".join(str(m.source) for m in group),
+                             "motions of one scene have different frame rates")  # fmt: skip
+    with claimed_output(out, overwrite, "index.json"):
+        return _film(out, groups, kinds, seed, people, max_frames, occlusions, body, guesses,
+                     no_face, variants, one_camera)  # fmt: skip
+
+
+def check_selection(**values: int | None) -> None:
+    """``people``, ``max_frames``, ``max_sequences`` and ``per_pattern`` in range (ConfigError
+    naming the flag otherwise)."""
+    least = {"people": 1, "max_frames": 2, "max_sequences": 1, "per_pattern": 1}
+    for key, value in values.items():
+        if value is not None and value < least[key]:
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(f"{flag} must be at least {least[key]}, got {value}")
+
+
+def refuse_existing_index(out: Path, overwrite: bool) -> None:
+    """Refuse, before any work, a benchmark folder that already has an ``index.json``."""
+    if not overwrite and (out / "index.json").exists():
+        raise OutputError(out / "index.json", "exists; pass --overwrite to replace it")
+
+
+def _film(out, groups, kinds, seed, people, max_frames, occlusions, body, guesses, no_face,
+          variants, one_camera) -> Path:  # fmt: skip
+    """Fit and film the motion groups into ``out`` (``make_benchmark``'s work)."""
+    chosen = [m for g in groups for m in g]
+    n_groups = len(groups)
     body = body or load_body_model(BodyConfig(), dtype=torch.float64)
     logger.info("fitting the body to %d motions", len(chosen))
     fits = fit_motions(body, chosen, max_frames)
     occ = occlusions or OcclusionSettings()
-    out = Path(out_dir)
     entries = []
     variants = list(dict.fromkeys(variants))
     jobs = [
@@ -398,6 +395,7 @@ def make_benchmark(
             "detected_frames": int(scene.obs.vis_mask.sum()),
             "guesses": guesses,
             "no_face": no_face,
+            "fps": float(group[0].fps),
         }
         if obs.smpl_guess is not None:
             meta["guess_quality"] = guess_quality(
@@ -407,7 +405,7 @@ def make_benchmark(
         write_sequence(out / name, body, scene, bodies, settings, meta,
                        sequence_rng(seed, name + "/points"))  # fmt: skip
         entries.append({k: meta[k] for k in ("name", "camera", "variant", "people", "sources",
-                                             "seed")}
+                                             "seed", "fps")}
                        | {"frames": T, "static": kind == "static"})  # fmt: skip
     index = {"seed": seed, "max_frames": max_frames, "cameras": kinds, "people": people,
              "variants": variants, "guesses": guesses, "no_face": no_face,
@@ -416,9 +414,8 @@ def make_benchmark(
 
 
 def write_index(out: Path, index: dict) -> Path:
-    """Write a benchmark's ``index.json`` (``bench make``, ``bench make --video``)."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Write a benchmark's ``index.json`` atomically (``bench make``, ``bench make --video``)."""
     path = out / "index.json"
-    path.write_text(json.dumps(index, indent=2))
+    write_atomic(path, lambda f: f.write(json.dumps(index, indent=2).encode()))
     logger.info("wrote %d sequences to %s", len(index["sequences"]), out)
     return path

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from slahmr_opt.body import BodyConfig, BodyModel, load_body_model
 from slahmr_opt.errors import ConfigError, InputError
+from slahmr_opt.files.outputs import claimed_output
 from slahmr_opt.files.video import Mp4Writer
 from slahmr_opt.mocap.fit import BodyFit
 from slahmr_opt.synth import observe as synth
@@ -42,8 +43,10 @@ from slahmr_opt.synth.benchmark import (
     FEET,
     _camera_kinds,
     _select,
+    check_selection,
     fit_motions,
     list_motions,
+    refuse_existing_index,
     sequence_rng,
     write_index,
 )
@@ -197,6 +200,7 @@ def make_video_benchmark(
     focal_off: float = 0.0,
     one_camera: bool = False,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Build a rendered-video benchmark: every chosen motion filmed by every camera kind.
 
@@ -208,19 +212,26 @@ def make_video_benchmark(
         focal_off: about half the sequences' true focal length is ``(1 + focal_off)`` times
             the default ``(H + W) / 2`` (see the module docstring); 0: all default.
         progress: progress bars.
+        overwrite: replace an existing ``index.json`` (else refused before any work).
 
     Returns:
-        The path of ``index.json``.
+        The path of ``index.json``, written last (atomically).
+
+    Raises:
+        ConfigError, InputError, OutputError: as ``make_benchmark``.
     """
     if isinstance(mocap_paths, (str, Path)):
         mocap_paths = [mocap_paths]
     H, W = image_size
     if max_frames < 2 or H % 2 or W % 2 or min(H, W) < 64:
-        raise ConfigError(f"need max_frames >= 2 and an even image size of at least 64 pixels, "
+        raise ConfigError(f"need --max-frames >= 2 and an even image size of at least 64 pixels, "
                          f"got {max_frames}, {W}x{H}")  # fmt: skip
     if not -0.5 < focal_off < 1.0:
         raise ConfigError(f"--focal-off must be in (-0.5, 1), got {focal_off}")
+    check_selection(max_frames=max_frames, max_sequences=max_sequences, per_pattern=per_pattern)
     kinds = list(dict.fromkeys(c if c in FIXED_VIEWS else _camera_kinds([c])[0] for c in cameras))
+    out = Path(out_dir)
+    refuse_existing_index(out, overwrite)
     motions = list_motions(mocap_paths, allow_train)
     motions = _select(motions, contains, per_pattern, np.random.default_rng(seed))
     pick = np.random.default_rng(seed).permutation(len(motions))
@@ -228,13 +239,23 @@ def make_video_benchmark(
     if n == 0:
         raise InputError(", ".join(map(str, mocap_paths)), "no usable motion")
     chosen = [motions[i] for i in pick[:n]]
+    with claimed_output(out, overwrite, "index.json"):
+        return _render_all(out, chosen, kinds, seed, max_frames, image_size, focal_off,
+                           one_camera, progress)  # fmt: skip
+
+
+def _render_all(out: Path, chosen: list, kinds: list[str], seed: int, max_frames: int,
+                image_size: tuple[int, int], focal_off: float, one_camera: bool,
+                progress: bool) -> Path:  # fmt: skip
+    """Fit, render and index the chosen motions (``make_video_benchmark``'s work)."""
+    H, W = image_size
+    n = len(chosen)
     body = load_body_model(BodyConfig(), dtype=torch.float64)
     logger.info("fitting the body to %d motions", n)
     fits = fit_motions(body, chosen, max_frames)
     colors = body_part_colors(body)
     jobs = [(g, kind) for g in range(n) for kind in kinds
             if not one_camera or kind == kinds[g % len(kinds)]]  # fmt: skip
-    out = Path(out_dir)
     entries = []
     default_focal = 0.5 * (H + W)
     for j, (g, kind) in enumerate(tqdm(jobs, desc="video sequences", unit="seq",

@@ -139,7 +139,7 @@ def test_two_people_side_by_side(mocap_dir, tmp_path):
 def test_training_file_refused(tmp_path):
     train = tmp_path / "dataset-2_walk_normal_001.bvh"
     train.write_text("HIERARCHY\n")
-    with pytest.raises(InputError, match="training split"):
+    with pytest.raises(InputError, match="training file"):
         list_motions([train])
     with pytest.raises(InputError, match="not found"):
         list_motions([tmp_path / "missing.bvh"])
