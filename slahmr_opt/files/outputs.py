@@ -126,6 +126,21 @@ def check_output_folder(path: str | Path, overwrite: bool) -> Path:
     return path
 
 
+def check_claimable(out: str | Path, overwrite: bool, product: str = "results.npz") -> Path:
+    """``claimed_output``'s checks without creating anything or taking the lock: for commands
+    that read their inputs first (a refused command then leaves no empty folder behind).
+
+    Raises:
+        OutputError: ``out`` cannot be created or written, or ``product`` exists without
+            ``overwrite``.
+    """
+    out = Path(out)
+    _check_creatable(out, folder=True)
+    if not overwrite and (out / product).exists():
+        raise OutputError(out / product, "exists; pass --overwrite to replace it")
+    return out
+
+
 @contextmanager
 def claimed_output(
     out: str | Path, overwrite: bool, product: str = "results.npz"

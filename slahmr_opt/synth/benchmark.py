@@ -38,9 +38,9 @@ from tqdm import tqdm
 
 from priors import augment
 from slahmr_opt.body import BodyConfig, BodyModel, load_body_model
-from slahmr_opt.errors import ConfigError, InputError, OutputError
+from slahmr_opt.errors import ConfigError, InputError
 from slahmr_opt.files.checks import write_atomic
-from slahmr_opt.files.outputs import claimed_output
+from slahmr_opt.files.outputs import check_claimable, claimed_output
 from slahmr_opt.inputs.cameras import write_cameras_npz
 from slahmr_opt.inputs.points import write_points_npz
 from slahmr_opt.inputs.track_data import tracks_from_observations
@@ -304,7 +304,7 @@ def make_benchmark(
     if guesses not in GUESS_PRESETS:
         raise ConfigError(f"unknown guess kind {guesses!r} (expected one of {list(GUESS_PRESETS)})")
     out = Path(out_dir)
-    refuse_existing_index(out, overwrite)
+    check_claimable(out, overwrite, "index.json")
     motions = list_motions(mocap_paths, allow_train)
     motions = _select(motions, contains, per_pattern, np.random.default_rng(seed))
     pick = np.random.default_rng(seed).permutation(len(motions))
@@ -333,12 +333,6 @@ def check_selection(**values: int | None) -> None:
         if value is not None and value < least[key]:
             flag = "--" + key.replace("_", "-")
             raise ConfigError(f"{flag} must be at least {least[key]}, got {value}")
-
-
-def refuse_existing_index(out: Path, overwrite: bool) -> None:
-    """Refuse, before any work, a benchmark folder that already has an ``index.json``."""
-    if not overwrite and (out / "index.json").exists():
-        raise OutputError(out / "index.json", "exists; pass --overwrite to replace it")
 
 
 def _film(out, groups, kinds, seed, people, max_frames, occlusions, body, guesses, no_face,

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from slahmr_opt.body import BodyConfig, BodyModel, load_body_model
 from slahmr_opt.errors import ConfigError, InputError
-from slahmr_opt.files.outputs import claimed_output
+from slahmr_opt.files.outputs import check_claimable, claimed_output
 from slahmr_opt.files.video import Mp4Writer
 from slahmr_opt.mocap.fit import BodyFit
 from slahmr_opt.synth import observe as synth
@@ -46,7 +46,6 @@ from slahmr_opt.synth.benchmark import (
     check_selection,
     fit_motions,
     list_motions,
-    refuse_existing_index,
     sequence_rng,
     write_index,
 )
@@ -231,7 +230,7 @@ def make_video_benchmark(
     check_selection(max_frames=max_frames, max_sequences=max_sequences, per_pattern=per_pattern)
     kinds = list(dict.fromkeys(c if c in FIXED_VIEWS else _camera_kinds([c])[0] for c in cameras))
     out = Path(out_dir)
-    refuse_existing_index(out, overwrite)
+    check_claimable(out, overwrite, "index.json")
     motions = list_motions(mocap_paths, allow_train)
     motions = _select(motions, contains, per_pattern, np.random.default_rng(seed))
     pick = np.random.default_rng(seed).permutation(len(motions))
