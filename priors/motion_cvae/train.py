@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.nn.functional import binary_cross_entropy_with_logits
 
+from priors.data.schedule import one_cycle
 from priors.motion_cvae.data import (
     AUGMENTATIONS,
     TransitionSet,
@@ -103,7 +104,7 @@ def train(model: MotionCVAE, data: TransitionSet, val: TransitionSet, args) -> l
     gen = torch.Generator().manual_seed(args.seed)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     steps = args.epochs * math.ceil(len(data.prev) / args.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=steps, pct_start=0.05)
+    sched = one_cycle(opt, args.lr, steps)
     curve = []
     model.train()
     for epoch in range(args.epochs):

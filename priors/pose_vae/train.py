@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from priors.data.schedule import one_cycle
 from priors.pose_gmm.train import DEFAULT_CACHE, MIN_STD, SAMPLE_SIZE, UNOBSERVED_STD
 from priors.pose_vae.model import PoseVAE
 from priors.pose_vae.scores import score_priors
@@ -79,7 +80,7 @@ def train(model: PoseVAE, x_train: torch.Tensor, x_val: torch.Tensor, args) -> l
     gen = torch.Generator().manual_seed(args.seed)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     steps = args.epochs * math.ceil(len(x_train) / args.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=steps, pct_start=0.05)
+    sched = one_cycle(opt, args.lr, steps)
     curve = []
     model.train()
     for epoch in range(args.epochs):

@@ -23,6 +23,7 @@ import torch
 from smplx.lbs import batch_rigid_transform
 from torch.nn.functional import binary_cross_entropy
 
+from priors.data.schedule import one_cycle
 from priors.motion_cvae.state import axis_angle_to_matrix
 from priors.regressor.data import MotionSet, load_motion
 from priors.regressor.features import FPS
@@ -141,8 +142,7 @@ def train(model: Regressor, data: MotionSet, val: MotionSet, args) -> list[dict]
     """AdamW with a one-cycle learning rate over ``args.steps`` batches; returns the curve."""
     rng, gen = np.random.default_rng(args.seed), torch.Generator().manual_seed(args.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.steps,
-                                                pct_start=0.05)  # fmt: skip
+    sched = one_cycle(opt, args.lr, args.steps)
     curve, running, start = [], {}, time.time()
     model.train()
     for step in range(1, args.steps + 1):

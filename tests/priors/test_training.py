@@ -226,3 +226,21 @@ def test_regressor_trains_loads_and_predicts(data, tmp_path):
     assert pred.pose.shape == (2, 64, 21, 3, 3) and pred.contact.shape == (2, 64, 4)
     for name, value in vars(pred).items():
         assert torch.isfinite(value).all(), name
+
+
+def test_the_learning_rate_schedule_works_for_any_number_of_steps():
+    """``OneCycleLR`` with a 5 % warm-up divided by zero at 20 steps (a one-step phase)."""
+    from priors.data.schedule import one_cycle
+
+    for steps in range(1, 61):
+        param = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.AdamW([param], lr=1.0)
+        sched = one_cycle(opt, 1e-3, steps)
+        rates = []
+        for _ in range(steps):
+            opt.step()
+            rates.append(opt.param_groups[0]["lr"])
+            sched.step()
+        assert max(rates) <= 1e-3 * (1 + 1e-9) and min(rates) > 0, steps
+        if steps >= 40:  # the shipped priors' schedule is unchanged
+            assert max(rates) == pytest.approx(1e-3, rel=0.01) and rates[-1] < 1e-6
