@@ -44,6 +44,7 @@ class SolverKind(StrEnum):
     """Optimizer of a stage (``SolverConfig.kind``)."""
 
     lm = "lm"
+    theseus = "theseus"
     lbfgs = "lbfgs"
     adam = "adam"
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.func import jacfwd, vmap
+from torch.func import jvp
 
 from priors.motion_cvae.model import SHIPPED, MotionCVAE
 from priors.motion_cvae.state import (
@@ -40,7 +40,12 @@ from priors.motion_cvae.state import (
     states_from_rotations,
 )
 from slahmr_opt.body import BodyModel
-from slahmr_opt.body.jacobian import body_point_jacobians, supports_analytic_jacobians
+from slahmr_opt.body.jacobian import (
+    body_point_jacobians,
+    skew,
+    so3_right_jacobian,
+    supports_analytic_jacobians,
+)
 from slahmr_opt.costs.kinematics import world_joints
 from slahmr_opt.costs.robust import gmof_vector_jacobian, gmof_vector_residual
 from slahmr_opt.costs.smoothness import track_windows, window_inputs
@@ -172,15 +177,22 @@ def _jacobian_chunk(wrt, body, prior, fps, betas, ref, kw):
     d_states[:, 0, POSE, 1, _FRAME_COLS["pose_body"]] += eye63
     d_states[:, 1, POSE, 2, _FRAME_COLS["pose_body"]] += eye63
 
-    # Root orientations beyond the joints (rotation, angular velocity, heading): forward mode.
-    def rotation_part(aa: Tensor, joints_w: Tensor, pose_w: Tensor, R: Tensor, t: Tensor):
-        states = _states_in_floor_frame(
-            axis_angle_to_matrix(aa)[None], pose_w[None], joints_w[None], R[None], t[None], fps
-        )
-        return states[0]
+    # Root orientations beyond the joints (rotation, angular velocity, heading): forward mode
+    # through the states, one tangent per axis-angle entry of the window (9) as a batch of 9 n
+    # windows; the rotations' own derivatives are analytic, dR/da_j = R [J_r e_j]_x (forward AD
+    # through Rodrigues' formula and vmap over jacfwd both fall back to slow decompositions).
+    d_rotmat = rot[:, :, None] @ skew(so3_right_jacobian(_window(kw, "root_orient").to(dtype))
+                                      .transpose(-1, -2))  # (n, 3 frames, 3, 3, 3)  # fmt: skip
+    tangents = rot.new_zeros(NUM_FRAMES, 3, n, NUM_FRAMES, 3, 3)
+    for k in range(NUM_FRAMES):
+        tangents[k, :, :, k] = d_rotmat[:, k].transpose(0, 1)
 
-    d_rot = vmap(jacfwd(rotation_part))(_window(kw, "root_orient").to(dtype), joints, pose,
-                                        R_F, t_F)  # (n, 2, 204, 3, 3)  # fmt: skip
+    def rotation_part(r: Tensor) -> Tensor:  # (9 n, 3, 3, 3) -> (9 n, 2, 204)
+        rep = lambda x: x.expand(9, *x.shape).flatten(0, 1)  # noqa: E731
+        return _states_in_floor_frame(r, rep(pose), rep(joints), rep(R_F), rep(t_F), fps)
+
+    d_rot = jvp(rotation_part, (rot.repeat(9, 1, 1, 1),), (tangents.flatten(0, 2),))[1]
+    d_rot = d_rot.unflatten(0, (9, n)).permute(1, 2, 3, 0).unflatten(-1, (3, 3))
     d_states[..., _FRAME_COLS["root_orient"]] += d_rot
 
     residual, jac_prev, jac_cur = prior.transition_residual_and_jacobian(states[:, 0], states[:, 1])

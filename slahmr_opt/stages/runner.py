@@ -1,6 +1,8 @@
-"""The one stage runner: executes any ``StageConfig`` with Theseus LM, torch L-BFGS or Adam.
+"""The one stage runner: executes any ``StageConfig`` with Levenberg-Marquardt (``lm``: on the
+block-banded normal equations, ``stages.block_lm``; ``theseus``: the same steps through Theseus'
+cost functions and a sparse Cholesky, the reference), torch L-BFGS or Adam.
 
-All three solvers minimise the same objective, ``sum_terms weight * sum ||r||^2`` over the same
+All solvers minimise the same objective, ``sum_terms weight * sum ||r||^2`` over the same
 pure residual functions (``slahmr_opt.costs``); only the variables named in ``stage.optimize``
 change. Every iteration's per-term losses go to the ``LossHistory``.
 """
@@ -17,6 +19,7 @@ from tqdm.auto import tqdm
 from slahmr_opt.config import StageConfig
 from slahmr_opt.history import LossHistory
 from slahmr_opt.stages.block_cholesky import BlockHessianCholmodSolver
+from slahmr_opt.stages.block_lm import levenberg_marquardt, make_layout
 from slahmr_opt.stages.problem import Problem
 from slahmr_opt.stages.theseus_problem import (
     StepControlledLM,
@@ -86,7 +89,7 @@ def run_stage(
     else:
         with torch.no_grad():
             initial = float(problem.loss(params, weights)[0])
-    runner = _run_lm if stage.solver.kind == "lm" else _run_torch
+    runner = {"lm": _run_lm, "theseus": _run_theseus}.get(stage.solver.kind, _run_torch)
     bar = tqdm(
         total=stage.solver.iterations, desc=f"stage {stage.name}", disable=not progress, leave=False
     )
@@ -114,6 +117,44 @@ def run_stage(
 
 
 def _run_lm(stage, problem, params, optimize, weights, history, bar, first):
+    terms = [
+        (problem.terms[name], weight)
+        for name, weight in weights.items()
+        if any(i.var in optimize for i in problem.terms[name].inputs)
+        and problem.terms[name].num_elements
+    ]
+    if not terms:
+        return params, 0, "converged", "no term touches the optimized variables", None
+    layout = make_layout(
+        problem.track_mask, optimize, params["betas"].shape[1], [t for t, _ in terms]
+    )
+
+    def on_iter(it, current, damping, rejected):
+        _record(history, stage.name, problem, current, weights, first + it,
+                damping=damping, rejected=rejected)  # fmt: skip
+        bar.update(1)
+
+    solver = stage.solver
+    with torch.no_grad():
+        out = levenberg_marquardt(
+            terms,
+            lambda p: float(problem.loss(p, weights)[0]),
+            params,
+            layout,
+            iterations=solver.iterations,
+            damping=solver.damping,
+            damping_up=solver.damping_up,
+            damping_down=solver.damping_down,
+            min_rel_decrease=solver.min_rel_decrease,
+            on_iteration=on_iter,
+        )
+    if out.status == "failed":
+        return out.params, out.iterations, "failed", out.message, out.damping
+    message = f"LM, final damping {out.damping:.2g}, {out.rejected} rejected steps"
+    return out.params, out.iterations, out.status, message, out.damping
+
+
+def _run_theseus(stage, problem, params, optimize, weights, history, bar, first):
     variables = TheseusVariables(params, problem.track_mask)
     objective = th.Objective(dtype=params["trans"].dtype)
     for name, weight in weights.items():

@@ -1,0 +1,170 @@
+"""The block-banded Levenberg-Marquardt (``stages.block_lm``): its damped Gauss-Newton step equals
+the sparse Cholesky step of the Theseus path (``stages.block_cholesky``) on problems with every kind
+of variable and term (band 2 from the motion prior and acceleration, shapes, the camera scale, the
+floor, tracks of different lengths, analytic and autodiff Jacobians), and its loop rejects steps
+that do not lower the loss instead of stopping there."""
+
+import dataclasses
+
+import pytest
+import theseus as th
+import torch
+
+from priors.motion_cvae import MotionCVAE
+from slahmr_opt.costs.contacts import build_contact_terms
+from slahmr_opt.costs.motion_prior import build_motion_prior_term
+from slahmr_opt.costs.term import Input, Term
+from slahmr_opt.init.floor import FloorPlane, floor_reference
+from slahmr_opt.stages.block_cholesky import BlockHessianCholmodSolver
+from slahmr_opt.stages.block_lm import (
+    apply_step,
+    levenberg_marquardt,
+    linearize,
+    make_layout,
+    solve_step,
+)
+from slahmr_opt.stages.theseus_problem import TheseusVariables, term_cost_functions
+
+from .test_stages import DT, WEIGHTS, setup  # noqa: F401 (the module fixture)
+
+FULL = {"root_orient", "trans", "pose_body", "betas", "log_alpha", "floor"}
+
+
+@pytest.fixture(scope="module")
+def problem_3(setup):  # noqa: F811
+    """The stage tests' two people (one track cut short) with the motion prior and the contact
+    and floor terms added: every variable kind, band 2."""
+    _, body, problem, params, _ = setup
+    mask = problem.track_mask.clone()
+    mask[1, 9:] = False
+    normal = torch.nn.functional.normalize(torch.tensor([0.1, 1.0, -0.2], dtype=DT), dim=0)
+    ref = floor_reference(FloorPlane(normal, -0.9))
+    gen = torch.Generator().manual_seed(1)
+    contacts = torch.rand(*mask.shape, 4, generator=gen, dtype=DT)
+    terms = {name: dataclasses.replace(t) for name, t in problem.terms.items()}
+    prior = MotionCVAE.load()
+    terms["motion_prior"] = build_motion_prior_term(mask, body, prior, ref, 30.0, DT, sigma=10.0)
+    for t in build_contact_terms(mask, body, contacts, ref, DT):
+        terms[t.name] = t
+    keep = mask[terms["kp2d"].person, terms["kp2d"].frame]
+    for name in ("kp2d", "pose_prior", "init_pose"):  # per-frame terms: only frames in the track
+        t = terms[name]
+        terms[name] = dataclasses.replace(
+            t, person=t.person[keep], frame=t.frame[keep],
+            data={k: v[keep] for k, v in t.data.items()},
+        )  # fmt: skip
+    for name in ("joints_smooth", "joints_accel"):
+        t = terms[name]
+        inside = mask[t.person, t.frame + (2 if name == "joints_accel" else 1)]
+        terms[name] = dataclasses.replace(
+            t, person=t.person[inside], frame=t.frame[inside],
+            data={k: v[inside] for k, v in t.data.items()},
+        )  # fmt: skip
+    weights = {**WEIGHTS, "motion_prior": 0.01, "contact_slide": 100.0, "contact_floor": 10.0,
+               "floor_penetration": 100.0}  # fmt: skip
+    gen = torch.Generator().manual_seed(2)
+    params = {k: v + 0.01 * torch.randn(v.shape, dtype=DT, generator=gen)
+              for k, v in params.items()}  # fmt: skip
+    params["floor"] = torch.tensor([[0.02, -0.01, 0.03]], dtype=DT)
+    return terms, weights, mask, params
+
+
+def _theseus_step(terms, weights, mask, params, optimize, damping):
+    """The Theseus path's step, written into a copy of ``params``."""
+    variables = TheseusVariables(params, mask)
+    objective = th.Objective(dtype=DT)
+    for name, w in weights.items():
+        for cost in term_cost_functions(terms[name], w, variables, optimize):
+            objective.add(cost)
+    th.Vectorize(objective)
+    solver = BlockHessianCholmodSolver(objective)
+    solver.linearization.linearize()
+    delta = solver.solve(damping)
+    objective.retract_vars_sequence(delta, solver.linearization.ordering)
+    return variables.unpack(params)
+
+
+@pytest.mark.parametrize(
+    "optimize",
+    [
+        {"root_orient", "trans"},
+        {"root_orient", "trans", "pose_body", "betas"},
+        FULL,
+    ],
+    ids=["root", "body", "all"],
+)
+@pytest.mark.parametrize("jacobians", ["analytic", "autodiff"])
+def test_step_equals_the_sparse_cholesky_step(problem_3, optimize, jacobians):
+    terms, weights, mask, params = problem_3
+    if jacobians == "autodiff":
+        terms = {k: dataclasses.replace(t, jac=None) for k, t in terms.items()}
+    active = [(terms[n], w) for n, w in weights.items()]
+    layout = make_layout(mask, optimize, params["betas"].shape[1], [t for t, _ in active])
+    assert layout.band == 2
+    ne = linearize(active, params, layout)
+    for damping in (1e-4, 1e-2, 10.0):
+        mine = apply_step(params, solve_step(ne, layout, damping), layout)
+        theirs = _theseus_step(terms, weights, mask, params, optimize, damping)
+        for key in FULL:
+            step_mine, step_theirs = mine[key] - params[key], theirs[key] - params[key]
+            if key not in optimize:
+                assert torch.equal(step_mine, torch.zeros_like(step_mine))
+            scale = step_theirs.abs().max().clamp_min(1e-12)
+            assert (step_mine - step_theirs).abs().max() <= 1e-6 * scale, key
+
+
+def test_step_is_linear_in_person_frames(problem_3):
+    """Nothing outside the tracks moves; the frame blocks beyond a track's end stay empty."""
+    terms, weights, mask, params = problem_3
+    active = [(terms[n], w) for n, w in weights.items()]
+    layout = make_layout(mask, FULL, params["betas"].shape[1], [t for t, _ in active])
+    ne = linearize(active, params, layout)
+    assert ne.frames.shape == (int(mask.sum()), 3, 69, 69)
+    out = apply_step(params, solve_step(ne, layout, 1e-2), layout)
+    assert torch.equal(out["trans"][~mask], params["trans"][~mask])
+    assert not torch.equal(out["trans"][mask], params["trans"][mask])
+
+
+def test_a_term_across_a_gap_in_a_track_is_refused(problem_3):
+    terms, _, mask, params = problem_3
+    gap = mask.clone()
+    gap[0, 5] = False
+    layout = make_layout(gap, {"trans"}, 10, [terms["joints_smooth"]])
+    with pytest.raises(ValueError, match="outside the track"):
+        linearize([(terms["joints_smooth"], 1.0)], params, layout)
+
+
+def test_lm_does_not_stop_at_a_rejected_step():
+    """``r(x) = 10 (x^2 - 1)`` from x = 0.1 with almost no damping: the first Gauss-Newton step
+    overshoots to x = 5 and is rejected; the damping grows until steps are accepted, and x
+    reaches the root instead of stopping where the rejected step left it."""
+    term = Term(
+        name="r",
+        fn=lambda x: 10.0 * (x**2 - 1.0),
+        inputs=(Input("x", "log_alpha"),),
+        person=torch.zeros(1, dtype=torch.long),
+        frame=torch.zeros(1, dtype=torch.long),
+        dim=1,
+    )
+    params = {
+        "log_alpha": torch.tensor([[0.1]], dtype=DT),
+        "betas": torch.zeros(1, 10, dtype=DT),
+        "trans": torch.zeros(1, 1, 3, dtype=DT),
+    }
+    layout = make_layout(torch.ones(1, 1, dtype=torch.bool), {"log_alpha"}, 10, [term])
+    calls = []
+    out = levenberg_marquardt(
+        [(term, 1.0)],
+        lambda p: float(term.value(p, 1.0)),
+        params,
+        layout,
+        iterations=50,
+        damping=1e-7,
+        damping_up=10.0,
+        damping_down=5.0,
+        min_rel_decrease=1e-8,
+        on_iteration=lambda it, *_: calls.append(it),
+    )
+    assert out.rejected >= 1 and out.status == "converged"
+    assert float(out.params["log_alpha"]) == pytest.approx(1.0, abs=1e-6)
+    assert calls == list(range(1, out.iterations + 1))
