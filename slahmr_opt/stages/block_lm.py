@@ -192,7 +192,6 @@ def _add_term(ne: NormalEquations, term: Term, weight: float, params, layout: La
     F = len(offsets)
     cols = F * D + B + G
     frame_block = [slice(a * D, (a + 1) * D) for a in range(F)]
-    s_cols = slice(F * D, F * D + B + G)
     step = max(1, CHUNK_ENTRIES // (term.dim * cols))
     root_w = weight**0.5
     for start in range(0, term.num_elements, step):
@@ -210,29 +209,28 @@ def _add_term(ne: NormalEquations, term: Term, weight: float, params, layout: La
             c = layout.global_cols[i.var]
             J[:, :, F * D + B + c.start : F * D + B + c.stop] += jac[i.arg]
         J = J * root_w
-        Jt = J.transpose(1, 2)
-        JtJ = (Jt @ J).double()
-        Jtr = (Jt @ (r * root_w)[..., None])[..., 0].double()
+        Js = J[:, :, F * D :]  # the shape and global columns
+        Jtr = (J.transpose(1, 2) @ (r * root_w)[..., None])[..., 0].double()
         person, frame = term.person[idx], term.frame[idx]
         rows = [layout.row[person, frame + o] for o in offsets]
-        for a in range(F):
+        for a in range(F):  # only the blocks on and below the diagonal, and the arrow
             if (rows[a] < 0).any():
                 raise ValueError(f"term {term.name} reads a frame outside the track")
+            Ja_t = J[:, :, frame_block[a]].transpose(1, 2)
+            lower = (Ja_t @ J[:, :, : (a + 1) * D]).double()
             ne.g_frames.index_add_(0, rows[a], Jtr[:, frame_block[a]])
-            ne.arrow.index_add_(0, rows[a], JtJ[:, frame_block[a], s_cols])
+            ne.arrow.index_add_(0, rows[a], (Ja_t @ Js).double())
             for b in range(a + 1):
                 k = offsets[a] - offsets[b]
                 if not torch.equal(rows[a] - rows[b], torch.full_like(rows[a], k)):
                     raise ValueError(f"term {term.name} spans frames missing from its track")
-                block = JtJ[:, frame_block[a], frame_block[b]]
-                ne.frames.index_add_(0, rows[a] * K1 + k, block)
-        if B:
-            ne.shape.index_add_(0, person, JtJ[:, F * D : F * D + B, s_cols])
+                ne.frames.index_add_(0, rows[a] * K1 + k, lower[:, :, frame_block[b]])
+        if B or G:
+            small = (Js.transpose(1, 2) @ Js).double()
+            ne.shape.index_add_(0, person, small[:, :B])
             ne.g_shape.index_add_(0, person, Jtr[:, F * D : F * D + B])
-        if G:
-            ne.globals += JtJ[:, F * D + B :, F * D + B :].sum(0)
+            ne.globals += small[:, B:, B:].sum(0)
             ne.g_globals += Jtr[:, F * D + B :].sum(0)
-
 
 def lower_band(blocks: np.ndarray, damping: float) -> np.ndarray:
     """LAPACK lower band storage ``ab[i - j, j] = A[i, j]`` of the symmetric block-banded matrix

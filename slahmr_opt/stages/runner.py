@@ -56,9 +56,12 @@ class StageResult:
     damping: float | None = None
 
 
-def _record(history, stage, problem, params, weights, iteration, **info) -> float:
-    with torch.no_grad():
-        total, parts = problem.loss(params, weights)
+def _record(history, stage, problem, params, weights, iteration, parts=None, **info) -> float:
+    """Add the loss of ``params`` (its ``(total, parts)`` if already computed) to the history."""
+    if parts is None:
+        with torch.no_grad():
+            parts = problem.loss(params, weights)
+    total, parts = parts
     history.add(stage, iteration, float(total), {k: float(v) for k, v in parts.items()}, **info)
     return float(total)
 
@@ -129,8 +132,15 @@ def _run_lm(stage, problem, params, optimize, weights, history, bar, first):
         problem.track_mask, optimize, params["betas"].shape[1], [t for t, _ in terms]
     )
 
+    last = {}  # the newest evaluated parameters and their loss: the history reuses it
+
+    def loss(current):
+        last["params"], last["loss"] = current, problem.loss(current, weights)
+        return float(last["loss"][0])
+
     def on_iter(it, current, damping, rejected):
-        _record(history, stage.name, problem, current, weights, first + it,
+        known = last["loss"] if last.get("params") is current else None
+        _record(history, stage.name, problem, current, weights, first + it, known,
                 damping=damping, rejected=rejected)  # fmt: skip
         bar.update(1)
 
@@ -138,7 +148,7 @@ def _run_lm(stage, problem, params, optimize, weights, history, bar, first):
     with torch.no_grad():
         out = levenberg_marquardt(
             terms,
-            lambda p: float(problem.loss(p, weights)[0]),
+            loss,
             params,
             layout,
             iterations=solver.iterations,
