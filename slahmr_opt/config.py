@@ -97,12 +97,14 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 @dataclass
 class SolverConfig:
     kind: SolverKind = SolverKind.lm
-    """Optimizer: ``lm`` (Theseus Levenberg-Marquardt, sparse CHOLMOD), ``lbfgs`` or ``adam``
-    (torch optimizers over the same residuals, SLAHMR's way)."""
+    """Optimizer: ``lm`` (Levenberg-Marquardt on block-banded normal equations,
+    ``stages.block_lm``), ``theseus`` (the same steps through Theseus cost functions and a sparse
+    CHOLMOD factorization: the reference), ``lbfgs`` or ``adam`` (torch optimizers over the same
+    residuals, SLAHMR's way)."""
     iterations: int = 30
     """Outer iterations (LM steps, L-BFGS ``step`` calls, or Adam steps)."""
     damping: float = 1.0e-2
-    """LM: initial damping (Theseus adds ``damping * I`` to the Gauss-Newton system)."""
+    """LM: initial damping (``damping * I`` is added to the Gauss-Newton system)."""
     damping_up: float = 10.0
     """LM: factor applied to the damping after a rejected step."""
     damping_down: float = 5.0

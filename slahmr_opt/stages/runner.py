@@ -11,21 +11,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-import theseus as th
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from slahmr_opt.config import StageConfig
 from slahmr_opt.history import LossHistory
-from slahmr_opt.stages.block_cholesky import BlockHessianCholmodSolver
 from slahmr_opt.stages.block_lm import levenberg_marquardt, make_layout
 from slahmr_opt.stages.problem import Problem
-from slahmr_opt.stages.theseus_problem import (
-    StepControlledLM,
-    TheseusVariables,
-    term_cost_functions,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +158,16 @@ def _run_lm(stage, problem, params, optimize, weights, history, bar, first):
 
 
 def _run_theseus(stage, problem, params, optimize, weights, history, bar, first):
+    # Theseus and CHOLMOD (scikit-sparse) are needed by this reference path only.
+    import theseus as th
+
+    from slahmr_opt.stages.block_cholesky import BlockHessianCholmodSolver
+    from slahmr_opt.stages.theseus_problem import (
+        StepControlledLM,
+        TheseusVariables,
+        term_cost_functions,
+    )
+
     variables = TheseusVariables(params, problem.track_mask)
     objective = th.Objective(dtype=params["trans"].dtype)
     for name, weight in weights.items():

@@ -14,6 +14,7 @@ from priors.motion_cvae import MotionCVAE
 from slahmr_opt.costs.contacts import build_contact_terms
 from slahmr_opt.costs.motion_prior import build_motion_prior_term
 from slahmr_opt.costs.term import Input, Term
+from slahmr_opt.history import LossHistory
 from slahmr_opt.init.floor import FloorPlane, floor_reference
 from slahmr_opt.stages.block_cholesky import BlockHessianCholmodSolver
 from slahmr_opt.stages.block_lm import (
@@ -23,6 +24,7 @@ from slahmr_opt.stages.block_lm import (
     make_layout,
     solve_step,
 )
+from slahmr_opt.stages.runner import run_stage
 from slahmr_opt.stages.theseus_problem import TheseusVariables, term_cost_functions
 
 from .test_stages import DT, WEIGHTS, setup  # noqa: F401 (the module fixture)
@@ -168,3 +170,22 @@ def test_lm_does_not_stop_at_a_rejected_step():
     assert out.rejected >= 1 and out.status == "converged"
     assert float(out.params["log_alpha"]) == pytest.approx(1.0, abs=1e-6)
     assert calls == list(range(1, out.iterations + 1))
+
+
+def test_a_stage_follows_the_theseus_path(setup):  # noqa: F811
+    """Whole LM stages: the block LM and the Theseus reference take the same iterations and end
+    at the same loss and bodies."""
+    _, _, problem, params, cfg = setup
+    smooth = cfg.stages[1]
+    out = {}
+    for kind in ("lm", "theseus"):
+        stage = dataclasses.replace(
+            smooth, solver=dataclasses.replace(smooth.solver, kind=kind, iterations=6)
+        )
+        out[kind] = run_stage(stage, problem, params, LossHistory(), progress=False)
+    assert out["lm"].iterations == out["theseus"].iterations
+    assert out["lm"].final_loss < 0.5 * out["lm"].initial_loss
+    assert out["lm"].final_loss == pytest.approx(out["theseus"].final_loss, rel=1e-8)
+    for key in ("root_orient", "trans", "pose_body", "betas"):
+        torch.testing.assert_close(out["lm"].params[key], out["theseus"].params[key],
+                                   rtol=1e-6, atol=1e-8)  # fmt: skip
