@@ -40,10 +40,6 @@ from torch.func import jacfwd, jacrev, vmap
 
 from slahmr_opt.costs.term import GLOBAL, PER_FRAME, Term
 
-#: Size of each per-frame variable, in ``PER_FRAME`` order of the columns.
-FRAME_DIMS = {"root_orient": 3, "trans": 3, "pose_body": 63}
-#: Size of each global variable, in ``GLOBAL`` order of the columns.
-GLOBAL_DIMS = {"log_alpha": 1, "floor": 3}
 #: Jacobian entries per chunk of term elements (32 MB in float64).
 CHUNK_ENTRIES = 1 << 22
 #: Damping bounds (Theseus' LM's).
@@ -88,18 +84,21 @@ class Layout:
         return sum(s.stop - s.start for s in self.global_cols.values())
 
 
-def _columns(names: list[str], dims: dict[str, int]) -> dict[str, slice]:
+def _columns(names: list[str], params: dict[str, Tensor]) -> dict[str, slice]:
+    """Consecutive columns of the variables ``names``, each its last axis in ``params`` wide."""
     out, start = {}, 0
     for name in names:
-        out[name] = slice(start, start + dims[name])
-        start += dims[name]
+        size = params[name].shape[-1]
+        out[name] = slice(start, start + size)
+        start += size
     return out
 
 
 def make_layout(
-    track_mask: Tensor, optimize: set[str], num_betas: int, terms: list[Term]
+    track_mask: Tensor, optimize: set[str], params: dict[str, Tensor], terms: list[Term]
 ) -> Layout:
-    """The layout of ``optimize``'s variables for ``terms`` over ``track_mask`` (P, T)."""
+    """The layout of ``optimize``'s variables (their sizes from ``params``) for ``terms`` over
+    ``track_mask`` (P, T)."""
     person, frame = torch.nonzero(track_mask, as_tuple=True)
     row = torch.full(track_mask.shape, -1, dtype=torch.long)
     row[person, frame] = torch.arange(len(person))
@@ -110,9 +109,9 @@ def make_layout(
         if offsets:
             band = max(band, max(offsets) - min(offsets))
     return Layout(
-        frame_cols=_columns([v for v in PER_FRAME if v in optimize], FRAME_DIMS),
-        num_betas=num_betas if "betas" in optimize else 0,
-        global_cols=_columns([v for v in GLOBAL if v in optimize], GLOBAL_DIMS),
+        frame_cols=_columns([v for v in PER_FRAME if v in optimize], params),
+        num_betas=params["betas"].shape[-1] if "betas" in optimize else 0,
+        global_cols=_columns([v for v in GLOBAL if v in optimize], params),
         row=row,
         person=person,
         frame=frame,
@@ -199,7 +198,9 @@ def _add_term(ne: NormalEquations, term: Term, weight: float, params, layout: La
         idx = torch.arange(start, min(start + step, term.num_elements))
         r, jac = term_jacobians(term, args, term.gather(params, idx))
         m = len(idx)
-        J = r.new_zeros(m, term.dim, cols)
+        # Products in float64: float32 sums of near-singular blocks are not always positive
+        # definite at small damping (seen in stage 3 of tests/stages/test_evidence_guard.py).
+        J = torch.zeros(m, term.dim, cols, dtype=torch.float64)
         for i in frame_in:
             a = offsets.index(i.offset)
             c = layout.frame_cols[i.var]
@@ -209,9 +210,7 @@ def _add_term(ne: NormalEquations, term: Term, weight: float, params, layout: La
         for i in global_in:
             c = layout.global_cols[i.var]
             J[:, :, F * D + B + c.start : F * D + B + c.stop] += jac[i.arg]
-        # Products in float64: float32 sums of near-singular blocks are not always positive
-        # definite at small damping (seen in stage 3 of tests/stages/test_evidence_guard.py).
-        J = J.double() * root_w
+        J.mul_(root_w)
         Js = J[:, :, F * D :]  # the shape and global columns
         Jtr = (J.transpose(1, 2) @ (r.double() * root_w)[..., None])[..., 0]
         person, frame = term.person[idx], term.frame[idx]
@@ -358,13 +357,13 @@ def levenberg_marquardt(
         if ne is None:
             ne = linearize(terms, params, layout)
         try:
-            x = solve_step(ne, layout, damping)
+            trial = apply_step(params, solve_step(ne, layout, damping), layout)
         except LinearSolveError as exc:
             if damping >= MAX_DAMPING:
                 return LMResult(params, it, "failed", damping, rejected, str(exc))
-            x = None  # not positive definite to working precision: more damping, as a rejection
-        trial = apply_step(params, x, layout) if x is not None else None
-        new_err = loss(trial) if trial is not None else float("nan")
+            trial, new_err = None, float("nan")  # rejected: more damping
+        else:
+            new_err = loss(trial)
         if new_err < err:  # NaN is rejected
             converged = abs(err - new_err) <= min_rel_decrease * abs(err) or new_err < 1e-12
             params, err, ne, rejects_in_row = trial, new_err, None, 0

@@ -121,9 +121,7 @@ def _run_lm(stage, problem, params, optimize, weights, history, bar, first):
     ]
     if not terms:
         return params, 0, "converged", "no term touches the optimized variables", None
-    layout = make_layout(
-        problem.track_mask, optimize, params["betas"].shape[1], [t for t, _ in terms]
-    )
+    layout = make_layout(problem.track_mask, optimize, params, [t for t, _ in terms])
 
     last = {}  # the newest evaluated parameters and their loss: the history reuses it
 

@@ -101,7 +101,7 @@ def test_step_equals_the_sparse_cholesky_step(problem_3, optimize, jacobians):
     if jacobians == "autodiff":
         terms = {k: dataclasses.replace(t, jac=None) for k, t in terms.items()}
     active = [(terms[n], w) for n, w in weights.items()]
-    layout = make_layout(mask, optimize, params["betas"].shape[1], [t for t, _ in active])
+    layout = make_layout(mask, optimize, params, [t for t, _ in active])
     assert layout.band == 2
     ne = linearize(active, params, layout)
     for damping in (1e-4, 1e-2, 10.0):
@@ -119,7 +119,7 @@ def test_step_is_linear_in_person_frames(problem_3):
     """Nothing outside the tracks moves; the frame blocks beyond a track's end stay empty."""
     terms, weights, mask, params = problem_3
     active = [(terms[n], w) for n, w in weights.items()]
-    layout = make_layout(mask, FULL, params["betas"].shape[1], [t for t, _ in active])
+    layout = make_layout(mask, FULL, params, [t for t, _ in active])
     ne = linearize(active, params, layout)
     assert ne.frames.shape == (int(mask.sum()), 3, 69, 69)
     out = apply_step(params, solve_step(ne, layout, 1e-2), layout)
@@ -131,7 +131,7 @@ def test_a_term_across_a_gap_in_a_track_is_refused(problem_3):
     terms, _, mask, params = problem_3
     gap = mask.clone()
     gap[0, 5] = False
-    layout = make_layout(gap, {"trans"}, 10, [terms["joints_smooth"]])
+    layout = make_layout(gap, {"trans"}, params, [terms["joints_smooth"]])
     with pytest.raises(ValueError, match="outside the track"):
         linearize([(terms["joints_smooth"], 1.0)], params, layout)
 
@@ -153,7 +153,7 @@ def test_lm_does_not_stop_at_a_rejected_step():
         "betas": torch.zeros(1, 10, dtype=DT),
         "trans": torch.zeros(1, 1, 3, dtype=DT),
     }
-    layout = make_layout(torch.ones(1, 1, dtype=torch.bool), {"log_alpha"}, 10, [term])
+    layout = make_layout(torch.ones(1, 1, dtype=torch.bool), {"log_alpha"}, params, [term])
     calls = []
     out = levenberg_marquardt(
         [(term, 1.0)],
