@@ -3,9 +3,10 @@
 Three transforms of a world motion (y up, floor y = 0): left/right **mirroring** through the
 sagittal plane x = 0, **time reversal** (walking forwards becomes walking backwards, a wave is
 played backwards) and **speed changes** (resampling in time). The CVAE motion prior trains on
-them as augmentation (``priors.motion_cvae.train --augment``), the regressor's synthetic views
-mirror and reverse windows (``priors.regressor.synth``), and the benchmark generator films them
-as motion kinds the training data lacks by construction (``slahmr-opt bench make --variants``).
+them as augmentation (``slahmr_priors.motion_cvae.train --augment``), the regressor's
+synthetic views mirror and reverse windows (``slahmr_priors.regressor.synth``), and the benchmark
+generator films them as motion kinds the training data lacks by construction (``slahmr-opt bench
+make --variants``).
 
 A motion here is root orientations as matrices (T, 3, 3) or axis-angle (T, 3), body poses
 (T, 21, 3) or (T, 63) axis-angle, and optionally joints (T, J, 3) with SMPL's joint order and

@@ -1,4 +1,5 @@
-"""The package import graph of ``slahmr_opt`` and ``priors``, read from the code's own imports.
+"""The package import graph of ``slahmr_opt`` and ``priors/`` (imported as ``slahmr_priors``),
+read from the code's own imports.
 
     python scripts/import_graph.py            # edges, cycles, rule breaks (text)
     python scripts/import_graph.py --json     # the same as JSON
@@ -28,6 +29,8 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Folder -> import name (``setup.py`` installs ``priors/`` as ``slahmr_priors``).
+TOPS = {"slahmr_opt": "slahmr_opt", "priors": "slahmr_priors"}
 BASE = {"errors", "config", "types", "history", "files", "__init__"}
 ONLY = {
     "inputs": {"types", "body", "geometry"},
@@ -50,10 +53,11 @@ def modules(root: Path = ROOT) -> dict[str, Path]:
     """Module name -> file of every module of ``slahmr_opt`` and ``priors`` (packages by their
     ``__init__``)."""
     out = {}
-    for top in ("slahmr_opt", "priors"):
+    for top, name in TOPS.items():
         for path in sorted((root / top).rglob("*.py")):
             rel = path.relative_to(root).with_suffix("")
             parts = list(rel.parts[:-1]) if rel.name == "__init__" else list(rel.parts)
+            parts[0] = name
             out[".".join(parts)] = path
     return out
 
@@ -74,7 +78,7 @@ def _imported(path: Path, module: str) -> set[str]:
 
 def shipped_priors(root: Path = ROOT) -> set[str]:
     """``priors`` modules that ``slahmr_opt`` imports, with what they import in turn and the
-    packages on their way (importing ``priors.a.b`` runs ``priors/__init__`` and ``priors/a``)."""
+    packages on their way (importing ``slahmr_priors.a.b`` runs its ``__init__`` and ``a``'s)."""
     known = modules(root)
     todo = []
     for module, path in known.items():
@@ -83,7 +87,7 @@ def shipped_priors(root: Path = ROOT) -> set[str]:
     out = set()
     while todo:
         m = todo.pop()
-        if not m.startswith("priors") or m in out:
+        if not m.startswith("slahmr_priors") or m in out:
             continue
         out.add(m)
         parts = m.split(".")
@@ -97,7 +101,7 @@ def package_of(module: str, shipped: set[str] = frozenset()) -> str | None:
     (``shipped_priors``), else ``priors.training``; ``slahmr_opt`` and names defined in its
     ``__init__`` (``slahmr_opt.__version__``) -> ``__init__``; others None."""
     parts = module.split(".")
-    if parts[0] == "priors":
+    if parts[0] == "slahmr_priors":
         return "priors" if module in shipped else "priors.training"
     if parts[0] != "slahmr_opt":
         return None

@@ -1,3 +1,3 @@
-"""slahmr-opt: optimization-first global human mesh recovery on Theseus."""
+"""slahmr-opt: optimization-first global human mesh recovery."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

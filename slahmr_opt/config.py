@@ -12,8 +12,9 @@ equal to its string (``cfg.init.scale == "contact"``).
 
 import math
 import re
+import sys
 from dataclasses import dataclass, field
-from enum import StrEnum
+from importlib import resources, util
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from slahmr_opt.body import BodyConfig
 from slahmr_opt.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    from enum import StrEnum
+else:  # Python 3.10
+    from backports.strenum import StrEnum
 
 #: Every variable a stage may optimize. All others are held fixed during that stage.
 VARIABLES = ("root_orient", "trans", "pose_body", "betas", "alpha", "floor")
@@ -91,7 +97,7 @@ class DType(StrEnum):
 
 
 _MISSING_KEY = object()
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(str(resources.files("slahmr_opt.configs")))
 
 
 @dataclass
@@ -384,6 +390,13 @@ def _validate_solver(s: SolverConfig, where: str) -> None:
              f"{where}.min_rel_decrease", "finite and >= 0", s.min_rel_decrease)  # fmt: skip
     _require(s.lr is None or (_finite(s.lr) and s.lr > 0), f"{where}.lr", "null or > 0", s.lr)
     _require(s.lbfgs_inner >= 1, f"{where}.lbfgs_inner", ">= 1", s.lbfgs_inner)
+    if s.kind == SolverKind.theseus:
+        missing = [m for m in ("theseus", "sksparse") if util.find_spec(m) is None]
+        _require(not missing, f"{where}.kind",
+                 "lm, lbfgs or adam here: theseus needs theseus-ai and scikit-sparse "
+                 f"(missing: {', '.join(missing)}; pip install 'slahmr-opt[theseus]', which "
+                 "builds against SuiteSparse: apt-get install libsuitesparse-dev)",
+                 s.kind)  # fmt: skip
 
 
 def _validate(cfg: Config) -> None:

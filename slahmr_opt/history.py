@@ -1,6 +1,8 @@
 """Loss history: one record per solver iteration with every term's value (DataFrames, plots)."""
 
 import csv
+import io
+import json
 import os
 import time
 from collections.abc import Callable
@@ -38,7 +40,8 @@ class LossHistory:
 
     Args:
         on_record: called as ``on_record(history, record)`` after every record is added (a
-            live view of a long solve: ``follow_csv`` keeps a CSV file up to date).
+            live view of a long solve: ``FollowJob`` keeps ``history.csv`` and ``progress.json`` up
+            to date).
     """
 
     def __init__(self, on_record: Callable[["LossHistory", IterRecord], None] | None = None):
@@ -90,13 +93,11 @@ class LossHistory:
         keys: list[str] = []
         for row in rows:
             keys += [k for k in row if k not in keys]
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+        _replace(Path(path), text.getvalue())
 
     @classmethod
     def load(cls, path: str | Path) -> "LossHistory":
@@ -163,13 +164,70 @@ class LossHistory:
 _INFO_KEYS = {"damping", "rejected", "evaluations", "lr"}
 
 
-def follow_csv(path: str | Path) -> Callable[[LossHistory, IterRecord], None]:
-    """An ``on_record`` callback that rewrites ``path`` (``LossHistory.save``) after every
-    iteration, so a long job can be watched while it runs:
-    ``LossHistory.load(path).plot()`` or ``pandas.read_csv(path)`` in a notebook."""
+def _replace(path: Path, text: str) -> None:
+    """Write ``text`` beside ``path``, then rename it over ``path``: a reader never sees a
+    half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, newline="")
+    os.replace(tmp, path)
 
-    def on_record(history: LossHistory, record: IterRecord) -> None:
-        history.save(path)
 
-    return on_record
+class FollowJob:
+    """The ``on_record`` callback of a job writing into ``folder``: after every iteration it
+    rewrites ``history.csv`` (``LossHistory.save``) and ``progress.json``, so that a running job
+    can be watched (``read_progress``; the loss-curve notebook's last cell):
+
+    ``state`` (``running``, then ``done`` or ``failed``), ``stage``, ``stage_index`` (from 1),
+    ``stages`` (names in order), ``iteration`` and ``max_iterations`` of the stage, ``loss`` (the
+    weighted total), ``stage_seconds`` and ``seconds`` (the whole job so far),
+    ``stage_eta_seconds`` (at most this much more for the stage: the iterations left to its limit
+    at its mean time per iteration; stages usually converge earlier), ``updated`` (Unix time) and
+    ``pid``.
+
+    Args:
+        folder: the job's output folder.
+        stages: ``(name, iteration limit)`` of every stage, in order.
+    """
+
+    def __init__(self, folder: str | Path, stages: list[tuple[str, int]]):
+        self.folder = Path(folder)
+        self.limits = dict(stages)
+        self.names = [name for name, _ in stages]
+        self.start = time.time()
+        self.last: dict = {}
+
+    def __call__(self, history: LossHistory, record: IterRecord) -> None:
+        history.save(self.folder / "history.csv")
+        limit = self.limits.get(record.stage, record.iteration)
+        per_iteration = record.wall_time / max(record.iteration, 1)
+        self.last = {
+            "stage": record.stage,
+            "stage_index": self.names.index(record.stage) + 1 if record.stage in self.names else 0,
+            "stages": self.names,
+            "iteration": record.iteration,
+            "max_iterations": limit,
+            "loss": record.total,
+            "stage_seconds": round(record.wall_time, 3),
+            "stage_eta_seconds": round(max(limit - record.iteration, 0) * per_iteration, 1),
+        }
+        self._write("running")
+
+    def finish(self, state: str = "done") -> None:
+        """Mark the job ``done`` (or ``failed``) in ``progress.json``; a job that failed before
+        its first iteration leaves no file (bad input leaves the output folder empty)."""
+        if state == "failed" and not self.last:
+            return
+        self.last["stage_eta_seconds"] = 0.0
+        self._write(state)
+
+    def _write(self, state: str) -> None:
+        progress = {"state": state, **self.last, "seconds": round(time.time() - self.start, 3),
+                    "updated": time.time(), "pid": os.getpid()}  # fmt: skip
+        _replace(self.folder / "progress.json", json.dumps(progress, indent=1) + "\n")
+
+
+def read_progress(folder: str | Path) -> dict | None:
+    """``progress.json`` of a job's folder (``FollowJob``), or None before its first iteration."""
+    path = Path(folder) / "progress.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 

@@ -203,7 +203,7 @@ def run_video(
         InputError: not a video, no person, tracks too short (the message names the video).
     """
     from slahmr_opt.body import load_body_model
-    from slahmr_opt.history import follow_csv
+    from slahmr_opt.history import FollowJob
     from slahmr_opt.io.export.glb import export_glb
     from slahmr_opt.io.results import person_summaries, result_arrays, stage_rows, write_result
     from slahmr_opt.solve import solve
@@ -228,8 +228,14 @@ def run_video(
     logger.info("%d people, %d frames, %s camera", obs.num_people, obs.num_frames,
                 "static" if obs.cameras.is_static else "moving")  # fmt: skip
     t0 = time.perf_counter()
-    result = solve(obs, cfg, checkpoint_dir=out / "checkpoints", progress=progress,
-                   on_iteration=follow_csv(out / "history.csv"))  # fmt: skip
+    follow = FollowJob(out, [(stage.name, stage.solver.iterations) for stage in cfg.stages])
+    try:
+        result = solve(obs, cfg, checkpoint_dir=out / "checkpoints", progress=progress,
+                       on_iteration=follow)
+    except BaseException:
+        follow.finish("failed")
+        raise
+    follow.finish()
     results_path = write_result(result, out)
     (out / "inputs.json").write_text(json.dumps({**obs.sources, "video": str(video)}, indent=2))
     report.seconds["fit"] = time.perf_counter() - t0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from slahmr_opt.body import BodyModel, load_body_model
+from slahmr_opt.body import BodyModel, body_model_record, load_body_model
 from slahmr_opt.config import Config, StageConfig, to_yaml
 from slahmr_opt.costs.priors import load_pose_prior
 from slahmr_opt.errors import SlahmrOptError
@@ -94,7 +94,8 @@ def solve(
             config and code version resumes after the last finished stage.
         progress: show tqdm progress bars.
         on_iteration: called after every solver iteration with the history and its new record
-            (``history.follow_csv(path)`` keeps a live ``history.csv``).
+            (``history.FollowJob(folder, stages)`` keeps a live ``history.csv`` and
+            ``progress.json``).
 
     Returns:
         The ``Result``, in the output frame of ``floor.align_output`` (else the SLAM world).
@@ -102,7 +103,9 @@ def solve(
     dtype = getattr(torch, cfg.dtype)
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
+    record = body_model_record(body_model) if body_model is not None else None
     body_model = (body_model or load_body_model(cfg.body)).to(dtype)
+    record = record or body_model_record(body_model, cfg.body)
     obs_d = _cast_observations(obs, dtype)
     start = initial_state(obs_d, body_model, cfg.init, builtin_body=cfg.body.model_path is None)
     params = params_from_body(start.body, start.alpha, dtype)
@@ -127,7 +130,8 @@ def solve(
         summaries.append(summary)
         records = [vars(r) for r in history.records if r.stage == stage.name]
         checkpoints.save(index, params, records, summary.to_dict())
-    return _result(obs, obs_d, body_model, params, cfg, history, summaries, observable)
+    result = _result(obs, obs_d, body_model, params, cfg, history, summaries, observable)
+    return replace(result, body_model=record)
 
 
 def _result(obs: Observations, obs_d: Observations, body_model: BodyModel, params: dict,

@@ -6,12 +6,17 @@ Dimension letters: P people, T frames, K keypoints, B shape coefficients.
 All tensors are torch tensors on the CPU unless a caller moves them.
 """
 
+import sys
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+if sys.version_info >= (3, 11):
+    from enum import StrEnum
+else:  # Python 3.10
+    from backports.strenum import StrEnum
 
 if TYPE_CHECKING:
     from slahmr_opt.history import LossHistory
@@ -306,6 +311,8 @@ class Result:
         scale_observed: False for a static camera or one that does not translate measurably
             (``init.scale.scale_observable``): ``cameras.alpha`` then carries no metric meaning
             and ``results.npz`` reports ``world_scale`` as NaN.
+        body_model: the body model it was fitted with (``body.body_model_record``: ``type``,
+            ``gender``, ``num_betas``, ``file``, ``sha256``, ``builtin``); empty if unknown.
     """
 
     body: BodyParams
@@ -323,6 +330,7 @@ class Result:
     world_transform: Tensor = field(default_factory=lambda: torch.eye(4))
     statures: Tensor | None = None
     scale_observed: bool = True
+    body_model: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.world_transform is None:

@@ -1,12 +1,13 @@
 """A live loss history: ``solve(on_iteration=...)`` sees every iteration as it happens, and
-``follow_csv`` keeps a CSV that a notebook can read while the job runs."""
+``FollowJob`` keeps ``history.csv`` and ``progress.json`` that a notebook can read while the job
+runs."""
 
 import csv
 
-from slahmr_opt.history import LossHistory, follow_csv
+from slahmr_opt.history import FollowJob, LossHistory, read_progress
 
 
-def test_follow_csv_is_complete_after_every_record(tmp_path):
+def test_follow_job_files_are_complete_after_every_record(tmp_path):
     path = tmp_path / "history.csv"
     seen = []
 
@@ -14,15 +15,24 @@ def test_follow_csv_is_complete_after_every_record(tmp_path):
         follow(history, record)
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
-        seen.append((len(rows), rows[-1]["stage"], float(rows[-1]["total"])))
+        progress = read_progress(tmp_path)
+        seen.append((len(rows), rows[-1]["stage"], float(rows[-1]["total"]),
+                     progress["stage_index"], progress["iteration"], progress["loss"]))  # fmt: skip
 
-    follow = follow_csv(path)
+    follow = FollowJob(tmp_path, [("root", 30), ("smooth", 10)])
+    assert read_progress(tmp_path) is None
     history = LossHistory(check)
-    for i in range(3):
+    for i in range(1, 4):
         history.add("root", i, 10.0 - i, {"kp2d": 5.0 - i})
     history.start_stage()
-    history.add("smooth", 0, 4.0, {"kp2d": 2.0, "pose_prior": 2.0})
-    assert seen == [(1, "root", 10.0), (2, "root", 9.0), (3, "root", 8.0), (4, "smooth", 4.0)]
+    history.add("smooth", 4, 4.0, {"kp2d": 2.0, "pose_prior": 2.0})
+    assert seen == [(1, "root", 9.0, 1, 1, 9.0), (2, "root", 8.0, 1, 2, 8.0),
+                    (3, "root", 7.0, 1, 3, 7.0), (4, "smooth", 4.0, 2, 4, 4.0)]  # fmt: skip
+    progress = read_progress(tmp_path)
+    assert progress["state"] == "running" and progress["stages"] == ["root", "smooth"]
+    assert progress["max_iterations"] == 10 and progress["stage_eta_seconds"] >= 0
+    follow.finish()
+    assert read_progress(tmp_path)["state"] == "done"
     back = LossHistory.load(path)
     assert [r.terms for r in back.records][-1] == {"kp2d": 2.0, "pose_prior": 2.0}
     assert not list(tmp_path.glob(".*tmp"))  # nothing half-written is left behind

@@ -1,16 +1,16 @@
 """Build the training (and held-out evaluation) data of the learned priors from Bandai-Namco mocap.
 
-    python -m priors.data.build --mocap ../shared/data/mocap/bandai-namco-2.tar.xz \\
+    python -m slahmr_priors.data.build --mocap ../shared/data/mocap/bandai-namco-2.tar.xz \\
         --out /tmp/slahmr_opt_priors_data
 
 For each split (``train``, ``eval``; the rule is ``slahmr_opt.mocap.targets.split_of``) it
 
-1. fits the built-in body to every frame of every file (``priors.pose_gmm.prepare``: the BVH
+1. fits the built-in body to every frame of every file (``slahmr_priors.pose_gmm.prepare``: the BVH
    reader, the SMPL joint mapping and ``fit_sequences``), after resampling files whose frame rate
    is not ``--fps`` (Bandai-Namco is 30 fps: none is), and caches the fits in
    ``OUT/fits_<split>.npz`` (prepare's layout; an existing cache of the same split, every frame,
    is reused);
-2. runs the body model on the fits and derives the per-frame states (``priors.data.states``),
+2. runs the body model on the fits and derives the per-frame states (``slahmr_priors.data.states``),
    written to ``OUT/states_<split>.npz`` (layout in ``save_states``; no pickled objects).
 
 Progress goes to the log (stderr). Like prepare.py, this data preparation uses slahmr_opt.
@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from priors.contacts import CONTACT_HEIGHT, CONTACT_JOINTS, CONTACT_SPEED
-from priors.data import states as st
-from priors.pose_gmm import prepare
+from slahmr_priors.contacts import CONTACT_HEIGHT, CONTACT_JOINTS, CONTACT_SPEED
+from slahmr_priors.data import states as st
+from slahmr_priors.pose_gmm import prepare
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    command = " ".join(["python -m priors.data.build", *(argv or sys.argv[1:])])
+    command = " ".join(["python -m slahmr_priors.data.build", *(argv or sys.argv[1:])])
     build(args.mocap, args.out, args.splits, args.fps, args.workers, args.max_files,
           args.solver, command, args.shard_files)  # fmt: skip
 

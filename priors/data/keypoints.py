@@ -1,14 +1,16 @@
-"""World keypoints of the fitted mocap, for training the keypoint regressor (``priors.regressor``).
+"""World keypoints of the fitted mocap, for training the keypoint regressor
+(``slahmr_priors.regressor``).
 
-    python -m priors.data.keypoints --data /tmp/slahmr_opt_priors_data
+    python -m slahmr_priors.data.keypoints --data /tmp/slahmr_opt_priors_data
 
-Reads ``fits_<split>.npz`` (``python -m priors.data.build``) and writes ``keypoints_<split>.npz``:
+Reads ``fits_<split>.npz`` (``python -m slahmr_priors.data.build``) and writes
+``keypoints_<split>.npz``:
 
 ==============  ==============  ====================================================
 key             shape           meaning
 ==============  ==============  ====================================================
 kp_w            (N, 23, 3)      detector keypoints of the fitted body in the regressor's
-                                layout (``priors.regressor.features``), world, metres
+                                layout (``slahmr_priors.regressor.features``), world, metres
 rest_joints     (S, 24, 3)      SMPL joints of each sequence's shape at zero pose and
                                 translation (for forward kinematics in the training loss)
 names           (S,)            file names, as in the fits and states files
@@ -17,7 +19,7 @@ seq_start       (S + 1,)        frame offsets, as in the fits and states files
 
 The keypoints are what the solver's reprojection term compares with detections
 (``slahmr_opt.body.keypoints``: OpenPose-25 with the detector hip convention). Like
-``priors.data.build``, this data preparation uses slahmr_opt's body model.
+``slahmr_priors.data.build``, this data preparation uses slahmr_opt's body model.
 """
 
 import argparse
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from priors.regressor.features import to_layout
+from slahmr_priors.regressor.features import to_layout
 
 logger = logging.getLogger(__name__)
 

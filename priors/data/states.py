@@ -12,13 +12,13 @@ frame, plus contact labels:
   under the pelvis joint, axes turned about y by the body's heading ``atan2(f_x, f_z)`` (``f``:
   the root orientation's forward axis, body +z), so the body faces +z; positions are moved into
   it, velocities and rotations only turned;
-* contacts: ``priors.contacts.contact_labels`` (heights and speeds of ``CONTACT_JOINTS``).
+* contacts: ``slahmr_priors.contacts.contact_labels`` (heights and speeds of ``CONTACT_JOINTS``).
 """
 
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-from priors.contacts import contact_labels
+from slahmr_priors.contacts import contact_labels
 
 NUM_JOINTS = 22
 

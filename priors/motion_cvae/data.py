@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from priors import augment
-from priors.motion_cvae.state import axis_angle_to_matrix, states_from_rotations
+from slahmr_priors import augment
+from slahmr_priors.motion_cvae.state import axis_angle_to_matrix, states_from_rotations
 
-#: Motion augmentations of ``load_transitions`` (``priors.augment``).
+#: Motion augmentations of ``load_transitions`` (``slahmr_priors.augment``).
 AUGMENTATIONS = ("mirror", "reverse", "speed")
 #: Speed factors of the ``speed`` augmentation (1.0 is always kept).
 SPEEDS = (0.8, 1.25)
@@ -27,8 +27,8 @@ class TransitionSet:
     """Transitions of many sequences.
 
     Attributes:
-        prev, cur: (N, 204) float32 states (``priors.motion_cvae.state``).
-        contacts: (N, C) float32 contact labels of frame t (``priors.data.states``).
+        prev, cur: (N, 204) float32 states (``slahmr_priors.motion_cvae.state``).
+        contacts: (N, C) float32 contact labels of frame t (``slahmr_priors.data.states``).
         sequence: (N,) int64 index into ``names``.
         names: (S,) file names.
         metadata: the state file's metadata.
@@ -118,9 +118,9 @@ def load_transitions(path: str | Path, max_files: int | None = None, exclude=(),
 
 
 def load_motions(path: str | Path, indices: list[int] | None = None) -> list:
-    """World motions (``priors.motion_cvae.scores.Motion``) of a state file's sequences, or of
-    those at ``indices`` (every one by default)."""
-    from priors.motion_cvae.scores import Motion
+    """World motions (``slahmr_priors.motion_cvae.scores.Motion``) of a state file's sequences,
+    or of those at ``indices`` (every one by default)."""
+    from slahmr_priors.motion_cvae.scores import Motion
 
     with np.load(path) as data:
         starts, fps = data["seq_start"], data["fps"]

@@ -1,6 +1,6 @@
 """Conditional VAE over motion transitions (HuMoR's idea, written for this project; torch only).
 
-States ``s`` are ``priors.motion_cvae.state``'s 204-vectors; a transition pairs the previous
+States ``s`` are ``slahmr_priors.motion_cvae.state``'s 204-vectors; a transition pairs the previous
 state ``p = s_{t-1}`` with ``x = s_t``, both in frame t-1's canonical frame. Generative model
 (latent size L, D = 204, C contact joints):
 
@@ -31,9 +31,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from priors.contacts import CONTACT_JOINTS
-from priors.mlp import mlp, mlp_row_jacobian
-from priors.motion_cvae.state import STATE_DIM, states_from_body
+from slahmr_priors.contacts import CONTACT_JOINTS
+from slahmr_priors.mlp import mlp, mlp_row_jacobian
+from slahmr_priors.motion_cvae.state import STATE_DIM, states_from_body
 
 SHIPPED = Path(__file__).resolve().with_name("motion_cvae.pt")
 LOG_2PI = math.log(2 * math.pi)

@@ -1,17 +1,18 @@
 """Stop-gap training states: every-frame fits where they exist, else interpolated stride-5 fits.
 
-    python -m priors.motion_cvae.prepare_interp \\
+    python -m slahmr_priors.motion_cvae.prepare_interp \\
         --stride-fits /tmp/slahmr_opt_mocap_fits/train_stride5.npz \\
         --shards /tmp/slahmr_opt_priors_data/fits_train_shards \\
         --out /tmp/slahmr_opt_priors_data/states_train_interp.npz --max-files 800
 
-Used because the every-frame training build (``python -m priors.data.build --splits train``)
+Used because the every-frame training build (``python -m slahmr_priors.data.build --splits train``)
 had not finished when the motion prior had to be trained, and its finished shards, sorted by file
 name, held only the first three of the ten actions. The pose priors' training fits of every
-training file at every 5th frame (``priors.pose_gmm.prepare``, same fitter) are interpolated to
-every frame by natural cubic splines (translation; root and joint rotations as sign-aligned
-quaternions, renormalised), the body model gives the joints, and ``priors.data.build`` derives
-and writes the states (its layout; metadata names the source per file). Training split only.
+training file at every 5th frame (``slahmr_priors.pose_gmm.prepare``, same fitter) are
+interpolated to every frame by natural cubic splines (translation; root and joint rotations as
+sign-aligned quaternions, renormalised), the body model gives the joints, and
+``slahmr_priors.data.build`` derives and writes the states (its layout; metadata names the source
+per file). Training split only.
 """
 
 import argparse
@@ -25,7 +26,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 from scipy.spatial.transform import Rotation
 
-from priors.data import build
+from slahmr_priors.data import build
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,8 @@ def main(argv: list[str] | None = None) -> None:
         "source_per_file": source,
         "contact_rate": states["contacts"].mean(0).round(4).tolist(),
         "seconds": round(time.time() - start, 1),
-        "command": "python -m priors.motion_cvae.prepare_interp " + " ".join(argv or sys.argv[1:]),
+        "command": "python -m slahmr_priors.motion_cvae.prepare_interp "
+        + " ".join(argv or sys.argv[1:]),
     }  # fmt: skip
     build.save_states(args.out, fits, states, metadata)
     logger.info("wrote %s (%.0f s)", args.out, time.time() - start)

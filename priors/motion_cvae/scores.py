@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from priors.motion_cvae.data import TransitionSet
-from priors.motion_cvae.model import CONTACT_JOINTS, MotionCVAE
-from priors.motion_cvae.state import JOINTS, STATE_DIM, states_from_body
+from slahmr_priors.motion_cvae.data import TransitionSet
+from slahmr_priors.motion_cvae.model import CONTACT_JOINTS, MotionCVAE
+from slahmr_priors.motion_cvae.state import JOINTS, STATE_DIM, states_from_body
 
 #: Perturbations scored by ``perturbation_scores``.
 JITTER_POSITION = 0.01
@@ -26,7 +26,7 @@ class Motion:
 
     Attributes:
         root_orient: (T, 3) axis-angle. pose_body: (T, 63). joints: (T, 22, 3) m.
-        contacts: (T, C) bool labels (``priors.data.states``). fps: frame rate.
+        contacts: (T, C) bool labels (``slahmr_priors.data.states``). fps: frame rate.
     """
 
     root_orient: np.ndarray

@@ -1,12 +1,13 @@
 """Train the CVAE motion prior on the mocap training split and score it on the held-out split.
 
-    python -m priors.motion_cvae.train --train /tmp/slahmr_opt_priors_data/states_train.npz \\
+    python -m slahmr_priors.motion_cvae.train \\
+        --train /tmp/slahmr_opt_priors_data/states_train.npz \\
         --eval /tmp/slahmr_opt_priors_data/states_eval.npz --out priors/motion_cvae/motion_cvae.pt
 
-State files come from ``python -m priors.data.build`` (``priors/data/README.md``). Training files
-whose take number ends in 5 are held back as a validation set for the loss curve; the evaluation
-split (take number ending in 0) is only scored at the end. Reproducible: sorted files, fixed seed,
-fixed thread count (CPU).
+State files come from ``python -m slahmr_priors.data.build`` (``priors/data/README.md``).
+Training files whose take number ends in 5 are held back as a validation set for the loss curve;
+the evaluation split (take number ending in 0) is only scored at the end. Reproducible: sorted
+files, fixed seed, fixed thread count (CPU).
 """
 
 import argparse
@@ -22,8 +23,8 @@ import numpy as np
 import torch
 from torch.nn.functional import binary_cross_entropy_with_logits
 
-from priors.data.schedule import one_cycle
-from priors.motion_cvae.data import (
+from slahmr_priors.data.schedule import one_cycle
+from slahmr_priors.motion_cvae.data import (
     AUGMENTATIONS,
     TransitionSet,
     load_motions,
@@ -31,9 +32,9 @@ from priors.motion_cvae.data import (
     take_numbers,
     write_sample,
 )
-from priors.motion_cvae.model import MotionCVAE
-from priors.motion_cvae.scores import perturbation_scores, score
-from priors.motion_cvae.state import PARTS, STATE_DIM
+from slahmr_priors.motion_cvae.model import MotionCVAE
+from slahmr_priors.motion_cvae.scores import perturbation_scores, score
+from slahmr_priors.motion_cvae.state import PARTS, STATE_DIM
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def fail(message: str) -> None:
     """End the command with one line on stderr and exit status 2 (bad input)."""
-    print(f"priors.motion_cvae.train: error: {message}", file=sys.stderr)
+    print(f"slahmr_priors.motion_cvae.train: error: {message}", file=sys.stderr)
     raise SystemExit(2)
 
 
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     for path in (args.train, args.eval):
         if not path.is_file():  # before training: the evaluation file is read at the end
-            fail(f"{path}: state file not found (python -m priors.data.build)")
+            fail(f"{path}: state file not found (python -m slahmr_priors.data.build)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
                   "seed": args.seed, "exclude": args.exclude, "augment": args.augment,
                   "contact_weight": args.contact_weight, "torch": torch.__version__},
         "scores": scores,
-        "command": " ".join(["python -m priors.motion_cvae.train", *(argv or sys.argv[1:])]),
+        "command": " ".join(["python -m slahmr_priors.motion_cvae.train", *(argv or sys.argv[1:])]),
         "train_seconds": round(train_seconds, 1),
     }  # fmt: skip
     write_outputs(model, args.out, args.eval, args.seed)

@@ -1,5 +1,5 @@
 """Gaussian-mixture prior over the SMPL body pose (``PoseGMM``), trained on fitted mocap."""
 
-from priors.pose_gmm.model import PoseGMM
+from slahmr_priors.pose_gmm.model import PoseGMM
 
 __all__ = ["PoseGMM"]

@@ -1,6 +1,6 @@
 """Fit the body model to one split of the Bandai-Namco mocap and cache the body parameters.
 
-    python -m priors.pose_gmm.prepare --mocap ../shared/data/mocap/bandai-namco-2.tar.xz \\
+    python -m slahmr_priors.pose_gmm.prepare --mocap ../shared/data/mocap/bandai-namco-2.tar.xz \\
         --split eval --stride 1 --out /tmp/slahmr_opt_mocap_fits/eval_stride1.npz
 
 This is an offline data-preparation script: unlike the prior itself (``model.py``, torch and numpy
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    command = " ".join(["python -m priors.pose_gmm.prepare", *(argv or sys.argv[1:])])
+    command = " ".join(["python -m slahmr_priors.pose_gmm.prepare", *(argv or sys.argv[1:])])
     prepare(args.mocap, args.split, args.stride, args.out, args.max_files, args.seed,
             workers=args.workers, command=command)  # fmt: skip
 

@@ -1,6 +1,6 @@
 """Train the Gaussian-mixture pose prior on body fits of the mocap training split.
 
-    python -m priors.pose_gmm.train --mocap ../shared/data/mocap/bandai-namco-2.tar.xz \\
+    python -m slahmr_priors.pose_gmm.train --mocap ../shared/data/mocap/bandai-namco-2.tar.xz \\
         --out priors/pose_gmm/pose_gmm.npz
 
 Fits the body model to the training split (every ``--stride``-th frame) and to the evaluation split
@@ -21,7 +21,7 @@ import sklearn
 import torch
 from sklearn.mixture import GaussianMixture
 
-from priors.pose_gmm.model import PoseGMM
+from slahmr_priors.pose_gmm.model import PoseGMM
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +39,10 @@ MIN_STD = 0.01
 def _cached_fits(args, split: str, stride: int) -> dict:
     path = args.cache_dir / f"{split}_stride{stride}.npz"
     if not path.exists():
-        from priors.pose_gmm.prepare import prepare  # uses slahmr_opt: only when fitting
+        from slahmr_priors.pose_gmm.prepare import prepare  # uses slahmr_opt: only when fitting
 
         max_files = args.max_files if split == "train" else None
-        command = " ".join(["python -m priors.pose_gmm.train", *sys.argv[1:]])
+        command = " ".join(["python -m slahmr_priors.pose_gmm.train", *sys.argv[1:]])
         prepare(args.mocap, split, stride, path, max_files, args.seed, workers=args.workers,
                 command=command)  # fmt: skip
     with np.load(path) as data:
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
                 "unobserved_dims": unobserved.tolist(), "unobserved_std": UNOBSERVED_STD},
         "pose": "SMPL body pose, 21 joints x axis-angle (radians), root orientation excluded",
         "scores": scores,
-        "command": " ".join(["python -m priors.pose_gmm.train", *sys.argv[1:]]),
+        "command": " ".join(["python -m slahmr_priors.pose_gmm.train", *sys.argv[1:]]),
         "train_seconds": round(time.time() - start, 1),
     }  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 """Variational autoencoder prior over the SMPL body pose (``PoseVAE``), trained on fitted mocap."""
 
-from priors.pose_vae.model import PoseVAE
+from slahmr_priors.pose_vae.model import PoseVAE
 
 __all__ = ["PoseVAE"]

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from priors.mlp import mlp, mlp_row_jacobian
+from slahmr_priors.mlp import mlp, mlp_row_jacobian
 
 SHIPPED = Path(__file__).resolve().with_name("pose_vae.pt")
 POSE_DIM = 63
@@ -43,7 +43,7 @@ LOG_2PI = math.log(2 * math.pi)
 def _mlp_with_jacobian(mlp: nn.Sequential, x: Tensor, jac: Tensor) -> tuple[Tensor, Tensor]:
     """``mlp(x)`` (..., n_out) and its Jacobian times ``jac`` (..., n_in, K): (..., n_out, K).
 
-    Only ``nn.Linear`` and ``nn.SiLU`` layers (``priors.mlp.mlp``'s);
+    Only ``nn.Linear`` and ``nn.SiLU`` layers (``slahmr_priors.mlp.mlp``'s);
     ``silu'(a) = s (1 + a (1 - s))``, ``s = sigmoid(a)``.
     """
     for layer in mlp:

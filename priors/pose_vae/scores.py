@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from priors.pose_gmm import PoseGMM
-from priors.pose_gmm.train import NOISE_STD
-from priors.pose_vae.model import PoseVAE
+from slahmr_priors.pose_gmm import PoseGMM
+from slahmr_priors.pose_gmm.train import NOISE_STD
+from slahmr_priors.pose_vae.model import PoseVAE
 
 logger = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
 """Train the pose VAE on body fits of the mocap training split and score it on the held-out split.
 
-    python -m priors.pose_vae.train --mocap ../shared/data/mocap/bandai-namco-2.tar.xz \\
+    python -m slahmr_priors.pose_vae.train --mocap ../shared/data/mocap/bandai-namco-2.tar.xz \\
         --out priors/pose_vae/pose_vae.pt
 
-Uses the same body-fit caches as the Gaussian-mixture prior (``priors.pose_gmm.prepare``; built
-when missing). Training files whose take number ends in 5 are held back as a validation set for
-the loss curve; the evaluation split (take number ending in 0) is only scored at the end, next
-to the shipped Gaussian-mixture prior on the same poses. Reproducible: fixed split, sorted files,
-fixed seed, fixed thread count (CPU).
+Uses the same body-fit caches as the Gaussian-mixture prior
+(``slahmr_priors.pose_gmm.prepare``; built when missing). Training files whose take number ends in
+5 are held back as a validation set for the loss curve; the evaluation split (take number ending in
+0) is only scored at the end, next to the shipped Gaussian-mixture prior on the same poses.
+Reproducible: fixed split, sorted files, fixed seed, fixed thread count (CPU).
 """
 
 import argparse
@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from priors.data.schedule import one_cycle
-from priors.pose_gmm.train import DEFAULT_CACHE, MIN_STD, SAMPLE_SIZE, UNOBSERVED_STD
-from priors.pose_vae.model import PoseVAE
-from priors.pose_vae.scores import score_priors
+from slahmr_priors.data.schedule import one_cycle
+from slahmr_priors.pose_gmm.train import DEFAULT_CACHE, MIN_STD, SAMPLE_SIZE, UNOBSERVED_STD
+from slahmr_priors.pose_vae.model import PoseVAE
+from slahmr_priors.pose_vae.scores import score_priors
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +37,13 @@ VAE trained on clean fits learns those values to 0.3 degrees and ranks held-out 
 
 
 def load_fits(args, split: str, stride: int) -> dict:
-    """Cached body fits of one split (``priors.pose_gmm.prepare`` layout); fitted when missing."""
+    """Cached body fits of one split (``slahmr_priors.pose_gmm.prepare`` layout); fitted when
+    missing."""
     path = args.cache_dir / f"{split}_stride{stride}.npz"
     if not path.exists():
-        from priors.pose_gmm.prepare import prepare  # uses slahmr_opt: only when fitting
+        from slahmr_priors.pose_gmm.prepare import prepare  # uses slahmr_opt: only when fitting
 
-        command = " ".join(["python -m priors.pose_vae.train", *sys.argv[1:]])
+        command = " ".join(["python -m slahmr_priors.pose_vae.train", *sys.argv[1:]])
         prepare(args.mocap, split, stride, path, None, args.seed, workers=args.workers,
                 command=command)  # fmt: skip
     with np.load(path) as data:
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
                   "torch": torch.__version__},
         "pose": "SMPL body pose, 21 joints x axis-angle (radians), root orientation excluded",
         "scores": scores,
-        "command": " ".join(["python -m priors.pose_vae.train", *(argv or sys.argv[1:])]),
+        "command": " ".join(["python -m slahmr_priors.pose_vae.train", *(argv or sys.argv[1:])]),
         "train_seconds": round(train_seconds, 1),
     }  # fmt: skip
     model.metadata = metadata

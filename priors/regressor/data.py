@@ -1,7 +1,8 @@
 """Training and evaluation motion for the regressor: states and keypoints of the fitted mocap.
 
-Files: ``states_<split>.npz`` (``python -m priors.data.build``) and ``keypoints_<split>.npz``
-(``python -m priors.data.keypoints``) of the same split, frame for frame (torch and numpy only).
+Files: ``states_<split>.npz`` (``python -m slahmr_priors.data.build``) and
+``keypoints_<split>.npz`` (``python -m slahmr_priors.data.keypoints``) of the same split, frame for
+frame (torch and numpy only).
 """
 
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from priors.regressor.synth import Window
+from slahmr_priors.regressor.synth import Window
 
 
 @dataclass

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from priors.regressor.features import NUM_FEATURES
+from slahmr_priors.regressor.features import NUM_FEATURES
 
 SHIPPED = Path(__file__).resolve().with_name("regressor.pt")
 NUM_POSE = 21

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from priors.augment import (
+from slahmr_priors.augment import (
     MIRROR,
     SMPL_PAIRS,
     mirror_contacts,
@@ -24,9 +24,9 @@ from priors.augment import (
     mirror_rotation,
     swap_pairs,
 )
-from priors.motion_cvae.model import CONTACT_JOINTS
-from priors.motion_cvae.state import axis_angle_to_matrix
-from priors.regressor.features import (
+from slahmr_priors.motion_cvae.model import CONTACT_JOINTS
+from slahmr_priors.motion_cvae.state import axis_angle_to_matrix
+from slahmr_priors.regressor.features import (
     FACE,
     FEET,
     MIRROR_PAIRS,

@@ -1,14 +1,14 @@
 """Train the keypoint regressor on the mocap training split seen by random synthetic cameras.
 
-    python -m priors.regressor.train --data /tmp/slahmr_opt_priors_data \\
+    python -m slahmr_priors.regressor.train --data /tmp/slahmr_opt_priors_data \\
         --out priors/regressor/regressor.pt
 
 ``--data`` holds ``states_{train,eval}.npz`` and ``keypoints_{train,eval}.npz``
-(``python -m priors.data.build`` then ``python -m priors.data.keypoints``). Training files whose
-take number ends in 5 are held back for the validation curve; the evaluation split (take number
-ending in 0) is scored only at the end, through this module's own camera generator (the
-development benchmark, a different generator, is the real test). Reproducible: fixed seeds,
-fixed thread count.
+(``python -m slahmr_priors.data.build`` then ``python -m slahmr_priors.data.keypoints``).
+Training files whose take number ends in 5 are held back for the validation curve; the evaluation
+split (take number ending in 0) is scored only at the end, through this module's own camera
+generator (the development benchmark, a different generator, is the real test). Reproducible: fixed
+seeds, fixed thread count.
 """
 
 import argparse
@@ -23,12 +23,12 @@ import torch
 from smplx.lbs import batch_rigid_transform
 from torch.nn.functional import binary_cross_entropy
 
-from priors.data.schedule import one_cycle
-from priors.motion_cvae.state import axis_angle_to_matrix
-from priors.regressor.data import MotionSet, load_motion
-from priors.regressor.features import FPS
-from priors.regressor.model import Regressor, RegressorOutput
-from priors.regressor.synth import mirror, observe, reverse
+from slahmr_priors.data.schedule import one_cycle
+from slahmr_priors.motion_cvae.state import axis_angle_to_matrix
+from slahmr_priors.regressor.data import MotionSet, load_motion
+from slahmr_priors.regressor.features import FPS
+from slahmr_priors.regressor.model import Regressor, RegressorOutput
+from slahmr_priors.regressor.synth import mirror, observe, reverse
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
                   "seed": args.seed, "weights": WEIGHTS, "torch": torch.__version__,
                   "threads": args.threads},
         "scores_eval_split": scores,
-        "command": " ".join(["python -m priors.regressor.train", *(argv or sys.argv[1:])]),
+        "command": " ".join(["python -m slahmr_priors.regressor.train", *(argv or sys.argv[1:])]),
         "train_seconds": round(train_seconds, 1),
     }  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,12 @@
 """Body models: SMPL-layout files (native LBS, including the built-in default) and smplx's
 SMPL / SMPL-H / SMPL-X layers behind one stateless ``BodyModel`` interface."""
 
-from slahmr_opt.body.config import BodyConfig, default_body_path, load_body_model
+from slahmr_opt.body.config import (
+    BodyConfig,
+    body_model_record,
+    default_body_path,
+    load_body_model,
+)
 from slahmr_opt.body.keypoints import (
     COCO17_NAMES,
     KEYPOINT_VERTEX_NAMES,
@@ -29,5 +34,6 @@ __all__ = [
     "adjust_hips",
     "body_keypoints",
     "default_body_path",
+    "body_model_record",
     "load_body_model",
 ]

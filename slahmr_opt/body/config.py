@@ -1,5 +1,6 @@
 """Choosing and loading a body model: ``BodyConfig`` -> ``load_body_model``."""
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,20 @@ def resolve_model_file(cfg: BodyConfig) -> Path:
             return c
     names = ", ".join(str(c.relative_to(path)) for c in candidates)
     raise InputError(path, f"folder holds none of {names}")
+
+
+def body_model_record(model: BodyModel, cfg: BodyConfig | None = None) -> dict:
+    """What a result records about the body model it was fitted with: ``type``, ``gender``,
+    ``num_betas``, and, when ``cfg`` is the config ``model`` was loaded from, the model
+    ``file`` name, its ``sha256`` and whether it is the ``builtin`` model (whose betas are not
+    SMPL's); "" and False where unknown."""
+    record = {"type": model.model_type, "gender": model.gender, "num_betas": model.num_betas,
+              "file": "", "sha256": "", "builtin": False}  # fmt: skip
+    if cfg is not None:
+        path = resolve_model_file(cfg)
+        record.update(file=path.name, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                      builtin=cfg.model_path is None)  # fmt: skip
+    return record
 
 
 def load_body_model(cfg: BodyConfig, dtype: torch.dtype = torch.float32) -> BodyModel:

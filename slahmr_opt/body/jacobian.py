@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from functools import cache
 
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
 from smplx.lbs import batch_rigid_transform
 from torch import Tensor
 
@@ -32,6 +31,7 @@ from slahmr_opt.body.keypoints import (
 )
 from slahmr_opt.body.model import BodyModel
 from slahmr_opt.body.native import NativeBodyModel
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 
 #: Joints with an optimized rotation: the root, then the 21 body joints.
 NUM_ROTATING = NUM_BODY_POSE_JOINTS + 1
@@ -150,7 +150,7 @@ def body_point_jacobians(
     nb = betas.shape[-1]
     betas = torch.nn.functional.pad(betas.to(dtype), (0, body.num_betas - nb))
     aa = torch.cat([root_orient.to(dtype)[:, None], pose_body.to(dtype).reshape(n, -1, 3)], 1)
-    rot_local = axis_angle_to_matrix(aa)  # (N, 22, 3, 3)
+    rot_local = rotvec_to_rotmat(aa)  # (N, 22, 3, 3)
     eye = torch.eye(3, dtype=dtype, device=aa.device)
     rot_all = torch.cat([rot_local, eye.expand(n, NUM_JOINTS - NUM_ROTATING, 3, 3)], 1)
     rest_joints = body.J_template + torch.einsum("nb,jcb->njc", betas, body.J_shapedirs)

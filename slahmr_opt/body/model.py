@@ -4,10 +4,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
 from torch import Tensor, nn
 
 from slahmr_opt.body.keypoints import NUM_BODY_POSE_JOINTS, SMPL_PARENTS, body_keypoints
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 
 
 @dataclass
@@ -176,6 +176,6 @@ class BodyModel(nn.Module):
         pose = torch.cat([root, body], dim=-2).reshape(n, NUM_BODY_POSE_JOINTS + 1, 3)
         return batch, (
             betas.expand(*batch, self.num_betas).reshape(n, self.num_betas),
-            axis_angle_to_matrix(pose),
+            rotvec_to_rotmat(pose),
             transl.to(dtype).expand(*batch, 3).reshape(n, 3),
         )

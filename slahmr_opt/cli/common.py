@@ -79,7 +79,7 @@ def fit_files(
         InputError: a file is missing, malformed or inconsistent with the others.
     """
     from slahmr_opt.files.checks import write_atomic
-    from slahmr_opt.history import follow_csv
+    from slahmr_opt.history import FollowJob
     from slahmr_opt.inputs.observations import load_observations_with
     from slahmr_opt.io.results import write_result
     from slahmr_opt.solve import solve
@@ -99,8 +99,14 @@ def fit_files(
         obs.fps,
         "static" if obs.cameras.is_static else "moving",
     )
-    result = solve(obs, cfg, checkpoint_dir=out / "checkpoints", progress=not quiet,
-                   on_iteration=follow_csv(out / "history.csv"))  # fmt: skip
+    follow = FollowJob(out, [(stage.name, stage.solver.iterations) for stage in cfg.stages])
+    try:
+        result = solve(obs, cfg, checkpoint_dir=out / "checkpoints", progress=not quiet,
+                       on_iteration=follow)
+    except BaseException:
+        follow.finish("failed")
+        raise
+    follow.finish()
     sources = json.dumps(obs.sources, indent=2).encode()
     write_atomic(out / "inputs.json", lambda f: f.write(sources))
     return result, write_result(result, out, overwrite=overwrite)

@@ -1,7 +1,8 @@
-"""``slahmr-opt export``: a ``results.npz`` as GLB, BVH, TUM, OBJ or PLY files.
+"""``slahmr-opt export``: a ``results.npz`` as GLB, BVH, AMASS npz, TUM, OBJ or PLY files.
 
     slahmr-opt export --results out/results.npz --format glb --out out/scene.glb
     slahmr-opt export --results out/results.npz --format bvh --out out/bvh/
+    slahmr-opt export --results out/results.npz --format amass --out out/amass/
     slahmr-opt export --results out/results.npz --format tum --out out/camera.tum
     slahmr-opt export --results out/results.npz --format obj --out out/meshes --frames 0:150:10
 
@@ -15,14 +16,14 @@ from slahmr_opt.cli.common import parse_frames
 from slahmr_opt.errors import ConfigError
 from slahmr_opt.files.outputs import check_output_file, check_output_folder
 
-FORMATS = ("glb", "bvh", "tum", "obj", "ply")
+FORMATS = ("glb", "bvh", "amass", "tum", "obj", "ply")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``export`` to the ``subparsers`` of the main parser; returns its parser."""
     p = subparsers.add_parser(
         "export",
-        help="write a results.npz as GLB (animated scene), BVH, TUM, OBJ or PLY files",
+        help="write a results.npz as GLB (animated scene), BVH, AMASS npz, TUM, OBJ or PLY files",
         description=__doc__.splitlines()[0],
     )
     p.add_argument("--results", required=True, help="results.npz written by fit or demo")
@@ -31,7 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--out",
         required=True,
         help="glb, tum: the file; bvh: a folder (person_<id>.bvh) or NAME.bvh "
-        "(NAME_person_<id>.bvh); obj, ply: a folder (person_<id>/frame_<video frame>.obj)",
+        "(NAME_person_<id>.bvh); amass: a folder (person_<id>.npz); obj, ply: a folder "
+        "(person_<id>/frame_<video frame>.obj)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument(
@@ -76,13 +78,14 @@ def check_out(out: Path, fmt: str, overwrite: bool) -> Path:
         return check_output_file(out, overwrite)
     if fmt == "bvh" and out.suffix.lower() == ".bvh":  # a stem: NAME_person_<id>.bvh beside it
         return check_output_file(out, True)
-    # bvh: each person's file is checked when written; obj, ply: the folder must be empty.
-    return check_output_folder(out, overwrite or fmt == "bvh")
+    # bvh, amass: each person's file is checked when written; obj, ply: the folder must be empty.
+    return check_output_folder(out, overwrite or fmt in ("bvh", "amass"))
 
 
 def export(args: argparse.Namespace) -> list[Path]:
     """Run the export ``args`` describe; returns the files written."""
     from slahmr_opt.io.bodies import result_body_model
+    from slahmr_opt.io.export.amass import export_amass
     from slahmr_opt.io.export.bvh import export_bvh
     from slahmr_opt.io.export.camera_path import export_tum
     from slahmr_opt.io.export.glb import export_glb
@@ -100,6 +103,8 @@ def export(args: argparse.Namespace) -> list[Path]:
         return [export_glb(result, model, out, args.overwrite, args.influences, args.frustums)]
     if args.format == "bvh":
         return export_bvh(result, model, out, args.overwrite, args.bvh_units)
+    if args.format == "amass":
+        return export_amass(result, model, out, args.overwrite)
     return export_meshes(result, model, out, args.format, args.frames, args.overwrite)
 
 

@@ -11,6 +11,7 @@ import logging
 import sys
 import traceback
 
+from slahmr_opt import __version__
 from slahmr_opt.cli import ablate, bench, demo, export, fit, render, run
 from slahmr_opt.cli import eval as evaluate
 from slahmr_opt.errors import SlahmrOptError
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``slahmr-opt`` parser with every command's sub-parser."""
     parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION)
     parser.add_argument("--debug", action="store_true", help="on an error, print the traceback too")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(sub)

@@ -84,6 +84,7 @@ def handle(args: argparse.Namespace) -> int:
     """Run the video ``args`` name through front end, fit, export and render; returns 0."""
     from slahmr_opt.config import load_config
     from slahmr_opt.files.outputs import claimed_output
+    from slahmr_opt.frontend.blazepose import import_mediapipe
     from slahmr_opt.run import FrontEndSettings, run_video
 
     if args.fast and args.config:
@@ -91,6 +92,7 @@ def handle(args: argparse.Namespace) -> int:
     overrides = [*args.overrides, *flag_overrides(args)]
     cfg = load_config("regressor_only" if args.fast else args.config, overrides)
     settings = FrontEndSettings.from_config(cfg)
+    import_mediapipe()  # the [video] extra, checked before any output is claimed
     with claimed_output(Path(args.out), args.overwrite) as out:
         report = run_video(
             args.video, out, cfg, settings, progress=not args.quiet, render=not args.no_render

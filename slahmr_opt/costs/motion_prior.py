@@ -1,4 +1,4 @@
-"""The learned motion prior (``priors.motion_cvae``) as local factors over frame triples.
+"""The learned motion prior (``slahmr_priors.motion_cvae``) as local factors over frame triples.
 
 One element per person and window of frames (t-2, t-1, t) inside a track: the CVAE's
 least-squares residual of the transition ``s_{t-1} -> s_t`` (``MotionCVAE.transition_residual``,
@@ -28,17 +28,6 @@ import torch
 from torch import Tensor
 from torch.func import jvp
 
-from priors.motion_cvae.model import SHIPPED, MotionCVAE
-from priors.motion_cvae.state import (
-    JOINTS,
-    JOINTS_VEL,
-    NUM_JOINTS,
-    POSE,
-    STATE_DIM,
-    axis_angle_to_matrix,
-    heading_frame,
-    states_from_rotations,
-)
 from slahmr_opt.body import BodyModel
 from slahmr_opt.body.jacobian import (
     body_point_jacobians,
@@ -51,6 +40,17 @@ from slahmr_opt.costs.robust import gmof_vector_jacobian, gmof_vector_residual
 from slahmr_opt.costs.smoothness import track_windows, window_inputs
 from slahmr_opt.costs.term import Term
 from slahmr_opt.errors import InputError
+from slahmr_priors.motion_cvae.model import SHIPPED, MotionCVAE
+from slahmr_priors.motion_cvae.state import (
+    JOINTS,
+    JOINTS_VEL,
+    NUM_JOINTS,
+    POSE,
+    STATE_DIM,
+    axis_angle_to_matrix,
+    heading_frame,
+    states_from_rotations,
+)
 
 #: Frames of one factor (t-2, t-1, t).
 NUM_FRAMES = 3

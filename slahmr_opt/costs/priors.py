@@ -3,8 +3,8 @@
 * Shape prior (SLAHMR's ``shape_prior_loss``): ``T_p ||beta_p||^2`` per person, where ``T_p`` is the
   number of frames the person exists (SLAHMR multiplies by the sequence length).
 * Pose prior: a model with ``residual(pose (..., 63)) -> (..., D)`` whose squared norm is the pose's
-  negative log-likelihood up to a constant (the Gaussian-mixture prior of ``priors.pose_gmm``), or
-  plain ``||pose||^2`` (``l2``).
+  negative log-likelihood up to a constant (the Gaussian-mixture prior of
+  ``slahmr_priors.pose_gmm``), or plain ``||pose||^2`` (``l2``).
 * Initial-pose anchor: ``||pose - pose_init||^2`` keeps the body pose near the tracker's guess.
 * Camera-scale prior: ``((log alpha - log alpha_0) / sigma)^2`` keeps the camera scale near the
   scene's estimate (``init.contact_scale``: ``alpha_0`` and its relative error ``sigma``) in a
@@ -28,7 +28,7 @@ def load_pose_prior(kind: str, path: str | None) -> nn.Module | None:
     """The pose prior model of the ``pose_prior`` term (``costs.pose_prior``).
 
     Args:
-        kind: ``gmm`` (``priors.pose_gmm``), ``vae`` (``priors.pose_vae``) or ``l2``.
+        kind: ``gmm`` (``slahmr_priors.pose_gmm``), ``vae`` (``slahmr_priors.pose_vae``) or ``l2``.
         path: weights file (``costs.pose_prior_path``); None loads the shipped one.
 
     Returns:
@@ -37,14 +37,14 @@ def load_pose_prior(kind: str, path: str | None) -> nn.Module | None:
     if kind == "l2":
         return None
     if kind == "gmm":
-        from priors.pose_gmm.model import SHIPPED, PoseGMM
+        from slahmr_priors.pose_gmm.model import SHIPPED, PoseGMM
 
         file = Path(path) if path else SHIPPED
         if not file.exists():
             raise InputError(file, "pose prior file not found (costs.pose_prior_path)")
         return PoseGMM.load(file)
     if kind == "vae":
-        from priors.pose_vae.model import SHIPPED, PoseVAE
+        from slahmr_priors.pose_vae.model import SHIPPED, PoseVAE
 
         file = Path(path) if path else SHIPPED
         if not file.exists():

@@ -17,9 +17,9 @@ import numpy as np
 from slahmr_opt.errors import SlahmrOptError
 
 INSTALL_HINT = (
-    "install MediaPipe without its numpy<2 pin: pip install absl-py flatbuffers "
-    "'protobuf>=4.25.3,<5' attrs opencv-python-headless==5.0.0.93; "
-    "pip install --no-deps mediapipe==0.10.21"
+    "pip install 'slahmr-opt[video]' (MediaPipe 0.10.21 and OpenCV; MediaPipe pins numpy<2), or, "
+    "to keep numpy 2: pip install absl-py flatbuffers 'protobuf>=4.25.3,<5' attrs "
+    "opencv-python-headless; pip install --no-deps mediapipe==0.10.21"
 )
 PAD_VALUE = 128
 """Grey used outside the image and over masked-out people."""
@@ -30,13 +30,16 @@ class FrontEndUnavailableError(SlahmrOptError):
 
 
 def import_mediapipe():
-    """The ``mediapipe`` module; ``FrontEndUnavailableError`` with what to install if missing."""
+    """The ``mediapipe`` module; ``FrontEndUnavailableError`` with what to install if it or OpenCV
+    is missing."""
     try:
+        import cv2  # noqa: F401  (the front end's other half)
         import mediapipe
         from mediapipe.python.solutions import pose  # noqa: F401  (fails on a broken install)
     except Exception as exc:  # protobuf or numpy mismatches surface as many kinds
         raise FrontEndUnavailableError(
-            f"cannot import mediapipe ({type(exc).__name__}: {exc}); {INSTALL_HINT}"
+            f"the video front end cannot import {getattr(exc, 'name', None) or 'mediapipe'} "
+            f"({type(exc).__name__}: {exc}); {INSTALL_HINT}"
         ) from None
     return mediapipe
 

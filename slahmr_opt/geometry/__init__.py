@@ -1,1 +1,1 @@
-"""Geometry: projection, alignment. Rotation conversions come from ``pytorch3d.transforms``."""
+"""Geometry: projection, alignment. Rotation conversions come from ``roma``."""

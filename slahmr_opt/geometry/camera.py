@@ -2,8 +2,9 @@
 
 import numpy as np
 import torch
-from pytorch3d.transforms import matrix_to_quaternion
 from torch import Tensor
+
+from slahmr_opt.geometry.rotations import rotmat_to_unitquat
 
 #: Depths below this (metres) are clamped before the perspective division.
 MIN_DEPTH = 1.0e-3
@@ -82,5 +83,6 @@ def w2c_to_c2w_poses(R_w2c: Tensor, t_w2c: Tensor) -> np.ndarray:
     """
     R_c2w = R_w2c.detach().double().transpose(-1, -2)
     t_c2w = -(R_c2w @ t_w2c.detach().double()[..., None])[..., 0]
-    quat_wxyz = matrix_to_quaternion(R_c2w)
-    return torch.cat([t_c2w, quat_wxyz[:, [1, 2, 3, 0]]], dim=-1).numpy()
+    quat_xyzw = rotmat_to_unitquat(R_c2w)
+    quat_xyzw = quat_xyzw * torch.where(quat_xyzw[:, 3:] < 0, -1.0, 1.0)  # real part >= 0
+    return torch.cat([t_c2w, quat_xyzw], dim=-1).numpy()

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from priors.contacts import contact_labels
 from slahmr_opt.errors import SlahmrOptError
 from slahmr_opt.init.scale import FEET_SIGMA, PELVIS_SIGMA, _smooth
+from slahmr_priors.contacts import contact_labels
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def heuristic_contacts(
 ) -> Tensor:
     """Contact probabilities of SMPL joints 7, 8, 10, 11 from body motion above the floor.
 
-    The rule of the motion-prior training data (``priors.contacts.contact_labels``: a joint
+    The rule of the motion-prior training data (``slahmr_priors.contacts.contact_labels``: a joint
     is in contact when its height above the floor and its speed are below thresholds), applied
     to the bodies in the floor's frame after temporal smoothing (pelvis and the joints relative
     to it, as ``init.scale``). Fitted bodies jitter far more than motion capture, so the speed

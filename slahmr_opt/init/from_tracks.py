@@ -12,11 +12,11 @@ import logging
 
 import numpy as np
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
 from scipy.spatial.transform import Rotation, Slerp
 from torch import Tensor
 
 from slahmr_opt.body import BodyModel
+from slahmr_opt.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from slahmr_opt.types import BodyParams, Observations
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def initialize_bodies(
             f"cannot initialize tracks {missing}: no SMPL guess and no torso keypoints"
         )
     R_w2c = cams.R_w2c.to(dtype)
-    orient_w = matrix_to_axis_angle(R_w2c.transpose(-1, -2) @ axis_angle_to_matrix(orient_c))
+    orient_w = rotmat_to_rotvec(R_w2c.transpose(-1, -2) @ rotvec_to_rotmat(orient_c))
     pelvis_w = ((pelvis_c - alpha * cams.t_w2c.to(dtype))[..., None, :] @ R_w2c)[..., 0, :]
     body = BodyParams(orient_w, pelvis_w - pelvis0, pose, betas)
     _fill_gaps(body, have, torch.ones_like(obs.track_mask))

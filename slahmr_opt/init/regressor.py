@@ -1,6 +1,6 @@
 """Per-frame 3D body guesses from 2D keypoints alone, with the project's trained regressor.
 
-``regress`` runs ``priors.regressor`` over each track (resampled to the network's 30 fps and
+``regress`` runs ``slahmr_priors.regressor`` over each track (resampled to the network's 30 fps and
 back) and turns its output into camera-frame SMPL guesses for every frame of the track, occlusion
 gaps included: root orientation and body pose from the network, the translation from the 2D
 keypoints (linear least squares of the reprojection given the posed body, reweighted
@@ -15,19 +15,19 @@ from pathlib import Path
 from pickle import UnpicklingError
 
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
 from torch import Tensor
 
-from priors.regressor.features import (
+from slahmr_opt.body import BodyModel
+from slahmr_opt.errors import InputError
+from slahmr_opt.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
+from slahmr_opt.types import Observations, SMPLGuess
+from slahmr_priors.regressor.features import (
     FPS,
     camera_angular_velocity,
     make_features,
     to_layout,
 )
-from priors.regressor.model import Regressor, rot6d_to_matrix
-from slahmr_opt.body import BodyModel
-from slahmr_opt.errors import InputError
-from slahmr_opt.types import Observations, SMPLGuess
+from slahmr_priors.regressor.model import Regressor, rot6d_to_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -212,8 +212,8 @@ def regress(obs: Observations, body_model: BodyModel, path: str | Path | None = 
         if use_betas:
             n = min(10, body_model.num_betas)
             shape[p, :n] = betas[p, :n]
-        orient[p, a:b] = matrix_to_axis_angle(res["root_c"])
-        pose[p, a:b] = matrix_to_axis_angle(res["pose"])
+        orient[p, a:b] = rotmat_to_rotvec(res["root_c"])
+        pose[p, a:b] = rotmat_to_rotvec(res["pose"])
         with torch.no_grad():
             zero = torch.zeros(b - a, 3, dtype=dtype)
             out = body_model(shape[p].to(dtype).expand(b - a, -1), orient[p, a:b].to(dtype),
@@ -263,8 +263,8 @@ def with_regressor_guesses(obs: Observations, body_model: BodyModel, mode: str,
     if mode == "auto":
         use_pose = use_transl = ~has_any[:, None].expand_as(have)
     else:  # blend
-        R_old = axis_angle_to_matrix(old.global_orient_c.double())
-        R_new = axis_angle_to_matrix(new.global_orient_c.double())
+        R_old = rotvec_to_rotmat(old.global_orient_c.double())
+        R_new = rotvec_to_rotmat(new.global_orient_c.double())
         cos = (R_old[..., :, 2] * R_new[..., :, 2]).sum(-1)
         flipped = have & (cos < math.cos(math.radians(BLEND_FACING_DEG)))
         use_pose, use_transl = ~have | flipped, ~have

@@ -18,12 +18,12 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
 from scipy.linalg import solveh_banded
 from torch import Tensor
 
 from slahmr_opt.errors import SlahmrOptError
 from slahmr_opt.geometry.camera import camera_centers, invert_pose
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 
 SCALE_WINDOW = 15
 """Frames over which displacements are compared in the scale cue (0.5 s at 30 fps)."""
@@ -190,7 +190,7 @@ def regressor_alpha(obs, regression, pelvis0: Tensor) -> float | None:
     g = regression.guess
     mask = g.valid & obs.vis_mask
     up = gravity_up(regression.up_c, cams.R_w2c, mask)
-    root_w = cams.R_w2c.double().transpose(-1, -2) @ axis_angle_to_matrix(
+    root_w = cams.R_w2c.double().transpose(-1, -2) @ rotvec_to_rotmat(
         g.global_orient_c.double()
     )
     vel_w = world_velocities(regression.vel_h, root_w, up)
@@ -205,7 +205,7 @@ def fused_trans(body, obs, regression, pelvis0: Tensor, alpha: float):
     of its per-frame pelvis positions and the regressor's world velocities."""
     cams = obs.cameras
     up = gravity_up(regression.up_c, cams.R_w2c, regression.guess.valid & obs.vis_mask)
-    root_w = axis_angle_to_matrix(body.root_orient.double())
+    root_w = rotvec_to_rotmat(body.root_orient.double())
     vel_w = world_velocities(regression.vel_h, root_w, up)
     centre = camera_centers(cams.R_w2c.double(), cams.t_w2c.double(), alpha)
     trans = body.trans.clone()

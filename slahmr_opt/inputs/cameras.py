@@ -13,8 +13,8 @@ Formats (``research/slahmr.md`` sections 3.3-3.4):
 * Static camera: identity rotation, zero translation, default intrinsics, ``is_static=True``.
 
 Everything is converted to world-to-camera extrinsics (OpenCV axes): ``R_w2c = R_c2w^T``,
-``t_w2c = -R_c2w^T t_c2w``. Quaternion conversions use ``pytorch3d.transforms`` (real part first,
-so DROID's ``[qx, qy, qz, qw]`` is reordered on the way in and out).
+``t_w2c = -R_c2w^T t_c2w``. Quaternion conversions use ``roma`` (real part last, as
+DROID's ``[qx, qy, qz, qw]``).
 """
 
 import logging
@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pytorch3d.transforms import quaternion_to_matrix
 from torch import Tensor
 
 from slahmr_opt.errors import InputError
@@ -40,6 +39,7 @@ from slahmr_opt.files.checks import (
     write_atomic,
 )
 from slahmr_opt.geometry.camera import w2c_to_c2w_poses
+from slahmr_opt.geometry.rotations import unitquat_to_rotmat
 from slahmr_opt.inputs.intrinsics import (
     IntrinsicsSource,
     check_focal,
@@ -192,8 +192,7 @@ def c2w_poses_to_w2c(poses: np.ndarray, path: Path) -> tuple[Tensor, Tensor]:
     check_finite(poses, path, "trajectory")
     check_translation(poses[:, :3], path, "trajectory translation (tx ty tz)")
     quat_xyzw = check_unit_quaternions(poses[:, 3:7], path, "quaternion (qx qy qz qw)")
-    quat_wxyz = torch.as_tensor(quat_xyzw[:, [3, 0, 1, 2]], dtype=torch.float64)
-    R_c2w = quaternion_to_matrix(quat_wxyz)
+    R_c2w = unitquat_to_rotmat(torch.as_tensor(quat_xyzw, dtype=torch.float64))
     t_c2w = torch.as_tensor(poses[:, :3], dtype=torch.float64)
     R_w2c = R_c2w.transpose(-1, -2)
     t_w2c = -(R_w2c @ t_c2w[..., None])[..., 0]

@@ -317,6 +317,9 @@ def check_confidences(tracks: TrackData) -> TrackData:
 def check_keypoint_range(tracks: TrackData, image_size: tuple[int, int]) -> None:
     """Refuse keypoint coordinates further than ``KEYPOINT_RANGE`` image sizes from the origin.
 
+    Keypoints of confidence 0 are not looked at: nothing uses them, and trackers (and the
+    benchmark's projection of joints that are behind the camera) leave any value there.
+
     Args:
         tracks: the tracks (any frames).
         image_size: ``(height, width)`` of the images the keypoints live in.
@@ -325,6 +328,7 @@ def check_keypoint_range(tracks: TrackData, image_size: tuple[int, int]) -> None
         InputError: a coordinate is out of range (names the file, track, frame and the limit).
     """
     extent = tracks.kp2d[..., :2].abs().amax(dim=-1)  # (P, T, K)
+    extent = extent.where(tracks.kp2d[..., 2] > 0, 0.0)
     limit = KEYPOINT_RANGE * max(image_size)
     if bool((extent > limit).any()):
         check_range(extent.double().numpy(), tracks.source, f"keypoints ({_worst(tracks, extent)})",

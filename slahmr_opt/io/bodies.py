@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from pytorch3d.transforms import axis_angle_to_matrix
 
 from slahmr_opt.body import BodyConfig, BodyModel, load_body_model
 from slahmr_opt.errors import InputError
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 from slahmr_opt.io.results import metric_cameras
 from slahmr_opt.types import Result
 
@@ -123,7 +123,7 @@ def local_rotations(result: Result) -> np.ndarray:
     rotations."""
     body = result.body
     aa = torch.cat([body.root_orient[:, :, None], body.pose_body], dim=2)
-    return axis_angle_to_matrix(aa.double()).numpy()
+    return rotvec_to_rotmat(aa.double()).numpy()
 
 
 def camera_arrays(result: Result) -> tuple[np.ndarray, np.ndarray]:

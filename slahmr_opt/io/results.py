@@ -28,6 +28,10 @@ world_transform  (4, 4)         SLAM world (metric) -> result world: ``x = R x_s
 stature          (P,)           standing height of each fitted body, metres
 floor_plane      (4,)           floor ``[nx, ny, nz, d]``, ``n . x_slam = d``, unit normal up,
                                 in the SLAM world (metric); NaN if none was estimated
+body_model_*     ()             the body model fitted with: ``_type`` (smpl, smplh, smplx),
+                                ``_gender``, ``_num_betas``, ``_file`` (name), ``_sha256`` (of
+                                the file), ``_builtin`` (True: the built-in model, whose betas
+                                are not SMPL's)
 ===============  =============  ==========================================================
 
 Next to it: ``config.yaml`` (resolved), ``versions.json``, ``history.csv``, ``loss.png``,
@@ -39,6 +43,7 @@ leaves a results file that looks complete. ``read_result`` reads all of it back 
 import csv
 import json
 import platform
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -92,19 +97,20 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def versions() -> dict[str, str]:
-    """Versions of the libraries that shape the result."""
-    import smplx
-    import theseus
+#: The ``body_model_<key>`` scalars of ``results.npz`` (``body.body_model_record``).
+BODY_RECORD_KEYS = ("type", "gender", "num_betas", "file", "sha256", "builtin")
 
-    return {
-        "slahmr_opt": __version__,
-        "torch": torch.__version__,
-        "theseus": theseus.__version__,
-        "smplx": getattr(smplx, "__version__", "0.1.28"),
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that shape the result (``"absent"`` for an optional one that
+    is not installed: theseus-ai serves only ``solver.kind=theseus``)."""
+    out = {"slahmr_opt": __version__, "torch": torch.__version__}
+    for name, dist in (("theseus", "theseus-ai"), ("smplx", "smplx"), ("roma", "roma")):
+        try:
+            out[name] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return {**out, "numpy": np.__version__, "python": platform.python_version()}
 
 
 def metric_cameras(result: Result) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,6 +155,7 @@ def result_arrays(result: Result) -> dict[str, np.ndarray]:
             if result.floor is None
             else result.floor.as_plane().numpy()
         ),
+        **{f"body_model_{key}": np.array(value) for key, value in result.body_model.items()},
     }
 
 
@@ -330,7 +337,22 @@ def read_result(path: str | Path) -> Result:
         world_transform=torch.as_tensor(np.asarray(data.get("world_transform", np.eye(4)))),
         statures=None if stature is None else torch.as_tensor(np.asarray(stature)),
         scale_observed=bool(np.isfinite(_world_scale(data))),
+        body_model=_read_body_record(data, path),
     )
+
+
+def _read_body_record(data: dict[str, np.ndarray], path: Path) -> dict:
+    """The ``body_model_*`` keys (``Result.body_model``); empty for a file that has none."""
+    record = {}
+    for key in BODY_RECORD_KEYS:
+        if f"body_model_{key}" not in data:
+            continue
+        value = np.asarray(data[f"body_model_{key}"])
+        if value.ndim != 0:
+            raise InputError(path, f"'body_model_{key}' must be a scalar, got {value.dtype} "
+                             f"{value.shape}")  # fmt: skip
+        record[key] = value.item()
+    return record
 
 
 def check_result_arrays(data: dict[str, np.ndarray], path: Path) -> tuple[int, int]:
@@ -367,9 +389,11 @@ def check_result_arrays(data: dict[str, np.ndarray], path: Path) -> tuple[int, i
 
 
 def _check_dtypes(data: dict[str, np.ndarray], path: Path) -> None:
-    """Every key but ``track_ids`` holds numbers (or booleans)."""
+    """Every key but ``track_ids`` and the body model's names holds numbers (or booleans)."""
+    text = {"track_ids", "body_model_type", "body_model_gender", "body_model_file",
+            "body_model_sha256"}  # fmt: skip
     for key, array in data.items():
-        if key != "track_ids" and np.asarray(array).dtype.kind not in "biuf":
+        if key not in text and np.asarray(array).dtype.kind not in "biuf":
             raise InputError(path, f"'{key}' must be numeric, got dtype {array.dtype}")
 
 

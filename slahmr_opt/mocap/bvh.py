@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix, euler_angles_to_matrix
 
 from slahmr_opt.errors import InputError
+from slahmr_opt.geometry.rotations import euler_to_rotmat, rotvec_to_rotmat
 
 logger = logging.getLogger(__name__)
 
@@ -285,13 +285,13 @@ def _local_rotations(chans: tuple[str, ...], values: np.ndarray) -> np.ndarray:
     angles = torch.from_numpy(np.deg2rad(values[:, cols]))
     axes = "".join(chans[i][0] for i in cols)
     if len(axes) == 3 and axes[0] != axes[1] and axes[1] != axes[2]:
-        return euler_angles_to_matrix(angles, axes).numpy()
+        return euler_to_rotmat(axes, angles).numpy()
     # Unusual layouts (one or two axes, repeated axes): chain single-axis rotations.
     rot = torch.eye(3, dtype=angles.dtype).expand(num_frames, 3, 3)
     for k, axis in enumerate(axes):
         aa = torch.zeros(num_frames, 3, dtype=angles.dtype)
         aa[:, "XYZ".index(axis)] = angles[:, k]
-        rot = rot @ axis_angle_to_matrix(aa)
+        rot = rot @ rotvec_to_rotmat(aa)
     return rot.numpy()
 
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
 from torch import Tensor
 
 from slahmr_opt.body.keypoints import SMPL_PARENTS
 from slahmr_opt.config import SolverConfig
+from slahmr_opt.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from slahmr_opt.mocap.stage import JointTargets, StageSettings, fit_direct, fit_stage
 
 
@@ -157,8 +157,8 @@ def _initial_state(rest: Tensor, x: Tensor, known: Tensor, root: Tensor | None):
         if aim is not None and known[aim] and known[j]:
             want = (rots[p].mT @ (x[:, aim] - x[:, j])[..., None])[..., 0]
             pose[:, j - 1] = _swing(rest[:, aim] - rest[:, j], want)
-        rots.append(rots[p] @ axis_angle_to_matrix(pose[:, j - 1]))
-    return matrix_to_axis_angle(rot), trans, pose
+        rots.append(rots[p] @ rotvec_to_rotmat(pose[:, j - 1]))
+    return rotmat_to_rotvec(rot), trans, pose
 
 
 SOLVERS = ("direct", "lm", "lbfgs")

@@ -29,7 +29,6 @@ from functools import partial
 
 import numpy as np
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
 from torch import Tensor
 
 from slahmr_opt.body.keypoints import SMPL_PARENTS
@@ -37,6 +36,7 @@ from slahmr_opt.config import SolverConfig, StageConfig
 from slahmr_opt.costs.kinematics import world_joints
 from slahmr_opt.costs.priors import build_pose_prior_term, build_shape_term
 from slahmr_opt.costs.term import Input, Term
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 from slahmr_opt.history import LossHistory
 from slahmr_opt.stages.problem import Problem
 from slahmr_opt.stages.runner import StageResult, run_stage
@@ -77,9 +77,9 @@ def _unit(v: Tensor) -> Tensor:
 
 def _global_rotations(orient: Tensor, pose: Tensor, joints: list[int]) -> Tensor:
     """(N, K, 3, 3) global rotations of ``joints`` from (N, 3) orient and (N, 21, 3) pose."""
-    rots = [axis_angle_to_matrix(orient)]
+    rots = [rotvec_to_rotmat(orient)]
     for j in range(1, max(joints) + 1):
-        rots.append(rots[SMPL_PARENTS[j]] @ axis_angle_to_matrix(pose[:, j - 1]))
+        rots.append(rots[SMPL_PARENTS[j]] @ rotvec_to_rotmat(pose[:, j - 1]))
     return torch.stack([rots[j] for j in joints], 1)
 
 

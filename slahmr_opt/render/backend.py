@@ -15,9 +15,9 @@ from slahmr_opt.errors import SlahmrOptError
 from slahmr_opt.render.scene import Mesh
 
 INSTALL_HINT = (
-    "install the renderer: apt-get install libosmesa6; pip install --no-deps pyrender==0.1.45; "
-    "pip install PyOpenGL==3.1.10 pyglet==1.5.31 freetype-py six trimesh imageio imageio-ffmpeg "
-    "(the Makefile does both)"
+    "install the renderer: apt-get install libosmesa6; pip install 'slahmr-opt[render]'; "
+    "pip install --no-deps pyrender==0.1.45 (pyrender pins PyOpenGL 3.1.0, which has no OSMesa "
+    "context attributes; the Makefile does all three)"
 )
 
 

@@ -11,7 +11,6 @@ import logging
 from dataclasses import replace
 
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
 from torch import Tensor
 
 from slahmr_opt.body import BodyModel
@@ -19,6 +18,7 @@ from slahmr_opt.body.keypoints import OP25_NAMES
 from slahmr_opt.config import Config
 from slahmr_opt.costs.contacts import build_contact_terms
 from slahmr_opt.costs.motion_prior import build_motion_prior_term, cvae_contacts, load_motion_prior
+from slahmr_opt.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from slahmr_opt.init.floor import (
     FloorError,
     FloorPlane,
@@ -151,9 +151,9 @@ def align_to_floor(
         body.betas.to(body_model.dtype), zero, torch.zeros(P, 21, 3, dtype=body_model.dtype), zero
     )
     j0 = rest.joints[:, 0].double()[:, None]  # (P, 1, 3)
-    root = R @ axis_angle_to_matrix(body.root_orient.double())
+    root = R @ rotvec_to_rotmat(body.root_orient.double())
     new_body = BodyParams(
-        root_orient=matrix_to_axis_angle(root).to(body.root_orient.dtype),
+        root_orient=rotmat_to_rotvec(root).to(body.root_orient.dtype),
         trans=((body.trans.double() + j0) @ R.T + t - j0).to(body.trans.dtype),
         pose_body=body.pose_body,
         betas=body.betas,

@@ -33,14 +33,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
 from tqdm import tqdm
 
-from priors import augment
 from slahmr_opt.body import BodyConfig, BodyModel, load_body_model
 from slahmr_opt.errors import ConfigError, InputError
 from slahmr_opt.files.checks import write_atomic
 from slahmr_opt.files.outputs import check_claimable, claimed_output
+from slahmr_opt.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from slahmr_opt.inputs.cameras import write_cameras_npz
 from slahmr_opt.inputs.points import write_points_npz
 from slahmr_opt.inputs.track_data import tracks_from_observations
@@ -59,6 +58,7 @@ from slahmr_opt.synth import observe as synth
 from slahmr_opt.synth.guesses import COCO_FACE, GUESS_PRESETS, guess_quality
 from slahmr_opt.synth.occlusions import OcclusionSettings, add_occlusions, hide_keypoints
 from slahmr_opt.synth.points import slam_points
+from slahmr_priors import augment
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +100,9 @@ def fit_motions(body: BodyModel, motions: list[BvhMotion], max_frames: int) -> l
 
 def motion_variant(fit: BodyFit, variant: str, body: BodyModel) -> BodyFit:
     """``fit`` as one of ``VARIANTS``: ``original``, ``reversed`` (played backwards: a walk
-    becomes a walk backwards), ``mirrored`` (left and right swapped through the body's sagittal
-    plane, ``priors.augment``). The pelvis moves with the mirror: ``trans + J_0`` is mirrored."""
+    becomes a walk backwards), ``mirrored`` (left and right swapped through the body's
+    sagittal plane, ``slahmr_priors.augment``). The pelvis moves with the mirror: ``trans + J_0``
+    is mirrored."""
     if variant == "original":
         return fit
     if variant == "reversed":
@@ -117,7 +118,7 @@ def motion_variant(fit: BodyFit, variant: str, body: BodyModel) -> BodyFit:
         rest = body.rest_pose(f64["betas"].to(body.dtype), return_vertices=False)
     j0 = rest.joints[0].double()
     mirror = augment.MIRROR.to(torch.float64)
-    root = matrix_to_axis_angle(augment.mirror_rotation(axis_angle_to_matrix(f64["root_orient"])))
+    root = rotmat_to_rotvec(augment.mirror_rotation(rotvec_to_rotmat(f64["root_orient"])))
     return replace(
         fit,
         root_orient=root.numpy(),

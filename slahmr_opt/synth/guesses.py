@@ -29,13 +29,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix, matrix_to_axis_angle
 from scipy.ndimage import gaussian_filter1d
 from torch import Tensor
 
-from priors.augment import mirror_pose
 from slahmr_opt.eval.metrics import facing_errors, mpjpe_errors, pa_errors, to_camera
+from slahmr_opt.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from slahmr_opt.types import SMPLGuess
+from slahmr_priors.augment import mirror_pose
 
 #: COCO-17 face keypoints (nose, eyes, ears): hidden by ``--no-face``.
 COCO_FACE = (0, 1, 2, 3, 4)
@@ -143,11 +143,11 @@ def regressor_guess(
         rot_noise = rot_noise + _smooth_noise(rng, (P, T, 3), 15) * np.deg2rad(s.rot_bias_deg) / 1.7
     if s.pose_bias_std > 0:
         pose_noise = pose_noise + _smooth_noise(rng, pose_body.shape, 8) * s.pose_bias_std
-    R_root = axis_angle_to_matrix(root_orient_w.to(dt))
+    R_root = rotvec_to_rotmat(root_orient_w.to(dt))
     pose = pose_body.to(dt) + torch.from_numpy(pose_noise)
     valid = vis.clone()
     if s.flip_frac > 0 or s.mirror_frac > 0:
-        half_turn = axis_angle_to_matrix(torch.tensor([0.0, np.pi, 0.0], dtype=dt))
+        half_turn = rotvec_to_rotmat(torch.tensor([0.0, np.pi, 0.0], dtype=dt))
         for p in range(P):
             v = vis[p].numpy()
             flip = torch.from_numpy(_bursts(v, s.flip_frac, s.burst_frames, rng))
@@ -155,8 +155,8 @@ def regressor_guess(
             R_root[p, flip] = R_root[p, flip] @ half_turn  # about the body's own up axis
             swap = flip | mirror
             pose[p, swap] = mirror_pose(pose[p, swap])
-    orient_c = matrix_to_axis_angle(
-        axis_angle_to_matrix(torch.from_numpy(rot_noise)) @ R.to(dt) @ R_root
+    orient_c = rotmat_to_rotvec(
+        rotvec_to_rotmat(torch.from_numpy(rot_noise)) @ R.to(dt) @ R_root
     )
     pelvis_c = torch.einsum("tij,ptj->pti", R.to(dt), pelvis_w.to(dt)) + t.to(dt)
     pelvis_c = pelvis_c * torch.from_numpy(1.0 + depth_err)[..., None]
@@ -195,8 +195,8 @@ def guess_quality(body, guess: SMPLGuess, joints_w: Tensor, R: np.ndarray, t: np
                    guess.transl_c.to(body.dtype))  # fmt: skip
     pred_c = out.joints.double().numpy()[valid]
     true_c = np.stack([to_camera(joints_w[p].double().numpy(), R, t) for p in range(P)])[valid]
-    R_true_c = np.einsum("tij,ptjk->ptik", R, axis_angle_to_matrix(root_orient_w.double()).numpy())
-    R_guess_c = axis_angle_to_matrix(guess.global_orient_c.double()).numpy()
+    R_true_c = np.einsum("tij,ptjk->ptik", R, rotvec_to_rotmat(root_orient_w.double()).numpy())
+    R_guess_c = rotvec_to_rotmat(guess.global_orient_c.double()).numpy()
     facing = facing_errors(R_guess_c[valid], R_true_c[valid])
     return {
         "pa_mpjpe_mm": float(pa_errors(pred_c, true_c).mean()),

@@ -11,12 +11,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
 from scipy.ndimage import gaussian_filter1d
 from torch import Tensor
 
 from slahmr_opt.body import BodyModel
 from slahmr_opt.geometry.camera import project, world_to_camera
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 from slahmr_opt.inputs.track_data import track_mask_from_vis
 from slahmr_opt.synth.guesses import GUESS_PRESETS, GuessSettings, regressor_guess
 from slahmr_opt.types import Cameras, Observations
@@ -107,7 +107,7 @@ def camera_path(
     if kind != "static" and s.shake_deg > 0:
         shake = gaussian_filter1d(rng.normal(size=(T, 3)), sigma=2, axis=0)
         shake *= np.deg2rad(s.shake_deg) / max(shake.std(), 1e-9)
-        dR = axis_angle_to_matrix(torch.from_numpy(shake)).numpy()
+        dR = rotvec_to_rotmat(torch.from_numpy(shake)).numpy()
         R = dR @ R
         t = -np.einsum("tij,tj->ti", R, eye)
     return R, t
@@ -122,7 +122,7 @@ def slam_like(R: np.ndarray, t: np.ndarray, s: SynthSettings, rng: np.random.Gen
     drift_axis = rng.normal(size=3)
     drift_axis /= np.linalg.norm(drift_axis)
     drift = np.linspace(0, np.deg2rad(s.slam_rot_drift_deg), T)[:, None] * drift_axis
-    R_slam = axis_angle_to_matrix(torch.from_numpy(drift)).numpy() @ R_rel
+    R_slam = rotvec_to_rotmat(torch.from_numpy(drift)).numpy() @ R_rel
     centres = -np.einsum("tji,tj->ti", R_rel, t_rel)  # true centres in the first camera's frame
     centres += gaussian_filter1d(rng.normal(size=(T, 3)), 1.5, axis=0) * s.slam_trans_noise * 3
     t_slam = -np.einsum("tij,tj->ti", R_slam, centres) / s.alpha_true

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import smplx
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
 
 from body.synthetic_model import synthetic_smpl_dict, write_synthetic_smpl_pkl
 from slahmr_opt.body import BodyConfig, default_body_path, load_body_model
 from slahmr_opt.body.keypoints import SMPLX_VERTEX_ID_KEYS
 from slahmr_opt.body.native import NativeBodyModel
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 
 
 def random_inputs(batch: tuple[int, ...], num_betas: int = 10, scale: float = 0.4):
@@ -32,8 +32,8 @@ def smplx_reference(path, kp_ids, betas, global_orient, body_pose, transl):
                             vertex_ids=vertex_ids).double()  # fmt: skip
     n = betas.shape[0]
     eye = torch.eye(3, dtype=torch.float64).expand(n, 2, 3, 3)
-    body = torch.cat([axis_angle_to_matrix(body_pose), eye], dim=1)
-    out = layer(betas=betas, global_orient=axis_angle_to_matrix(global_orient)[:, None],
+    body = torch.cat([rotvec_to_rotmat(body_pose), eye], dim=1)
+    out = layer(betas=betas, global_orient=rotvec_to_rotmat(global_orient)[:, None],
                 body_pose=body, transl=transl)  # fmt: skip
     return out.vertices, out.joints[:, :24]
 

@@ -8,12 +8,10 @@ import numpy as np
 import pytest
 import torch
 from body.synthetic_model import write_synthetic_smplh_npz
-from pytorch3d.transforms import axis_angle_to_matrix
 from stages.scene import make_scene
 from torch.func import jacrev, vmap
 
 from costs.jacobian_checks import TOL, autodiff_jacobians, check_term_jacobians
-from priors.pose_gmm.model import PoseGMM
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.body.jacobian import (
     body_point_jacobians,
@@ -30,8 +28,10 @@ from slahmr_opt.costs.priors import (
 )
 from slahmr_opt.costs.reprojection import build_reprojection_term
 from slahmr_opt.costs.smoothness import build_smoothness_term
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 from slahmr_opt.init.from_tracks import initialize_bodies
 from slahmr_opt.stages.problem import params_from_body
+from slahmr_priors.pose_gmm.model import PoseGMM
 
 DT = torch.float64
 
@@ -59,11 +59,11 @@ def test_right_jacobian_first_order_and_small_angles():
     Jr = so3_right_jacobian(aa)
 
     def rotate(x):
-        return axis_angle_to_matrix(aa + x)
+        return rotvec_to_rotmat(aa + x)
 
     # d exp(theta + d) / d d at 0 equals exp(theta) [J_r e_i]_x column by column.
     numeric = jacrev(rotate)(torch.zeros(3, dtype=DT))  # (n, 3, 3, 3)
-    R = axis_angle_to_matrix(aa)
+    R = rotvec_to_rotmat(aa)
     for i in range(3):
         w = Jr[..., i]
         K = torch.zeros(len(aa), 3, 3, dtype=DT)

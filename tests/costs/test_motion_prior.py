@@ -7,15 +7,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from pytorch3d.transforms import matrix_to_axis_angle
 
 from costs.jacobian_checks import TOL, check_term_jacobians
-from priors.motion_cvae import MotionCVAE
-from priors.motion_cvae.model import SHIPPED
-from priors.motion_cvae.state import axis_angle_to_matrix
 from slahmr_opt.costs.kinematics import world_joints
 from slahmr_opt.costs.motion_prior import build_motion_prior_term, cvae_contacts
+from slahmr_opt.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from slahmr_opt.init.floor import FloorPlane, floor_reference
+from slahmr_priors.motion_cvae import MotionCVAE
+from slahmr_priors.motion_cvae.model import SHIPPED
 
 DT = torch.float64
 SAMPLE_MOTIONS = SHIPPED.with_name("eval_sample.npz")
@@ -76,7 +75,7 @@ def test_term_is_the_prior_on_bodies_in_the_floor_frame(body, prior):
     joints = world_joints(body, 22, params["root_orient"][0], params["trans"][0],
                           params["pose_body"][0], params["betas"].expand(T, -1))  # fmt: skip
     R, t = ref[:3, :3], ref[:3, 3]
-    root_f = matrix_to_axis_angle(R @ axis_angle_to_matrix(params["root_orient"][0]))
+    root_f = rotmat_to_rotvec(R @ rotvec_to_rotmat(params["root_orient"][0]))
     expected = prior.motion_residual(root_f, params["pose_body"][0], joints @ R.T + t, FPS)
     torch.testing.assert_close(term.residual(params), expected, rtol=1e-9, atol=1e-9)
 
@@ -99,7 +98,7 @@ def test_contact_head_finds_held_out_foot_contacts(prior):
     ref = _tilted_ref()
     R, t = ref[:3, :3], ref[:3, 3]
     joints_w = (joints - t) @ R  # R^T (x - t)
-    root_w = matrix_to_axis_angle(R.T @ axis_angle_to_matrix(root))
+    root_w = rotmat_to_rotvec(R.T @ rotvec_to_rotmat(root))
     moved = cvae_contacts(joints_w, root_w, pose, mask, ref, prior, fps)
     torch.testing.assert_close(moved, probs, rtol=1e-6, atol=1e-6)
     assert math.isfinite(float(probs.sum()))

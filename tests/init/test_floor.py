@@ -27,9 +27,9 @@ DT = torch.float64
 
 
 def _rotation(axis, angle) -> torch.Tensor:
-    from pytorch3d.transforms import axis_angle_to_matrix
+    from roma import rotvec_to_rotmat
 
-    return axis_angle_to_matrix(torch.nn.functional.normalize(torch.tensor(axis, dtype=DT), dim=0)
+    return rotvec_to_rotmat(torch.nn.functional.normalize(torch.tensor(axis, dtype=DT), dim=0)
                                 * angle)  # fmt: skip
 
 

@@ -4,9 +4,9 @@ with a known camera scale."""
 import numpy as np
 import pytest
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
 
 from slahmr_opt.body import BodyConfig, load_body_model
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 from slahmr_opt.init.trajectory import (
     fuse_trajectory,
     gravity_up,
@@ -46,7 +46,7 @@ def test_gravity_and_scale_from_true_motion(scene):
     pelvis_c = torch.einsum("tij,ptj->pti", R_true, pelvis_w) + t_true
     vel_true = torch.from_numpy(np.gradient(pelvis_w.numpy(), 1 / 30.0, axis=1))
     # Heading-frame velocities of the truth, then back into the SLAM world.
-    root_true = axis_angle_to_matrix(root.double())
+    root_true = rotvec_to_rotmat(root.double())
     vel_h = (heading_frames(root_true, torch.tensor([0.0, 1.0, 0.0]).double()).transpose(-1, -2)
              @ vel_true[..., None])[..., 0]  # fmt: skip
     root_slam = _slam_from_true(sc)[None] @ root_true

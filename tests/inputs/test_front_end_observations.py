@@ -7,11 +7,11 @@ from dataclasses import fields, replace
 import numpy as np
 import pytest
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
 
 from slahmr_opt.config import load_config
 from slahmr_opt.errors import ConfigError
 from slahmr_opt.frontend.camera import CameraDiagnostics, CameraEstimate, write_cameras
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 from slahmr_opt.inputs.track_data import TrackData
 from slahmr_opt.inputs.tracks import write_tracks_npz
 from slahmr_opt.run import FrontEndSettings, _front_end_observations, _observations
@@ -44,7 +44,7 @@ def _front_end(motion: str = "general", seed: int = 0) -> tuple[TrackData, Camer
         image_size=SIZE,
     )
     static = motion == "static"
-    R_c2w = axis_angle_to_matrix(torch.as_tensor(rng.normal(0, 0.1, (T, 3)))).numpy()
+    R_c2w = rotvec_to_rotmat(torch.as_tensor(rng.normal(0, 0.1, (T, 3)))).numpy()
     t_c2w = np.zeros((T, 3)) if static else np.cumsum(rng.normal(0, 0.05, (T, 3)), axis=0)
     diag = CameraDiagnostics(np.zeros(T), np.zeros(T), np.zeros(T), np.zeros(T), 1.0)
     points = None

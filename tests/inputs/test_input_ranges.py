@@ -39,6 +39,16 @@ def test_keypoints_just_inside_the_limit_are_fitted(tmp_path, tracks_factory):
     assert float(obs.kp2d[..., 0].min()) == -6400.0
 
 
+def test_undetected_keypoints_are_not_range_checked(tmp_path, tracks_factory):
+    """A keypoint of confidence 0 may hold anything finite: ``bench make`` projects joints that
+    are behind the camera to 1e5 px and marks them undetected (the 40-sequence dev set has 75)."""
+    kp2d = tracks_factory(num_people=2, num_frames=30).kp2d.clone()
+    kp2d[1, 12, 3] = torch.tensor([-3.4e5, 2.0e5, 0.0])
+    path = _tracks_file(tmp_path, tracks_factory, kp2d=kp2d)
+    obs = load_observations(path, static=True, min_track_len=5)
+    assert float(obs.kp2d[..., 2][obs.kp2d[..., 0].abs() > 6400].max()) == 0.0
+
+
 def test_confidences_above_one_are_clipped_with_a_warning(tmp_path, tracks_factory, caplog):
     kp2d = tracks_factory(num_people=2, num_frames=30).kp2d.clone()
     kp2d[0, 2, 5, 2] = 1.2
@@ -116,7 +126,7 @@ def test_implausible_intrinsics_file(tmp_path, row, expected):
 
 def test_the_fit_command_refuses_far_keypoints(tmp_path, tracks_factory, capsys):
     kp2d = tracks_factory(num_people=2, num_frames=30).kp2d.clone()
-    kp2d[0, 3, 0, 1] = 1e12
+    kp2d[0, 3, 0, 1:] = torch.tensor([1e12, 0.8])  # a detected keypoint
     path = _tracks_file(tmp_path, tracks_factory, kp2d=kp2d)
     out = tmp_path / "out"
     assert main(["fit", "--tracks", str(path), "--static", "--out", str(out),

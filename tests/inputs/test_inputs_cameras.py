@@ -7,8 +7,8 @@ import stat
 import numpy as np
 import pytest
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
 
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 from slahmr_opt.inputs.cameras import (
     read_cameras,
     static_cameras,
@@ -33,7 +33,7 @@ def _droid_rows(num: int, seed: int = 0) -> np.ndarray:
 
 def _cameras(num: int = 12) -> Cameras:
     gen = torch.Generator().manual_seed(4)
-    R = axis_angle_to_matrix(torch.randn(num, 3, generator=gen, dtype=torch.float64))
+    R = rotvec_to_rotmat(torch.randn(num, 3, generator=gen, dtype=torch.float64))
     intrins = torch.tensor([[600.0, 610.0, 321.5, 239.0]]).repeat(num, 1)
     intrins[:, 0] += torch.arange(num)
     return Cameras(R.float(), torch.randn(num, 3, generator=gen), intrins, SIZE)

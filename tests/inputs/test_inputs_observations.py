@@ -6,9 +6,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
 
 from slahmr_opt.errors import ConfigError, InputError
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 from slahmr_opt.inputs.cameras import read_cameras, write_cameras_npz, write_droid_traj
 from slahmr_opt.inputs.observations import load_observations
 from slahmr_opt.inputs.tracks import write_track_dirs, write_tracks_npz
@@ -22,7 +22,7 @@ def _moving_cameras(num: int) -> Cameras:
     angles[:, 1] = torch.linspace(0, 1, num)
     t = torch.stack([torch.linspace(0, 2, num), torch.zeros(num), torch.ones(num)], dim=1)
     return Cameras(
-        axis_angle_to_matrix(angles), t, torch.tensor([[500.0, 500, 320, 240]] * num), SIZE
+        rotvec_to_rotmat(angles), t, torch.tensor([[500.0, 500, 320, 240]] * num), SIZE
     )
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
 from scipy.spatial.transform import Rotation
 
 from slahmr_opt.body import BodyConfig, BodyModel, load_body_model
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 from slahmr_opt.io.bodies import result_body_model
 from slahmr_opt.io.results import read_result
 from slahmr_opt.types import Result
@@ -46,7 +46,7 @@ def write_small_result(
     trans = rng.normal(0, 1.0, (P, 1, 3)) + t * rng.normal(0, 1.0, (P, 1, 3))
     betas = rng.normal(0, 1.0, (P, 10))
     cam_aa = rng.normal(0, 0.2, (1, 3)) + t[0] * rng.normal(0, 0.5, (1, 3))
-    cam_R = axis_angle_to_matrix(torch.as_tensor(cam_aa)).numpy()
+    cam_R = rotvec_to_rotmat(torch.as_tensor(cam_aa)).numpy()
     cam_t = rng.normal(0, 1.0, (1, 3)) + t[0] * rng.normal(0, 1.0, (1, 3))
     world = np.eye(4)
     if aligned:

@@ -22,8 +22,8 @@ from export_helpers import (
     read_small_result,
     write_small_result,
 )
-from pytorch3d.transforms import axis_angle_to_matrix
 
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 from slahmr_opt.io.bodies import camera_to_world, mesh_faces, posed, rest
 from slahmr_opt.io.export.glb import export_glb
 from slahmr_opt.io.export.motion import OPENCV_TO_Y_UP
@@ -52,7 +52,7 @@ def _rotations(result, p: int, t: int) -> np.ndarray:
     """(22, 3, 3) root and body joint rotations of person p at frame t, float64."""
     body = result.body
     aa = torch.cat([body.root_orient[p, t][None], body.pose_body[p, t]]).double()
-    return axis_angle_to_matrix(aa).numpy()
+    return rotvec_to_rotmat(aa).numpy()
 
 
 def _pose_blend_lengths(result, model, p: int, t: int) -> np.ndarray:

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
 
 from slahmr_opt.errors import InputError
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 from slahmr_opt.history import LossHistory
 from slahmr_opt.io.bodies import result_body_model
 from slahmr_opt.io.export.bvh import export_bvh
@@ -51,7 +51,7 @@ def make_result(
     vis[0, 3] = False
     world = torch.eye(4)
     if floor:
-        world[:3, :3] = axis_angle_to_matrix(torch.tensor([2.9, 0.1, 0.05]))
+        world[:3, :3] = rotvec_to_rotmat(torch.tensor([2.9, 0.1, 0.05]))
         world[:3, 3] = torch.tensor([0.1, 1.2, 0.0])
     history = LossHistory()
     history.add("root", 0, 10.5, {"kp2d": 9.25, "pose_prior": 1.25})
@@ -71,7 +71,7 @@ def make_result(
             betas=randn(P, 10),
         ),
         cameras=Cameras(
-            R_w2c=axis_angle_to_matrix(randn(T, 3, scale=0.2, dtype=torch.float64)),
+            R_w2c=rotvec_to_rotmat(randn(T, 3, scale=0.2, dtype=torch.float64)),
             t_w2c=randn(T, 3, dtype=torch.float64),
             intrins=torch.tensor([[500.3, 501.7, 320.1, 239.9]], dtype=torch.float64).repeat(T, 1),
             image_size=(480, 640),

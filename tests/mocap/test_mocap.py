@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
 
 from slahmr_opt.body import SMPL_JOINT_NAMES, SMPL_PARENTS, BodyConfig, load_body_model
 from slahmr_opt.errors import InputError
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 from slahmr_opt.mocap.bvh import parse_bvh
 from slahmr_opt.mocap.targets import (
     BANDAI_ROTATIONS,
@@ -69,9 +69,9 @@ def _synthetic(body, num_frames: int, seed: int = 0):
 
 
 def _global_rotations(orient, pose):
-    rots = [axis_angle_to_matrix(orient)]
+    rots = [rotvec_to_rotmat(orient)]
     for j in range(1, 22):
-        rots.append(rots[SMPL_PARENTS[j]] @ axis_angle_to_matrix(pose[:, j - 1]))
+        rots.append(rots[SMPL_PARENTS[j]] @ rotvec_to_rotmat(pose[:, j - 1]))
     return torch.stack(rots, 1)
 
 
@@ -121,8 +121,8 @@ def test_fit_recovers_known_body(body):
     rest_error = np.abs(_rest_joints(body, fit.betas) - _rest_joints(body, params["betas"]))
     assert rest_error.max() < 3e-3
     np.testing.assert_allclose(fit.trans, params["transl"].numpy(), atol=3e-3)
-    rot = axis_angle_to_matrix(torch.from_numpy(fit.root_orient))
-    torch.testing.assert_close(rot, axis_angle_to_matrix(params["global_orient"]), atol=0.02,
+    rot = rotvec_to_rotmat(torch.from_numpy(fit.root_orient))
+    torch.testing.assert_close(rot, rotvec_to_rotmat(params["global_orient"]), atol=0.02,
                                rtol=0)  # fmt: skip
 
 

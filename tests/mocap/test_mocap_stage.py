@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
 
 from slahmr_opt.body import SMPL_PARENTS, BodyConfig, load_body_model
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 from slahmr_opt.mocap.bvh import parse_bvh
 from slahmr_opt.mocap.fit import _Batch
 from slahmr_opt.mocap.stage import objective
@@ -49,9 +49,9 @@ def _synthetic(body, num_frames: int, seed: int = 0):
     with torch.no_grad():
         out = body.double()(**{**params, "betas": params["betas"].expand(num_frames, -1)})
     body.float()
-    rots = [axis_angle_to_matrix(params["global_orient"])]
+    rots = [rotvec_to_rotmat(params["global_orient"])]
     for j in range(1, 22):
-        rots.append(rots[SMPL_PARENTS[j]] @ axis_angle_to_matrix(params["body_pose"][:, j - 1]))
+        rots.append(rots[SMPL_PARENTS[j]] @ rotvec_to_rotmat(params["body_pose"][:, j - 1]))
     return params, out.joints.numpy(), torch.stack(rots, 1).numpy()
 
 
@@ -88,8 +88,8 @@ def test_stage_recovers_a_known_body(body):
     every = RelativeTerms(rotation_joints=np.arange(22), rotation_weights=np.ones(22))
     fit = fit_body_to_joints(body, joints, np.ones(24), LM, every, rots)
     assert fit.residual_mm.mean() < 1.0
-    fitted = axis_angle_to_matrix(torch.from_numpy(fit.pose_body))
-    truth = axis_angle_to_matrix(params["body_pose"])
+    fitted = rotvec_to_rotmat(torch.from_numpy(fit.pose_body))
+    truth = rotvec_to_rotmat(params["body_pose"])
     assert (fitted - truth).abs().max() < 0.01
     np.testing.assert_allclose(fit.betas, params["betas"].numpy(), atol=0.05)
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
 from scipy.spatial.transform import Rotation
 
 from slahmr_opt.body import SMPL_JOINT_NAMES, SMPL_PARENTS, BodyConfig, load_body_model
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 from slahmr_opt.mocap.targets import BANDAI_ROTATIONS
 
 FPS = 30.0
@@ -87,7 +87,7 @@ def _posed(body, root, trans, pose, betas) -> tuple[np.ndarray, np.ndarray]:
     joints = out.joints[:, :24].numpy().copy()
     foot = [SMPL_JOINT_NAMES.index(n) for n in ("left_foot", "right_foot")]
     joints[..., 1] += 0.03 - joints[:, foot, 1].min()
-    local = axis_angle_to_matrix(f64(np.concatenate([root[:, None], pose], 1))).numpy()
+    local = rotvec_to_rotmat(f64(np.concatenate([root[:, None], pose], 1))).numpy()
     rots = np.zeros((T, 24, 3, 3))
     rots[:, 0] = local[:, 0]
     for j in range(1, 24):  # hands (22, 23) have no pose of their own: their parent's rotation

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from priors.contacts import CONTACT_JOINTS
-from priors.data import states as st
+from slahmr_priors.contacts import CONTACT_JOINTS
+from slahmr_priors.data import states as st
 
 FPS = 30.0
 

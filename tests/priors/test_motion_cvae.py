@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from priors.motion_cvae import STATE_DIM, MotionCVAE, states_from_body
-from priors.motion_cvae.model import CONTACT_JOINTS, SHIPPED
-from priors.motion_cvae.scores import Motion, jittered, sliding
-from priors.motion_cvae.state import axis_angle_to_matrix, heading_frame
+from slahmr_priors.motion_cvae import STATE_DIM, MotionCVAE, states_from_body
+from slahmr_priors.motion_cvae.model import CONTACT_JOINTS, SHIPPED
+from slahmr_priors.motion_cvae.scores import Motion, jittered, sliding
+from slahmr_priors.motion_cvae.state import axis_angle_to_matrix, heading_frame
 
 SAMPLE = Path(__file__).resolve().parents[2] / "priors" / "motion_cvae" / "eval_sample.npz"
 
@@ -169,13 +169,13 @@ def test_prior_prefers_real_motion_to_jitter_and_sliding(prior, motions):
 
 
 def test_augmented_motions_are_real_motion_mirrored_reversed_and_resampled(prior, motions):
-    """``priors.augment`` through ``data.motion_variants``: mirroring is an involution that keeps
-    the prior's score of real motion (it learnt left and right); time reversal makes a walk the
-    prior has never seen, unless it trained on reversed motion too (a walk backwards then
+    """``slahmr_priors.augment`` through ``data.motion_variants``: mirroring is an involution
+    that keeps the prior's score of real motion (it learnt left and right); time reversal makes a
+    walk the prior has never seen, unless it trained on reversed motion too (a walk backwards then
     scores about as well); speed changes keep the floor."""
-    from priors import augment
-    from priors.motion_cvae.data import motion_variants
-    from priors.motion_cvae.state import states_from_rotations
+    from slahmr_priors import augment
+    from slahmr_priors.motion_cvae.data import motion_variants
+    from slahmr_priors.motion_cvae.state import states_from_rotations
 
     m = max(motions, key=lambda x: np.ptp(x.joints[:, 0, 2]) + np.ptp(x.joints[:, 0, 0]))
     assert np.ptp(m.joints[:, 0, 2]) + np.ptp(m.joints[:, 0, 0]) > 1.0  # a walk or a run

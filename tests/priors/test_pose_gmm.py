@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from priors.pose_gmm import PoseGMM
-from priors.pose_gmm.model import SHIPPED
+from slahmr_priors.pose_gmm import PoseGMM
+from slahmr_priors.pose_gmm.model import SHIPPED
 
 EVAL_SAMPLE = SHIPPED.with_name("eval_sample.npz")
 

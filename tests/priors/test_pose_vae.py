@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch.func import jacrev, vmap
 
-from priors.pose_vae import PoseVAE
-from priors.pose_vae.model import SHIPPED
 from slahmr_opt.config import ConfigError, load_config
 from slahmr_opt.costs.priors import load_pose_prior
 from slahmr_opt.errors import InputError
+from slahmr_priors.pose_vae import PoseVAE
+from slahmr_priors.pose_vae.model import SHIPPED
 
 EVAL_SAMPLE = SHIPPED.with_name("eval_sample.npz")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from priors.regressor.features import (
+from slahmr_priors.regressor.features import (
     FROM_OP25,
     KEYPOINT_NAMES,
     NUM_FEATURES,
@@ -14,9 +14,9 @@ from priors.regressor.features import (
     make_features,
     to_layout,
 )
-from priors.regressor.model import SHIPPED, Regressor, rot6d_to_matrix
-from priors.regressor.synth import Window, mirror, observe, reverse
-from priors.regressor.train import local_joints
+from slahmr_priors.regressor.model import SHIPPED, Regressor, rot6d_to_matrix
+from slahmr_priors.regressor.synth import Window, mirror, observe, reverse
+from slahmr_priors.regressor.train import local_joints
 
 
 def test_layout_matches_openpose_names():

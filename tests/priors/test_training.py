@@ -1,9 +1,10 @@
 """The priors' data preparation and training, end to end on a tiny motion capture sample.
 
 A few short synthetic walks in the Bandai-Namco layout (``mocap_sample``) go through the real
-commands: the body fits (``priors.pose_gmm.prepare``), the state build with its shards
-(``priors.data.build``), the regressor's keypoints (``priors.data.keypoints``), the stop-gap
-interpolated states (``priors.motion_cvae.prepare_interp``), then a few epochs (or steps) of each
+commands: the body fits (``slahmr_priors.pose_gmm.prepare``), the state build with its
+shards (``slahmr_priors.data.build``), the regressor's keypoints
+(``slahmr_priors.data.keypoints``), the stop-gap interpolated states
+(``slahmr_priors.motion_cvae.prepare_interp``), then a few epochs (or steps) of each
 trainer into ``tmp_path``. Each trained model must load with its shipped loader and evaluate.
 Nothing here reads ``../shared``; the sample is too small for the models to be any good.
 """
@@ -16,21 +17,21 @@ import pytest
 import torch
 from mocap_sample import write_archive
 
-from priors.data import build, keypoints
-from priors.motion_cvae import prepare_interp
-from priors.motion_cvae import train as cvae_train
-from priors.motion_cvae.data import load_transitions
-from priors.motion_cvae.model import MotionCVAE
-from priors.pose_gmm import prepare
-from priors.pose_gmm import train as gmm_train
-from priors.pose_gmm.model import PoseGMM
-from priors.pose_vae import train as vae_train
-from priors.pose_vae.model import PoseVAE
-from priors.regressor import train as regressor_train
-from priors.regressor.data import load_motion
-from priors.regressor.features import FPS
-from priors.regressor.model import Regressor
-from priors.regressor.synth import observe
+from slahmr_priors.data import build, keypoints
+from slahmr_priors.motion_cvae import prepare_interp
+from slahmr_priors.motion_cvae import train as cvae_train
+from slahmr_priors.motion_cvae.data import load_transitions
+from slahmr_priors.motion_cvae.model import MotionCVAE
+from slahmr_priors.pose_gmm import prepare
+from slahmr_priors.pose_gmm import train as gmm_train
+from slahmr_priors.pose_gmm.model import PoseGMM
+from slahmr_priors.pose_vae import train as vae_train
+from slahmr_priors.pose_vae.model import PoseVAE
+from slahmr_priors.regressor import train as regressor_train
+from slahmr_priors.regressor.data import load_motion
+from slahmr_priors.regressor.features import FPS
+from slahmr_priors.regressor.model import Regressor
+from slahmr_priors.regressor.synth import observe
 
 pytestmark = pytest.mark.slow
 
@@ -230,7 +231,7 @@ def test_regressor_trains_loads_and_predicts(data, tmp_path):
 
 def test_the_learning_rate_schedule_works_for_any_number_of_steps():
     """``OneCycleLR`` with a 5 % warm-up divided by zero at 20 steps (a one-step phase)."""
-    from priors.data.schedule import one_cycle
+    from slahmr_priors.data.schedule import one_cycle
 
     for steps in range(1, 61):
         param = torch.nn.Parameter(torch.zeros(1))

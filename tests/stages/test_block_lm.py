@@ -7,27 +7,28 @@ that do not lower the loss instead of stopping there."""
 import dataclasses
 
 import pytest
-import theseus as th
 import torch
 
-from priors.motion_cvae import MotionCVAE
-from slahmr_opt.costs.contacts import build_contact_terms
-from slahmr_opt.costs.motion_prior import build_motion_prior_term
-from slahmr_opt.costs.term import Input, Term
-from slahmr_opt.history import LossHistory
-from slahmr_opt.init.floor import FloorPlane, floor_reference
-from slahmr_opt.stages.block_cholesky import BlockHessianCholmodSolver
-from slahmr_opt.stages.block_lm import (
+th = pytest.importorskip("theseus", reason="the theseus extra is not installed")
+
+from slahmr_opt.costs.contacts import build_contact_terms  # noqa: E402
+from slahmr_opt.costs.motion_prior import build_motion_prior_term  # noqa: E402
+from slahmr_opt.costs.term import Input, Term  # noqa: E402
+from slahmr_opt.history import LossHistory  # noqa: E402
+from slahmr_opt.init.floor import FloorPlane, floor_reference  # noqa: E402
+from slahmr_opt.stages.block_cholesky import BlockHessianCholmodSolver  # noqa: E402
+from slahmr_opt.stages.block_lm import (  # noqa: E402
     apply_step,
     levenberg_marquardt,
     linearize,
     make_layout,
     solve_step,
 )
-from slahmr_opt.stages.runner import run_stage
-from slahmr_opt.stages.theseus_problem import TheseusVariables, term_cost_functions
+from slahmr_opt.stages.runner import run_stage  # noqa: E402
+from slahmr_opt.stages.theseus_problem import TheseusVariables, term_cost_functions  # noqa: E402
+from slahmr_priors.motion_cvae import MotionCVAE  # noqa: E402
 
-from .test_stages import DT, WEIGHTS, setup  # noqa: F401 (the module fixture)
+from .test_stages import DT, WEIGHTS, setup  # noqa: E402, F401 (the module fixture)
 
 FULL = {"root_orient", "trans", "pose_body", "betas", "log_alpha", "floor"}
 

@@ -4,16 +4,16 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
 from scipy.spatial.transform import Rotation
 
-from priors.augment import SMPL_PAIRS, mirror_pose
 from slahmr_opt.eval.metrics import facing_errors
+from slahmr_opt.geometry.rotations import rotvec_to_rotmat
 from slahmr_opt.synth.guesses import (
     GUESS_PRESETS,
     _bursts,
     regressor_guess,
 )
+from slahmr_priors.augment import SMPL_PAIRS, mirror_pose
 
 
 def test_mirror_pose_is_an_involution_that_swaps_sides():
@@ -51,7 +51,7 @@ def test_flipped_frames_face_away():
     vis = torch.ones(P, T, dtype=bool)
     s = replace(GUESS_PRESETS["realistic"], rot_deg=0, rot_bias_deg=0, missing_frac=0)
     g = regressor_guess(root, pose, pelvis, torch.zeros(3), R, t, vis, s, np.random.default_rng(1))
-    off = facing_errors(axis_angle_to_matrix(g.global_orient_c.double())[0].numpy(),
+    off = facing_errors(rotvec_to_rotmat(g.global_orient_c.double())[0].numpy(),
                         np.eye(3)[None].repeat(T, 0))  # fmt: skip
     assert 100 * s.flip_frac <= off.mean() <= 100 * s.flip_frac + 3
     assert g.valid.all()
