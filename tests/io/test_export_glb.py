@@ -22,9 +22,10 @@ from export_helpers import (
     read_small_result,
     write_small_result,
 )
+from scipy.spatial.transform import Rotation
 
 from slahmr_opt.geometry.rotations import rotvec_to_rotmat
-from slahmr_opt.io.bodies import camera_to_world, mesh_faces, posed, rest
+from slahmr_opt.io.bodies import camera_to_world, intrinsics, mesh_faces, posed, rest
 from slahmr_opt.io.export.glb import export_glb
 from slahmr_opt.io.export.motion import OPENCV_TO_Y_UP
 
@@ -144,7 +145,7 @@ def test_untracked_frames_hidden_and_timeline(tmp_path, synthetic_body_path):
     nodes = glb.tree["nodes"]
     roots = {nodes[i]["name"]: i for i in glb.tree["scenes"][0]["nodes"]}
     assert set(roots) == {*PEOPLE, "person_7_rig", "person_b_2_rig", "camera_path",
-                          "camera_frustums"}  # fmt: skip
+                          "camera_frustums", "camera"}  # fmt: skip
     assert nodes[nodes[roots["person_7_rig"]]["children"][0]]["name"] == "person_7_pelvis"
     anim = glb.tree["animations"][0]
     scale = [
@@ -163,6 +164,31 @@ def test_untracked_frames_hidden_and_timeline(tmp_path, synthetic_body_path):
     np.testing.assert_allclose(times, np.arange(NUM_FRAMES) / FPS, atol=1e-7)
     extras = glb.tree["extras"]["slahmr_opt"]
     assert extras["fps"] == FPS and extras["frame_offset"] == FRAME_OFFSET
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_animated_camera_is_the_fitted_camera(tmp_path, synthetic_body_path, aligned):
+    """The ``camera`` node at every frame sits at the fitted camera's centre and looks along its
+    optical axis (glTF: -z forward, +y up; OpenCV: +z forward, +y down), in the export world;
+    its field of view is the focal length's."""
+    result, _, glb = _export(tmp_path, synthetic_body_path, aligned)
+    nodes = glb.tree["nodes"]
+    node = next(i for i, n in enumerate(nodes) if n.get("name") == "camera")
+    camera = glb.tree["cameras"][nodes[node]["camera"]]["perspective"]
+    fx, fy = np.median(intrinsics(result)[:, :2], axis=0)
+    H, W = result.cameras.image_size
+    assert camera["yfov"] == pytest.approx(2 * np.arctan(H / (2 * fy)))
+    assert camera["aspectRatio"] == pytest.approx(W * fy / (H * fx))
+    anim = glb.tree["animations"][0]
+    tracks = {c["target"]["path"]: glb.accessor(anim["samplers"][c["sampler"]]["output"])
+              for c in anim["channels"] if c["target"]["node"] == node}  # fmt: skip
+    assert set(tracks) == {"translation", "rotation"}
+    F = np.eye(3) if aligned else OPENCV_TO_Y_UP
+    R_c2w, centres = camera_to_world(result)
+    R = Rotation.from_quat(tracks["rotation"]).as_matrix()  # (T, 3, 3) glTF camera to world
+    np.testing.assert_allclose(tracks["translation"], centres @ F.T, atol=1e-5)
+    np.testing.assert_allclose(R @ [0, 0, -1], (F @ R_c2w)[:, :, 2], atol=1e-6)
+    np.testing.assert_allclose(R @ [0, 1, 0], -(F @ R_c2w)[:, :, 1], atol=1e-6)
 
 
 def test_smplh_model_weights_folded_onto_24_joints(tmp_path):

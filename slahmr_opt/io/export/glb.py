@@ -14,13 +14,18 @@ a gravity-aligned result), metres. Scene roots, by node name:
   armature.
 * ``camera_path`` (the camera centres as a polyline) and ``camera_frustums`` (a few small
   frustums, a tick on the image's top edge).
+* ``camera``: the video's camera as a glTF perspective camera (looking along its node's -z, y
+  up), animated with the fitted camera's centre and orientation at every frame, so a viewer can
+  look through it (Blender: the imported camera, active). Its field of view is the median
+  focal length's (``yfov = 2 atan(H / (2 fy))``, aspect ratio ``W fy / (H fx)``): glTF cannot
+  animate it.
 * The skin of ``person_<id>``: its joints in SMPL order, inverse bind matrices
   ``translate(-rest_joint)``, and per vertex the ``influences`` largest of the body model's skinning
   weights, renormalised (``JOINTS_0``/``WEIGHTS_0``, then ``_1`` for 8).
 * One animation ``motion``, keyed at every result frame (``t / fps`` seconds): rotations of joints
   0..21 (hands stay at rest), the pelvis translation, and, for people not tracked on every
   frame, a STEP scale on the pelvis, 0 outside ``track_mask`` (the body collapses to a point;
-  poses there hold the nearest tracked frame's).
+  poses there hold the nearest tracked frame's); the ``camera`` node's translation and rotation.
 
 Not representable in a glTF skin: the model's pose blend shapes (``posedirs``; zero for the
 built-in model), and weights beyond the kept influences, so the skinned mesh differs from the
@@ -187,8 +192,34 @@ def _add_skeleton(glb: GlbFile, motion: PersonMotion, prefix: str) -> list[int]:
     return ids
 
 
-def _add_animation(glb: GlbFile, motions, joint_ids, times: int) -> dict:
-    """The ``motion`` animation: rotations, pelvis translation, visibility scale per person."""
+#: OpenCV camera axes (x right, y down, z forward) -> glTF's (x right, y up, looking along -z).
+OPENCV_TO_GLTF_CAMERA = np.diag([1.0, -1.0, -1.0])
+
+
+def _add_camera(glb: GlbFile, result: Result, world_rotation: np.ndarray) -> tuple[int, dict]:
+    """The ``camera`` node (module docstring) and its per-frame ``translation`` and ``rotation``
+    ((T, 3), (T, 4)) for the animation."""
+    R_c2w, centres = camera_to_world(result)
+    R_c2w, centres = world_rotation @ R_c2w, centres @ world_rotation.T
+    fx, fy = np.median(intrinsics(result)[:, :2], axis=0)
+    H, W = result.cameras.image_size
+    perspective = {
+        "yfov": float(2 * np.arctan(H / (2 * fy))),
+        "aspectRatio": float(W * fy / (H * fx)),
+        "znear": 0.01,
+        "zfar": 1000.0,
+    }
+    glb.tree.setdefault("cameras", []).append({"type": "perspective", "perspective": perspective})
+    quats = continuous_quaternions((R_c2w @ OPENCV_TO_GLTF_CAMERA)[:, None])[:, 0]
+    node = glb.add_node({"name": "camera", "camera": len(glb.tree["cameras"]) - 1,
+                         "translation": centres[0].tolist(),
+                         "rotation": quats[0].tolist()})  # fmt: skip
+    return node, {"translation": centres, "rotation": quats}
+
+
+def _add_animation(glb: GlbFile, motions, joint_ids, times: int, camera: tuple[int, dict]) -> dict:
+    """The ``motion`` animation: rotations, pelvis translation, visibility scale per person;
+    the camera's path."""
     samplers: list[dict] = []
     channels: list[dict] = []
 
@@ -205,6 +236,9 @@ def _add_animation(glb: GlbFile, motions, joint_ids, times: int) -> dict:
         if not motion.visible.all():
             scale = np.repeat(motion.visible[:, None].astype(np.float32), 3, axis=1)
             channel(ids[0], "scale", scale, "STEP")
+    node, tracks = camera
+    for path, values in tracks.items():
+        channel(node, path, values)
     return {"name": "motion", "samplers": samplers, "channels": channels}
 
 
@@ -285,9 +319,10 @@ def build_glb(
         # A parent that is no joint: Blender's importer makes it the person's own armature.
         rig = glb.add_node({"name": f"{motion.name}_rig", "children": [ids[0]]})
         tree["scenes"][0]["nodes"].append(rig)
+    camera = _add_camera(glb, result, world_rotation)
+    tree["scenes"][0]["nodes"].append(camera[0])
     _set_view_targets(tree)
-    if motions:
-        tree["animations"] = [_add_animation(glb, motions, joint_ids, times)]
+    tree["animations"] = [_add_animation(glb, motions, joint_ids, times, camera)]
     tree["asset"]["generator"] = (
         f"slahmr-opt {__version__} (geometry: trimesh {trimesh.__version__})"
     )
