@@ -114,3 +114,27 @@ def test_run_refuses_a_file_that_is_not_a_video(tmp_path, capsys):
     assert "notes.mp4" in capsys.readouterr().err
     assert main(["run", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o")]) == 2
     assert main(["run", str(path), "--out", str(tmp_path / "o"), "--intrinsics", "1,2"]) == 2
+
+
+def test_run_several_videos_as_a_batch(tmp_path, capsys):
+    """Two videos: each is a job with its own folder; a video without people fails alone (one
+    line in the table and ``batch.csv``) and the command exits 1; a missing one is refused."""
+    people_free = tmp_path / "empty.mp4"
+    rng = np.random.default_rng(0)
+    with Mp4Writer(people_free, (120, 160), 25.0) as writer:
+        for _ in range(20):
+            writer.write(np.full((120, 160, 3), 90, np.uint8)
+                         + rng.integers(0, 20, (120, 160, 3), np.uint8))  # fmt: skip
+        writer.commit()
+    other = tmp_path / "more" / "empty.mp4"
+    other.parent.mkdir()
+    other.write_bytes(people_free.read_bytes())
+    out = tmp_path / "batch"
+    assert main(["run", str(people_free), str(other), "--out", str(out), "--quiet"]) == 1
+    table = capsys.readouterr().out
+    assert "| empty | failed |" in table and "| empty_2 | failed |" in table
+    assert "no person" in table.lower()
+    rows = (out / "batch.csv").read_text().splitlines()
+    assert rows[0].startswith("name,status,attempts,seconds") and len(rows) == 3
+    assert main(["run", str(people_free), str(tmp_path / "gone.mp4"), "--out", str(out)]) == 2
+    assert "gone.mp4" in capsys.readouterr().err

@@ -17,6 +17,7 @@ import json
 import logging
 from pathlib import Path
 
+from slahmr_opt.cli.common import add_batch_args, batch_settings
 from slahmr_opt.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="a bench make --video benchmark: slahmr-opt run on each video",
     )
+    add_batch_args(run)
     run.add_argument("overrides", nargs="*", help="key=value config overrides")
     tab = sub.add_parser("table", help="markdown tables of bench run results, by camera, motion "
                          "kind and variant")  # fmt: skip
@@ -247,6 +249,9 @@ def handle(args: argparse.Namespace) -> int:
             return 1 if regressions else 0
         return 0
     if args.bench_command == "run" and args.video:
+        if batch_settings(args) is not None:
+            raise ConfigError("--workers and --ray apply to keypoint benchmarks; a video "
+                              "benchmark runs its videos in turn")  # fmt: skip
         from slahmr_opt.experiments.video_bench_run import format_video_table, run_video_benchmark
 
         report = run_video_benchmark(args.bench, args.out, args.config, args.overrides)
@@ -256,8 +261,11 @@ def handle(args: argparse.Namespace) -> int:
     if args.bench_command == "run":
         from slahmr_opt.experiments.bench_run import run_benchmark
 
-        report = run_benchmark(args.bench, args.out, args.config, args.overrides)
+        report = run_benchmark(args.bench, args.out, args.config, args.overrides,
+                               batch_settings(args))  # fmt: skip
         print(format_table(report))
+        for name, error in report.get("failed", {}).items():
+            print(f"failed: {name}: {error}")
         print(f"metrics written to {Path(args.out) / 'metrics.json'}")
-        return 0
+        return 1 if report.get("failed") else 0
     raise ValueError(f"unknown bench command {args.bench_command!r}")

@@ -28,6 +28,32 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_batch_args(p: argparse.ArgumentParser) -> None:
+    """``--workers``, ``--ray``, ``--task-cpus``, ``--task-memory-gb``, ``--retries``
+    (``experiments.batch.BatchSettings``)."""
+    p.add_argument("--workers", type=int, default=1,
+                   help="jobs at once: local processes, or the CPUs of --ray local (default 1)")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="run the jobs as Ray tasks: 'local' starts Ray here, anything else "
+                   "('auto', 'ray://head:10001') joins that cluster; results come back here")
+    p.add_argument("--task-cpus", type=float, default=1.0, help="CPUs per Ray task (default 1)")
+    p.add_argument("--task-memory-gb", type=float, default=4.0,
+                   help="memory per Ray task, GB (default 4; stage 3 needs about 1 GB per "
+                   "1,000 frames and person)")
+    p.add_argument("--retries", type=int, default=1,
+                   help="attempts after a crash or a lost worker (bad input is not retried)")
+
+
+def batch_settings(args: argparse.Namespace):
+    """The ``BatchSettings`` of ``add_batch_args``' flags, or None for a plain sequential run."""
+    from slahmr_opt.experiments.batch import BatchSettings
+
+    if args.workers == 1 and args.ray is None:
+        return None
+    return BatchSettings(workers=args.workers, ray=args.ray, cpus=args.task_cpus,
+                         memory_gb=args.task_memory_gb, retries=args.retries)  # fmt: skip
+
+
 def parse_frames(text: str) -> slice:
     """``START:STOP[:STEP]`` (Python slice, any part may be empty) or one frame ``N``.
 

@@ -1,5 +1,10 @@
 """``slahmr-opt run VIDEO --out DIR``: raw video in; tracks, camera, fit, render and GLB out.
 
+With several videos (``run A.mp4 B.mp4 ... --out DIR``) each gets ``DIR/<video name>/`` and the
+videos run as batch jobs (``experiments.batch``: in turn, on ``--workers`` local processes, or on
+Ray with ``--ray``), the results sent back to this process; ``DIR/batch.csv`` and the printed
+table summarise them, and a rerun skips the videos already done with the same config.
+
 The flow and its outputs are ``slahmr_opt.run``'s; this module parses the command line and
 prints the report. The front-end flags are overrides of the config (``--static``:
 ``frontend.static``, ``--max-people``: ``frontend.max_people``, ``--intrinsics``:
@@ -10,6 +15,7 @@ results.
 import argparse
 from pathlib import Path
 
+from slahmr_opt.cli.common import add_batch_args, batch_settings
 from slahmr_opt.config import FrontEndConfig
 from slahmr_opt.errors import ConfigError
 
@@ -21,7 +27,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="raw video in: tracks, camera, fit (all stages), render.mp4, scene.glb",
         description=__doc__.splitlines()[0],
     )
-    p.add_argument("video", help="the input video (mp4, mov, ...)")
+    p.add_argument("video", nargs="+", help="the input video(s) (mp4, mov, ...)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
         "--static", action="store_true", help="the camera does not move (frontend.static=true)"
@@ -45,6 +51,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
+    add_batch_args(p)
     p.add_argument("overrides", nargs="*", help="dotted config overrides")
     p.set_defaults(handler=handle)
     return p
@@ -93,12 +100,30 @@ def handle(args: argparse.Namespace) -> int:
     cfg = load_config("regressor_only" if args.fast else args.config, overrides)
     settings = FrontEndSettings.from_config(cfg)
     import_mediapipe()  # the [video] extra, checked before any output is claimed
-    with claimed_output(Path(args.out), args.overwrite) as out:
-        report = run_video(
-            args.video, out, cfg, settings, progress=not args.quiet, render=not args.no_render
-        )
-    _print_report(report)
-    return 0
+    batch = batch_settings(args)
+    if len(args.video) == 1 and batch is None:
+        with claimed_output(Path(args.out), args.overwrite) as out:
+            report = run_video(args.video[0], out, cfg, settings, progress=not args.quiet,
+                               render=not args.no_render)  # fmt: skip
+        _print_report(report)
+        return 0
+    return _run_batch(args, cfg, settings, batch)
+
+
+def _run_batch(args: argparse.Namespace, cfg, settings, batch) -> int:
+    """Several videos as batch jobs (module docstring); 0 when all are done, else 1."""
+    from slahmr_opt.experiments.batch import BatchSettings, run_jobs, summary_rows, write_summary
+    from slahmr_opt.experiments.video_batch import video_jobs
+    from slahmr_opt.files.outputs import claimed_output
+
+    jobs = video_jobs([Path(v) for v in args.video], cfg, settings, not args.no_render)
+    with claimed_output(Path(args.out), True, "batch.csv") as out:
+        outcomes = run_jobs(jobs, out, batch or BatchSettings(), progress=not args.quiet)
+        rows = summary_rows(outcomes, ["people", "frames", "camera", "world_scale"])
+        print(write_summary(out, rows))
+    print(f"{sum(o.status != 'failed' for o in outcomes)} of {len(outcomes)} videos done; "
+          f"results in {out}/<video>/, summary in {out / 'batch.csv'}")
+    return 0 if all(o.status != "failed" for o in outcomes) else 1
 
 
 def _print_report(report) -> None:

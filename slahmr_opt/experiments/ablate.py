@@ -54,6 +54,7 @@ from tqdm import tqdm
 from slahmr_opt.config import CONFIG_DIR, load_config, to_yaml
 from slahmr_opt.errors import ConfigError, InputError, SlahmrOptError
 from slahmr_opt.experiments.ablate_table import flatten_metrics, write_tables
+from slahmr_opt.experiments.batch import init_ray
 
 logger = logging.getLogger(__name__)
 
@@ -264,35 +265,13 @@ def _run_local(
     return failures
 
 
-def _init_ray(address: str | None, workers: int) -> bool:
-    """Connect to (or start) Ray; True when this call did it and must shut it down."""
-    import os
-    import sys
-
-    import ray
-
-    if ray.is_initialized():
-        return False
-    if address in (None, "local"):
-        # Local workers import the scorer by reference: give them this process's import path.
-        path = os.pathsep.join(p for p in sys.path if p and Path(p).is_dir())
-        ray.init(
-            num_cpus=workers,
-            include_dashboard=False,
-            runtime_env={"env_vars": {"PYTHONPATH": path}},
-        )
-    else:
-        ray.init(address=address)
-    return True
-
-
 def _run_ray(
     cells: list[Cell], address: str | None, workers: int, scorer: Scorer | None, progress: bool
 ) -> list[tuple[Cell, str]]:
     """Run cells as Ray tasks (one CPU each; Ray schedules them)."""
     import ray
 
-    started = _init_ray(address, workers)
+    started = init_ray(address, workers)
     failures = []
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(run_cell)

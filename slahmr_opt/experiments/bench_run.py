@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from slahmr_opt.config import Config, load_config, to_yaml
 from slahmr_opt.errors import InputError
+from slahmr_opt.experiments.batch import BatchSettings, Job, folder_inputs, run_jobs
 from slahmr_opt.experiments.evaluate import evaluate_result
 from slahmr_opt.files.checks import write_atomic
 from slahmr_opt.files.outputs import claimed_output
@@ -183,16 +184,27 @@ def summarize_scores(scores: dict[str, dict]) -> dict[str, float]:
     return mean
 
 
+def sequence_job(inputs: Path, out: Path, config_yaml: str) -> dict:
+    """A batch job (``experiments.batch``): ``fit_and_score`` of the sequence whose files are
+    in ``inputs``, with the resolved config ``config_yaml``."""
+    config = inputs.parent / f"{inputs.name}.config.yaml"
+    config.write_text(config_yaml)
+    return fit_and_score(inputs, out, config)
+
+
 def run_benchmark(
     bench_dir: str | Path,
     out_dir: str | Path,
     config: str | Path | None = None,
     overrides: Sequence[str] = (),
+    batch: BatchSettings | None = None,
 ) -> dict:
     """Fit and score every sequence of ``bench_dir/index.json``; write ``out_dir/metrics.json``.
 
     Sequences already scored with the same config (``score.json`` with the same hash) are
-    read back instead of solved again, so an interrupted run resumes. The index and every
+    read back instead of solved again, so an interrupted run resumes. With ``batch`` the others
+    run as batch jobs (``experiments.batch``: a process pool or Ray, results sent back here); a
+    sequence that fails there is left out of the means and named in ``failed``. The index and every
     sequence's files are checked, and ``out_dir`` is held (``claimed_output``: writable, one run
     at a time; its ``metrics.json`` is rewritten), before any work.
 
@@ -214,8 +226,22 @@ def run_benchmark(
         return score
 
     with claimed_output(out, True, "metrics.json"):
-        scores = score_sequences(index, out, cfg_hash, fit, "benchmark")
-        return write_report(out, cfg_hash, config, overrides, scores, scores)
+        if batch is None:
+            scores = score_sequences(index, out, cfg_hash, fit, "benchmark")
+            return write_report(out, cfg_hash, config, overrides, scores, scores)
+        cfg_yaml = to_yaml(load_config(config, list(overrides)))
+        names = [e["name"] for e in index.get("sequences", [])]
+        scores = {n: s for n in names if (s := scored(out, n, cfg_hash)) is not None}
+        jobs = [Job(n, sequence_job, folder_inputs(bench / n), {"config_yaml": cfg_yaml}, cfg_hash)
+                for n in names if n not in scores]  # fmt: skip
+        failed = {}
+        for outcome in run_jobs(jobs, out, batch):
+            if outcome.status == "failed":
+                failed[outcome.name] = outcome.error
+            else:
+                scores[outcome.name] = outcome.record
+        scores = {n: scores[n] for n in names if n in scores}
+        return write_report(out, cfg_hash, config, overrides, scores, scores, failed=failed)
 
 
 def score_sequences(index: dict, out: Path, cfg_hash: str, score_one, desc: str) -> dict:
@@ -224,19 +250,25 @@ def score_sequences(index: dict, out: Path, cfg_hash: str, score_one, desc: str)
     rows: dict[str, dict] = {}
     for entry in tqdm(index.get("sequences", []), desc=desc, unit="seq"):
         name = entry["name"]
-        score_path = out / name / "score.json"
-        if score_path.is_file():
-            try:
-                old = json.loads(score_path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-                logger.warning("%s: unreadable (%s); scoring the sequence again", score_path, e)
-                old = {}
-            if isinstance(old, dict) and old.get("config_hash") == cfg_hash:
-                logger.info("%s: already scored with this config, skipped", name)
-                rows[name] = old
-                continue
-        rows[name] = score_one(name)
+        old = scored(out, name, cfg_hash)
+        rows[name] = old if old is not None else score_one(name)
     return rows
+
+
+def scored(out: Path, name: str, cfg_hash: str) -> dict | None:
+    """``out/name/score.json`` if it was scored with the config of ``cfg_hash``, else None."""
+    score_path = out / name / "score.json"
+    if not score_path.is_file():
+        return None
+    try:
+        old = json.loads(score_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        logger.warning("%s: unreadable (%s); scoring the sequence again", score_path, e)
+        return None
+    if isinstance(old, dict) and old.get("config_hash") == cfg_hash:
+        logger.info("%s: already scored with this config, skipped", name)
+        return old
+    return None
 
 
 def write_report(out: Path, cfg_hash: str, config, overrides, rows: dict, scored: dict,
