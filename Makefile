@@ -64,4 +64,5 @@ wheel-test: install
 	$(WHEEL_VENV)/bin/pip check
 	$(WHEEL_VENV)/bin/slahmr-opt --version
 	cd build && wheel-venv/bin/slahmr-opt demo --out wheel-demo
-	$(WHEEL_VENV)/bin/pytest -q -p no:cacheprovider -m "not slow" tests
+	@# From build/, so that the repository's own slahmr_opt/ is not on the import path.
+	cd build && wheel-venv/bin/pytest -q -p no:cacheprovider -m "not slow" ../tests

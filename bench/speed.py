@@ -8,8 +8,13 @@ stages with every solver switched to L-BFGS (SLAHMR's 30 / 60 / 60 steps). Repor
 seconds per stage, frames per second, final loss, peak RSS; per size: the time each solver needs
 to reach the other's final loss (from the per-iteration history).
 
+``--converged`` compares the solvers as optimizers: the same fixed costs (the motion stage's
+evidence guard and window cap off, so no weight changes between rounds), the same start, every
+stage run to a relative decrease of 1e-5 (LM: per accepted step; L-BFGS: per outer step of 20
+inner ones) within 100 iterations, for both solvers.
+
     .venv/bin/python bench/speed.py [--frames 100 300 1000 3000] [--people 1 3] [--out FILE]
-                                    [--threads N] [--stages 2|3]
+                                    [--threads N] [--stages 2|3] [--converged]
     .venv/bin/python bench/speed.py --table bench/results/speed_*.json
 """
 
@@ -48,6 +53,15 @@ SOLVERS = {
 }
 
 
+#: ``--converged``: fixed costs, a tight tolerance and room to reach it, for every solver.
+CONVERGED = [
+    "stages.motion.evidence_margin=0",
+    "stages.motion.prior_window_cap=0",
+    *(f"stages.{name}.solver.{key}={value}" for name in ("root", "smooth", "motion")
+      for key, value in (("min_rel_decrease", 1e-5), ("iterations", 100))),
+]  # fmt: skip
+
+
 def walking_scene(num_people: int, num_frames: int, seed: int = 0) -> synth.SynthScene:
     """``synth.walking_bodies`` seen by an orbiting hand-held camera."""
     rng = np.random.default_rng(seed)
@@ -68,7 +82,7 @@ def _run(args: tuple) -> dict:
         "seconds": seconds,
         "frames_per_second": num_frames / seconds,
         "stages": {
-            s.name: {"seconds": s.seconds, "iterations": s.iterations}
+            s.name: {"seconds": s.seconds, "iterations": s.iterations, "status": str(s.status)}
             for s in result.stages
         },
         "final_loss": result.stages[-1].final_loss,
@@ -135,16 +149,21 @@ def main() -> None:
     ap.add_argument("--stages", type=int, choices=sorted(SOLVERS), default=2)
     ap.add_argument("--solvers", nargs="+", choices=["lm", "lbfgs"], default=["lm", "lbfgs"],
                     help="lm alone skips the comparison (long sequences)")  # fmt: skip
+    ap.add_argument("--converged", action="store_true",
+                    help="fixed costs, every stage to a relative decrease of 1e-5 (module doc)")
     ap.add_argument("--table", nargs="+", metavar="JSON", help="print the README table and exit")
     args = ap.parse_args()
     if "lm" not in args.solvers:
         ap.error("--solvers must include lm (every row is reported against LM)")
     solvers = {k: v for k, v in SOLVERS[args.stages].items() if k in args.solvers}
+    if args.converged:
+        solvers = {k: (c, [*o, *CONVERGED]) for k, (c, o) in solvers.items()}
     if args.table:
         print(markdown_table(args.table))
         return
     logging.basicConfig(level=logging.WARNING)
-    report = {"versions": versions(), "threads": args.threads, "stages": args.stages, "runs": []}
+    report = {"versions": versions(), "threads": args.threads, "stages": args.stages,
+              "converged": args.converged, "runs": []}  # fmt: skip
     ctx = mp.get_context("spawn")
     for people in args.people:
         for frames in args.frames:

@@ -97,7 +97,19 @@ class DType(StrEnum):
 
 
 _MISSING_KEY = object()
-CONFIG_DIR = Path(str(resources.files("slahmr_opt.configs")))
+
+
+def _config_dir() -> Path:
+    """The shipped configs: the installed ``slahmr_opt.configs`` (``setup.py`` maps the
+    repository's ``configs/`` there), or ``configs/`` beside the package in a source tree that
+    was not installed."""
+    try:
+        return Path(str(resources.files("slahmr_opt.configs")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "configs"
+
+
+CONFIG_DIR = _config_dir()
 
 
 @dataclass

@@ -9,6 +9,7 @@ import pytest
 from stages.scene import make_scene
 
 from slahmr_opt.cli import build_parser, main
+from slahmr_opt.cli.main import _parse
 from slahmr_opt.errors import InputError
 from slahmr_opt.inputs.cameras import write_cameras_npz
 from slahmr_opt.inputs.track_data import tracks_from_observations
@@ -324,7 +325,8 @@ def test_run_flags_are_config_overrides(tmp_path):
     parser = build_parser()
     argv = ["run", "v.mp4", "data.min_track_len=10", "--out", str(tmp_path), "--static",
             "--max-people", "3", "--intrinsics", "500,510,320,240"]  # fmt: skip
-    args = parser.parse_args(argv)
+    args = _parse(argv)
+    assert args.video == ["v.mp4"] and args.overrides == ["data.min_track_len=10"]
     overrides = [*args.overrides, *run_command.flag_overrides(args)]
     cfg = load_config(None, overrides)
     assert cfg.frontend.static and cfg.frontend.max_people == 3

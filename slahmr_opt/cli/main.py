@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 import traceback
+from pathlib import Path
 
 from slahmr_opt import __version__
 from slahmr_opt.cli import ablate, bench, demo, export, fit, render, run
@@ -58,6 +59,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         args.overrides = [*overrides, *extra]
+    videos = getattr(args, "video", None)
+    if isinstance(videos, list):  # ``run A.mp4 key=value``: argparse gives both to VIDEO
+        moved = [v for v in videos if "=" in v and not Path(v).exists()]
+        args.video = [v for v in videos if v not in moved]
+        args.overrides = [*moved, *args.overrides]
+        if not args.video:
+            parser.error("run: give at least one video")
     return args
 
 

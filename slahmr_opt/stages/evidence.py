@@ -17,7 +17,10 @@ held-out real motion scores a median of 48 and a 99th percentile of 560) has its
 ``cap / |r|^2`` for the next round, so a transition the prior calls improbable even after the
 prior has smoothed it costs at most the cap: iteratively reweighted least squares of a bounded
 cost. The first round runs at full weight, because stage 2's jittery bodies start far outside the
-prior's data (a kernel applied from the start never pulls them in).
+prior's data (a kernel applied from the start never pulls them in). The capped weights have
+settled when no window's factor moved by more than ``CAP_SETTLED`` in a round, or when the round
+lowered the loss by less than the stage's ``min_rel_decrease``: the reweighting no longer moves
+the solution (on long clips a few of a thousand windows keep moving a little, round after round).
 
 The per-person report (``person_report``) says whether the prior or the evidence dominated.
 """
@@ -38,8 +41,9 @@ logger = logging.getLogger(__name__)
 
 #: Factor of the prior's residual scale per violation (the weight falls by its square).
 SCALE_STEP = 0.5
-#: The window cap has settled when no window's factor moved by more than this in a round; until
-#: then the stage goes on (a converged round under the old weights is not the end).
+#: The window cap has settled when no window's factor moved by more than this in a round (or the
+#: round barely changed the loss); until then the stage goes on (a converged round under the old
+#: weights is not the end).
 CAP_SETTLED = 0.05
 
 
@@ -119,7 +123,11 @@ def run_guarded_stage(
                         int(over.sum()), 100 * margin)  # fmt: skip
         guard = SCALE_STEP ** lowered.to(factors.dtype)  # (P,) the guard's residual factor
         prior.data["scale"] = guard[prior.person, None] * factors
-        settled = bool(((factors - previous).abs() < CAP_SETTLED).all())
+        moving = int(((factors - previous).abs() >= CAP_SETTLED).sum())
+        decrease = (step.initial_loss - step.final_loss) / max(abs(step.initial_loss), 1e-12)
+        settled = moving == 0 or decrease < solver.min_rel_decrease
+        logger.debug("stage %s, round %d (%s): %d window(s) capped, %d still moving",
+                     stage.name, rounds, step.status, int((factors < 1).sum()), moving)  # fmt: skip
         if not bool(over.any()) and settled and step.status == "converged":
             break
     end_energy = person_energy(kp2d, params, P)

@@ -13,6 +13,7 @@ and renders from a ``Result`` in memory equal those from the file it was written
 and its ``results.npz``, ``config.yaml``, ``stages.json`` and ``history.csv`` copied here.
 """
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -223,6 +224,8 @@ def test_exports_from_memory_equal_exports_from_the_file(tmp_path, synthetic_bod
         assert data == from_file[name], name
 
 
+@pytest.mark.skipif(importlib.util.find_spec("pyrender") is None,
+                    reason="the renderer (pyrender) is not installed")
 def test_render_from_memory_equals_render_from_the_file(tmp_path, synthetic_body_path):
     from slahmr_opt.render.render import RenderOptions, render_result
 

@@ -7,6 +7,7 @@ install line: the Makefile installs both.
 """
 
 import argparse
+import importlib.util
 import subprocess
 import sys
 
@@ -33,6 +34,12 @@ from slahmr_opt.render.render import (
 T, H, W = 4, 120, 160
 INTRINS = np.array([150.0, 150.0, 80.0, 60.0])
 TRANS = np.array([[0.0, 1.0, 0.0], [2.2, 1.0, 1.5]])  # two people, metres
+
+
+#: Tests that draw need pyrender (the [render] extra; the Makefile installs it).
+needs_renderer = pytest.mark.skipif(
+    importlib.util.find_spec("pyrender") is None, reason="the renderer (pyrender) is not installed"
+)
 
 
 def write_tiny_result(path, frame_offset: int = 0, static: bool = False, floor: bool = True):
@@ -115,6 +122,7 @@ def plain_video(loaded, tmp_path_factory):
     return report, frames, fps
 
 
+@needs_renderer
 def test_mp4_frames_size_fps(plain_video):
     report, frames, fps = plain_video
     assert frames.shape == (T, H, 2 * W, 3)
@@ -151,6 +159,7 @@ def _check_person(left, uv, background, is_colour) -> np.ndarray:
     return box
 
 
+@needs_renderer
 def test_overlay_silhouette_matches_projected_mesh(plain_video, loaded):
     _, frames, _ = plain_video
     background = np.round(255 * np.array(OVERLAY_BACKGROUND))
@@ -176,11 +185,13 @@ def _check_world_view(right: np.ndarray, min_floor: float) -> None:
     assert _blue(right).sum() > 10 and _orange(right).sum() > 10  # person 0; person 1 or frustum
 
 
+@needs_renderer
 def test_world_view_shows_floor_people_camera(plain_video):
     _, frames, _ = plain_video
     _check_world_view(frames[1, :, W:], 0.5)
 
 
+@needs_renderer
 def test_static_camera_without_floor(tmp_path):
     path = write_tiny_result(tmp_path / "results.npz", static=True, floor=False)
     _render(_load(path), tmp_path / "out.mp4", frames=slice(1, 3))
@@ -198,6 +209,7 @@ def _corner_level(frames, t: int) -> float:
     return float(frames[t, 2:10, 2:20].mean())  # top left of the overlay panel: nobody there
 
 
+@needs_renderer
 def test_images_input_with_frame_offset(tmp_path):
     loaded = _load(write_tiny_result(tmp_path / "results.npz", frame_offset=1))
     folder = tmp_path / "images"
@@ -210,6 +222,7 @@ def test_images_input_with_frame_offset(tmp_path):
         assert _corner_level(frames, t) == pytest.approx(30 + 40 * (t + 1), abs=4)
 
 
+@needs_renderer
 def test_video_input_larger_frames_and_step(tmp_path, loaded):
     video = tmp_path / "in.mp4"
     with Mp4Writer(video, (2 * H, 2 * W), 30) as w:  # twice the fitted size, same aspect
@@ -233,6 +246,7 @@ def _leftovers(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
+@needs_renderer
 def test_cli_renders_and_refuses_to_overwrite(tiny, tmp_path, capsys):
     out = tmp_path / "r.mp4"
     assert (
@@ -248,6 +262,7 @@ def test_cli_renders_and_refuses_to_overwrite(tiny, tmp_path, capsys):
     assert len(read_video_frames(out)[0]) == 1
 
 
+@needs_renderer
 @pytest.mark.parametrize("problem", ["not_a_video", "short_video", "bad_image", "few_images"])
 def test_cli_bad_frames_exit_2_without_output(problem, tiny, tmp_path, capsys):
     if problem == "not_a_video":
@@ -292,6 +307,7 @@ def test_cli_bad_results_and_options(tmp_path, tiny, capsys):
     assert _leftovers(tmp_path) == [] and not (tmp_path / "r.mp4").exists()
 
 
+@needs_renderer
 def test_frame_aspect_mismatch_is_an_input_error(tmp_path, loaded):
     folder = tmp_path / "square"
     folder.mkdir()
