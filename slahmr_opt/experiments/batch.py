@@ -8,10 +8,10 @@ record and every file it wrote into ``out``; the driver writes those files under
 with the driver, and ``job.json`` marks a finished job: a rerun skips it (``done``).
 
 Failures: a job whose function raises an error a user can fix (``SlahmrOptError``: bad input)
-fails at once; any other failure (a crash, a worker killed for memory, a lost node) is retried
-up to ``retries`` times. Ray does the retrying for its tasks (``max_retries``, system failures)
-and schedules them by the CPUs and memory each one asks for (``BatchSettings``). Nothing of a
-failed job is written but a line in the summary.
+fails at once; any other exception is retried up to ``retries`` times, in this process, in the
+pool and on Ray alike. Ray also retries a task whose worker died (killed for memory, a lost
+node) and schedules tasks by the CPUs and memory each one asks for (``BatchSettings``). Nothing
+of a failed job is written but a line in the summary.
 """
 
 import json
@@ -85,7 +85,8 @@ class BatchSettings:
 @dataclass
 class Outcome:
     """What became of one job: ``status`` ``done`` (now), ``skipped`` (done before), or
-    ``failed`` (``error``: one line); ``record`` is the function's; ``attempts`` made."""
+    ``failed`` (``error``: one line); ``record`` is the function's; ``attempts`` made (on Ray 1
+    for a success, which does not tell how many it took, and ``retries + 1`` for a failure)."""
 
     name: str
     status: str
@@ -116,6 +117,16 @@ def _limit_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+def execute_task(job: Job) -> tuple[str, object]:
+    """``execute`` for a Ray task: ``("done", (record, files))``, or ``("refused", message)``
+    for bad input, which is returned rather than raised so that Ray does not retry it (every
+    other exception is raised, and retried)."""
+    try:
+        return "done", execute(job)
+    except SlahmrOptError as exc:
+        return "refused", _one_line(exc)
 
 
 def done(root: Path, job: Job) -> dict | None:
@@ -169,9 +180,10 @@ def run_jobs(jobs: list[Job], root: str | Path, settings: BatchSettings = BatchS
     bar = tqdm(total=len(todo), desc="jobs", unit="job", disable=not progress or not todo)
     run = _run_ray if settings.ray else _run_local
     for job, result, attempts, seconds in run(todo, settings):
-        if isinstance(result, BaseException):
-            outcomes[job.name] = Outcome(job.name, "failed", error=_one_line(result),
-                                         attempts=attempts, seconds=seconds)  # fmt: skip
+        if isinstance(result, BaseException | str):
+            error = result if isinstance(result, str) else _one_line(result)
+            outcomes[job.name] = Outcome(job.name, "failed", error=error, attempts=attempts,
+                                         seconds=seconds)  # fmt: skip
             logger.warning("job %s failed after %d attempt(s): %s", job.name, attempts,
                            outcomes[job.name].error)  # fmt: skip
         else:
@@ -240,11 +252,11 @@ def _run_ray(jobs: list[Job], settings: BatchSettings):
     import ray
 
     started_here = init_ray(settings.ray, settings.workers, settings.cpus)
-    task = ray.remote(execute).options(
+    task = ray.remote(execute_task).options(
         num_cpus=settings.cpus,
         memory=int(settings.memory_gb * 2**30),
         max_retries=settings.retries,
-        retry_exceptions=False,
+        retry_exceptions=True,
     )
     try:
         start = time.perf_counter()
@@ -254,16 +266,17 @@ def _run_ray(jobs: list[Job], settings: BatchSettings):
             ready, pending = ray.wait(pending, num_returns=1)
             for ref in ready:
                 job = refs[ref]
+                seconds = time.perf_counter() - start
                 try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayTaskError as exc:  # the job's own error
+                    status, value = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:  # the job's own error, after retries
                     cause = exc.cause if isinstance(exc.cause, BaseException) else exc
-                    yield job, cause, 1, time.perf_counter() - start
+                    yield job, cause, settings.retries + 1, seconds
                     continue
                 except ray.exceptions.RayError as exc:  # a worker or node lost, after retries
-                    yield job, exc, settings.retries + 1, time.perf_counter() - start
+                    yield job, exc, settings.retries + 1, seconds
                     continue
-                yield job, result, 1, time.perf_counter() - start
+                yield job, value, 1, seconds  # "refused": the message, a failure
     finally:
         if started_here:
             ray.shutdown()

@@ -65,8 +65,14 @@ def test_ray_local_jobs_and_bench_run(tmp_path, bench_small):
     benchmark run in turn: the same sequences, the same scores."""
     pytest.importorskip("ray")
     settings = BatchSettings(workers=2, ray="local", memory_gb=0.5)
-    outcomes = run_jobs(_jobs(), tmp_path / "jobs", settings, progress=False)
-    _check(tmp_path / "jobs", outcomes)
+    counter = tmp_path / "calls.txt"
+    flaky = Job("flaky", crash_once, {}, {"counter": str(counter)})
+    jobs = [*_jobs(), Job("bad", bad_input, {}), flaky]
+    outcomes = run_jobs(jobs, tmp_path / "jobs", settings, progress=False)
+    _check(tmp_path / "jobs", outcomes[:3])
+    bad, flaky = outcomes[3:]
+    assert bad.status == "failed" and "not a number" in bad.error
+    assert flaky.status == "done" and flaky.record == {"calls": 2}  # Ray retried the crash
     fast = ["stages.root.solver.iterations=3", "stages.smooth.solver.iterations=3",
             "stages.motion.solver.iterations=2", "num_threads=1"]  # fmt: skip
     plain, on_ray = tmp_path / "plain", tmp_path / "ray"
