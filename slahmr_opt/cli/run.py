@@ -3,7 +3,8 @@
 With several videos (``run A.mp4 B.mp4 ... --out DIR``) each gets ``DIR/<video name>/`` and the
 videos run as batch jobs (``experiments.batch``: in turn, on ``--workers`` local processes, or on
 Ray with ``--ray``), the results sent back to this process; ``DIR/batch.csv`` and the printed
-table summarise them, and a rerun skips the videos already done with the same config.
+table summarise them, and a rerun skips the videos already done with the same config (with
+``--overwrite`` it runs them all again).
 
 The flow and its outputs are ``slahmr_opt.run``'s; this module parses the command line and
 prints the report. The front-end flags are overrides of the config (``--static``:
@@ -118,7 +119,8 @@ def _run_batch(args: argparse.Namespace, cfg, settings, batch) -> int:
 
     jobs = video_jobs([Path(v) for v in args.video], cfg, settings, not args.no_render)
     with claimed_output(Path(args.out), True, "batch.csv") as out:
-        outcomes = run_jobs(jobs, out, batch or BatchSettings(), progress=not args.quiet)
+        outcomes = run_jobs(jobs, out, batch or BatchSettings(), progress=not args.quiet,
+                            rerun=args.overwrite)  # fmt: skip
         rows = summary_rows(outcomes, ["people", "frames", "camera", "world_scale"])
         print(write_summary(out, rows))
     print(f"{sum(o.status != 'failed' for o in outcomes)} of {len(outcomes)} videos done; "

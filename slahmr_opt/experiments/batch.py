@@ -163,14 +163,15 @@ def _one_line(exc: BaseException) -> str:
 
 
 def run_jobs(jobs: list[Job], root: str | Path, settings: BatchSettings = BatchSettings(),
-             progress: bool = True) -> list[Outcome]:  # fmt: skip
-    """Run the jobs that are not done yet under ``root`` (module docstring); returns one
-    ``Outcome`` per job, in the order given."""
+             progress: bool = True, rerun: bool = False) -> list[Outcome]:  # fmt: skip
+    """Run the jobs that are not done yet under ``root`` (module docstring; ``rerun``: every
+    job, replacing what finished ones wrote); returns one ``Outcome`` per job, in the order
+    given."""
     root = Path(root)
     outcomes: dict[str, Outcome] = {}
     todo = []
     for job in jobs:
-        record = done(root, job)
+        record = None if rerun else done(root, job)
         if record is not None:
             outcomes[job.name] = Outcome(job.name, "skipped", record)
         else:

@@ -40,6 +40,8 @@ def test_jobs_in_this_process_store_and_resume(tmp_path):
     assert [o.status for o in run_jobs(_jobs("other config"), tmp_path, progress=False)] == [
         "done"
     ] * 3
+    rerun = run_jobs(_jobs("other config"), tmp_path, progress=False, rerun=True)
+    assert [o.status for o in rerun] == ["done"] * 3
 
 
 def test_bad_input_fails_at_once_and_a_crash_is_retried(tmp_path):
