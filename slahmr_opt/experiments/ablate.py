@@ -54,7 +54,7 @@ from tqdm import tqdm
 from slahmr_opt.config import CONFIG_DIR, load_config, to_yaml
 from slahmr_opt.errors import ConfigError, InputError, SlahmrOptError
 from slahmr_opt.experiments.ablate_table import flatten_metrics, write_tables
-from slahmr_opt.experiments.batch import init_ray
+from slahmr_opt.experiments.batch import BatchSettings, init_ray
 
 logger = logging.getLogger(__name__)
 
@@ -329,6 +329,8 @@ def run_ablation(
     """
     if executor not in ("local", "ray"):
         raise ConfigError(f"executor must be 'local' or 'ray', got {executor!r}")
+    if executor == "ray":
+        BatchSettings(workers=workers, ray=ray_address or "local")  # Ray installed?
     variants = load_grid(grid_path)
     sequences = list_sequences(bench_dir)
     out_dir = Path(out_dir)

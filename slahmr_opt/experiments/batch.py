@@ -14,6 +14,7 @@ node) and schedules tasks by the CPUs and memory each one asks for (``BatchSetti
 of a failed job is written but a line in the summary.
 """
 
+import importlib.util
 import json
 import logging
 import tempfile
@@ -80,6 +81,8 @@ class BatchSettings:
         if self.workers < 1 or self.cpus <= 0 or self.memory_gb <= 0 or self.retries < 0:
             raise ConfigError(f"batch settings: workers >= 1, cpus > 0, memory > 0 GB and "
                               f"retries >= 0 expected, got {self}")  # fmt: skip
+        if self.ray is not None and importlib.util.find_spec("ray") is None:
+            raise ConfigError("--ray needs Ray: pip install 'slahmr-opt[ray]'")
 
 
 @dataclass

@@ -107,3 +107,19 @@ def bench_small(tmp_path):
     make_benchmark([sorted(mocap.iterdir())[0]], out, seed=5, cameras=("pan", "static"),
                    max_frames=40)  # fmt: skip
     return out
+
+
+def test_ray_without_ray_is_one_line(tmp_path, monkeypatch, capsys):
+    """``--ray`` where Ray is not installed: exit 2 and what to install, before any work."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ray" else real(name, *a))  # fmt: skip
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    assert main(["bench", "run", "--bench", str(bench), "--out", str(tmp_path / "o"),
+                 "--ray", "local"]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'slahmr-opt[ray]'" in err[0]
+    assert not (tmp_path / "o").exists()
