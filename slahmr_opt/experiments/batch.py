@@ -200,6 +200,11 @@ def run_jobs(jobs: list[Job], root: str | Path, settings: BatchSettings = BatchS
     return [outcomes[job.name] for job in jobs]
 
 
+def _final(exc: Exception, attempts: int, settings: BatchSettings) -> bool:
+    """Whether a job that raised ``exc`` on attempt ``attempts`` has failed for good."""
+    return isinstance(exc, SlahmrOptError) or attempts > settings.retries
+
+
 def _run_local(jobs: list[Job], settings: BatchSettings):
     """Yield ``(job, (record, files) or exception, attempts, seconds)`` as jobs finish."""
     attempts = {job.name: 0 for job in jobs}
@@ -211,7 +216,7 @@ def _run_local(jobs: list[Job], settings: BatchSettings):
                 try:
                     result = execute(job)
                 except Exception as exc:  # noqa: BLE001  (reported per job)
-                    if isinstance(exc, SlahmrOptError) or attempts[job.name] > settings.retries:
+                    if _final(exc, attempts[job.name], settings):
                         logger.debug("%s", traceback.format_exc())
                         yield job, exc, attempts[job.name], time.perf_counter() - start
                         break
@@ -242,7 +247,7 @@ def _run_local(jobs: list[Job], settings: BatchSettings):
                 try:
                     result = future.result()
                 except Exception as exc:  # noqa: BLE001
-                    if isinstance(exc, SlahmrOptError) or attempts[job.name] > settings.retries:
+                    if _final(exc, attempts[job.name], settings):
                         yield job, exc, attempts[job.name], seconds
                     else:
                         pending[submit(job)] = job

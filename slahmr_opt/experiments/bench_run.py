@@ -217,7 +217,8 @@ def run_benchmark(
     """
     bench, out = Path(bench_dir), Path(out_dir)
     index = read_index(bench, _sequence_files)
-    cfg_hash = config_hash(load_config(config, list(overrides)))
+    cfg = load_config(config, list(overrides))
+    cfg_hash = config_hash(cfg)
 
     def fit(name: str) -> dict:
         score = fit_and_score(bench / name, out / name, config, overrides)
@@ -229,7 +230,7 @@ def run_benchmark(
         if batch is None:
             scores = score_sequences(index, out, cfg_hash, fit, "benchmark")
             return write_report(out, cfg_hash, config, overrides, scores, scores)
-        cfg_yaml = to_yaml(load_config(config, list(overrides)))
+        cfg_yaml = to_yaml(cfg)
         names = [e["name"] for e in index.get("sequences", [])]
         scores = {n: s for n in names if (s := scored(out, n, cfg_hash)) is not None}
         jobs = [Job(n, sequence_job, folder_inputs(bench / n), {"config_yaml": cfg_yaml}, cfg_hash)

@@ -155,8 +155,14 @@ def result_arrays(result: Result) -> dict[str, np.ndarray]:
             if result.floor is None
             else result.floor.as_plane().numpy()
         ),
-        **{f"body_model_{key}": np.array(value) for key, value in result.body_model.items()},
+        **body_record_arrays(result.body_model),
     }
+
+
+def body_record_arrays(record: dict) -> dict[str, np.ndarray]:
+    """``Result.body_model`` as the ``body_model_<key>`` scalars of ``results.npz`` (and of the
+    AMASS export)."""
+    return {f"body_model_{key}": np.array(value) for key, value in record.items()}
 
 
 def stage_rows(result: Result) -> list[dict]:

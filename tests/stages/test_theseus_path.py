@@ -19,14 +19,20 @@ from slahmr_opt.stages.theseus_problem import (  # noqa: E402
 from .test_stages import ALL, DT, WEIGHTS, setup  # noqa: E402, F401 (the module fixture)
 
 
-def test_theseus_objective_equals_stacked_loss(setup):  # noqa: F811
-    _, _, problem, params, _ = setup
-    params = {k: v + 0.01 * torch.randn_like(v) for k, v in params.items()}
+def _objective(problem, params, optimize):
+    """Theseus' objective of every weighted term over the ``optimize`` variables."""
     variables = TheseusVariables(params, problem.track_mask)
     objective = th.Objective(dtype=DT)
     for name, w in WEIGHTS.items():
-        for cost in term_cost_functions(problem.terms[name], w, variables, ALL):
+        for cost in term_cost_functions(problem.terms[name], w, variables, optimize):
             objective.add(cost)
+    return objective
+
+
+def test_theseus_objective_equals_stacked_loss(setup):  # noqa: F811
+    _, _, problem, params, _ = setup
+    params = {k: v + 0.01 * torch.randn_like(v) for k, v in params.items()}
+    objective = _objective(problem, params, ALL)
     total, _ = problem.loss(params, WEIGHTS)
     # Theseus' error metric is half the sum of squared weighted residuals.
     torch.testing.assert_close(2 * objective.error_metric()[0], total)
@@ -66,15 +72,9 @@ def test_block_hessian_solver_matches_cholmod_aat(setup, optimize):  # noqa: F81
     import numpy as np
     import scipy.sparse as sp
 
-    from slahmr_opt.stages.block_cholesky import BlockHessianCholmodSolver
-
     _, _, problem, params, _ = setup
     params = {k: v + 0.01 * torch.randn_like(v) for k, v in params.items()}
-    variables = TheseusVariables(params, problem.track_mask)
-    objective = th.Objective(dtype=DT)
-    for name, w in WEIGHTS.items():
-        for cost in term_cost_functions(problem.terms[name], w, variables, optimize):
-            objective.add(cost)
+    objective = _objective(problem, params, optimize)
     th.Vectorize(objective)
     block = BlockHessianCholmodSolver(objective)
     reference = th.CholmodSparseSolver(objective)

@@ -37,6 +37,7 @@ from scipy.spatial.transform import Rotation
 from slahmr_opt.body import BodyModel
 from slahmr_opt.files.checks import prepare_output, write_atomic
 from slahmr_opt.io.export.motion import export_world_rotation, person_motions
+from slahmr_opt.io.results import body_record_arrays
 from slahmr_opt.types import Result
 
 #: The y-up export world -> AMASS's z-up world (+90 degrees about x: y -> z, z -> -y).
@@ -47,7 +48,7 @@ def amass_arrays(result: Result, body_model: BodyModel) -> dict[str, dict[str, n
     """``person_<id>`` -> the AMASS arrays (module docstring) of every person with a tracked
     frame."""
     world = Y_UP_TO_Z_UP @ export_world_rotation(result)
-    record = {f"body_model_{k}": np.array(v) for k, v in result.body_model.items()}
+    record = body_record_arrays(result.body_model)
     betas = result.body.betas.double().numpy()
     index = {track: p for p, track in enumerate(result.track_ids)}
     out = {}

@@ -146,7 +146,7 @@ def _scene(
     result: Result,
     faces: np.ndarray,
     motions: list[PersonMotion],
-    world_rotation: np.ndarray,
+    cameras: tuple[np.ndarray, np.ndarray],
     max_frustums: int,
 ) -> trimesh.Scene:
     """The trimesh scene: rest meshes, camera path and frustums (node names as documented)."""
@@ -163,8 +163,7 @@ def _scene(
         normals[np.linalg.norm(normals, axis=1) < 0.5] = (0.0, 1.0, 0.0)  # vertices in no face
         mesh.vertex_normals = normals
         scene.add_geometry(mesh, node_name=motion.name, geom_name=motion.name)
-    R_c2w, centres = camera_to_world(result)
-    R_c2w, centres = world_rotation @ R_c2w, centres @ world_rotation.T
+    R_c2w, centres = cameras
     points = camera_path_points(centres)
     if len(points) >= 2:
         scene.add_geometry(trimesh.load_path(points), node_name="camera_path",
@@ -196,11 +195,17 @@ def _add_skeleton(glb: GlbFile, motion: PersonMotion, prefix: str) -> list[int]:
 OPENCV_TO_GLTF_CAMERA = np.diag([1.0, -1.0, -1.0])
 
 
-def _add_camera(glb: GlbFile, result: Result, world_rotation: np.ndarray) -> tuple[int, dict]:
-    """The ``camera`` node (module docstring) and its per-frame ``translation`` and ``rotation``
-    ((T, 3), (T, 4)) for the animation."""
+def _export_cameras(result: Result, world_rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Camera-to-world ``(R (T, 3, 3), centre (T, 3))`` in the export world."""
     R_c2w, centres = camera_to_world(result)
-    R_c2w, centres = world_rotation @ R_c2w, centres @ world_rotation.T
+    return world_rotation @ R_c2w, centres @ world_rotation.T
+
+
+def _add_camera(glb: GlbFile, result: Result, cameras: tuple[np.ndarray, np.ndarray]
+                ) -> tuple[int, dict]:  # fmt: skip
+    """The ``camera`` node (module docstring) and its per-frame ``translation`` and ``rotation``
+    ((T, 3), (T, 4)) for the animation; ``cameras`` from ``_export_cameras``."""
+    R_c2w, centres = cameras
     fx, fy = np.median(intrinsics(result)[:, :2], axis=0)
     H, W = result.cameras.image_size
     perspective = {
@@ -303,7 +308,8 @@ def build_glb(
         raise ValueError(f"influences must be 4 or 8, got {influences}")
     world_rotation = export_world_rotation(result)
     motions = person_motions(result, body_model, world_rotation, vertices=True)
-    scene = _scene(result, mesh_faces(body_model), motions, world_rotation, max_frustums)
+    cameras = _export_cameras(result, world_rotation)
+    scene = _scene(result, mesh_faces(body_model), motions, cameras, max_frustums)
     glb = GlbFile(scene.export(file_type="glb", include_normals=True))
     tree = glb.tree
     by_name = {node.get("name"): i for i, node in enumerate(tree["nodes"])}
@@ -319,7 +325,7 @@ def build_glb(
         # A parent that is no joint: Blender's importer makes it the person's own armature.
         rig = glb.add_node({"name": f"{motion.name}_rig", "children": [ids[0]]})
         tree["scenes"][0]["nodes"].append(rig)
-    camera = _add_camera(glb, result, world_rotation)
+    camera = _add_camera(glb, result, cameras)
     tree["scenes"][0]["nodes"].append(camera[0])
     _set_view_targets(tree)
     tree["animations"] = [_add_animation(glb, motions, joint_ids, times, camera)]
