@@ -21,11 +21,19 @@ One damped step ``(J^T J + lambda I) dx = -J^T r`` takes three parts:
 Time and memory are linear in person-frames. The step equals the one of a sparse Cholesky of the
 whole system (``stages.block_cholesky``; tests compare them).
 
-The loop is ``theseus_problem.StepControlledLM``'s. A step that does not lower the loss is
-rejected, the damping grows by ``damping_up``, and the linearization is kept. An accepted step
-divides the damping by ``damping_down``. A damped system that is not positive definite to
-working precision counts as a rejected step. Three rejections in a row count as one iteration. The
-stage converges when an accepted step lowers the loss by less than ``min_rel_decrease`` of it,
+The damping ``lambda`` multiplies the identity, or the diagonal of ``J^T J`` clipped to
+``[MIN_DIAGONAL, MAX_DIAGONAL]`` (``scaled``: Marquardt's scaling, as Ceres clips it).
+
+A step that does not lower the loss is rejected and the linearization is kept. A damped system
+that is not positive definite to working precision counts as a rejected step. Three rejections in
+a row count as one iteration. The damping follows one of two rules:
+- ``nielsen``: after an accepted step it is multiplied by ``max(1/3, 1 - (2 rho - 1)^3)``, where
+  ``rho`` is the ratio of the actual to the predicted decrease of the loss; after rejections in
+  a row by 2, 4, 8, ... (Madsen, Nielsen and Tingleff, "Methods for non-linear least squares
+  problems", 2004, section 3.2);
+- ``multiplicative``: an accepted step divides it by ``damping_down``, a rejected one multiplies
+  it by ``damping_up`` (``theseus_problem.StepControlledLM``'s rule).
+The stage converges when an accepted step lowers the loss by less than ``min_rel_decrease`` of it,
 or when the damping reaches its maximum.
 """
 
@@ -46,6 +54,8 @@ CHUNK_ENTRIES = 1 << 22
 MIN_DAMPING, MAX_DAMPING = 1e-7, 1e7
 #: Rejected steps in a row that count as one iteration (Theseus' rule).
 MAX_REJECTS = 3
+#: Clip of the diagonal that scaled damping multiplies (Ceres' ``min/max_lm_diagonal``).
+MIN_DIAGONAL, MAX_DIAGONAL = 1e-6, 1e32
 
 
 class LinearSolveError(RuntimeError):
@@ -234,10 +244,10 @@ def _add_term(ne: NormalEquations, term: Term, weight: float, params, layout: La
             ne.globals += small[:, B:, B:].sum(0)
             ne.g_globals += Jtr[:, F * D + B :].sum(0)
 
-def lower_band(blocks: np.ndarray, damping: float) -> np.ndarray:
+def lower_band(blocks: np.ndarray, damping: float | np.ndarray) -> np.ndarray:
     """LAPACK lower band storage ``ab[i - j, j] = A[i, j]`` of the symmetric block-banded matrix
-    with lower blocks ``blocks[i, k] = A_(i, i-k)`` (n, K + 1, D, D), plus ``damping`` on the
-    diagonal."""
+    with lower blocks ``blocks[i, k] = A_(i, i-k)`` (n, K + 1, D, D), plus ``damping`` (a scalar
+    or (n * D,)) on the diagonal."""
     n, K1, D, _ = blocks.shape
     ab = np.zeros((K1 * D, n * D))
     view = ab.reshape(K1 * D, n, D)  # [band row, block column, column inside the block]
@@ -251,17 +261,32 @@ def lower_band(blocks: np.ndarray, damping: float) -> np.ndarray:
     return ab
 
 
-def solve_step(ne: NormalEquations, layout: Layout, damping: float) -> Tensor:
-    """The flat solution ``x`` of ``(J^T J + damping I) x = J^T r``: ``(N * D + P * B + G,)``
-    laid out as frames, then shapes, then globals (the LM step is ``-x``)."""
+def damping_diagonal(ne: NormalEquations, layout: Layout, scaled: bool) -> np.ndarray:
+    """(N * D + P * B + G,) what the damping multiplies, in ``solve_step``'s layout: ones, or
+    (``scaled``) the diagonal of ``J^T J`` clipped to ``[MIN_DIAGONAL, MAX_DIAGONAL]``."""
+    B = layout.num_betas
+    diagonal = np.concatenate([
+        np.diagonal(ne.frames[:, 0].numpy(), axis1=1, axis2=2).ravel(),
+        np.diagonal(ne.shape[:, :, :B].numpy(), axis1=1, axis2=2).ravel(),
+        np.diagonal(ne.globals.numpy()),
+    ])  # fmt: skip
+    return np.clip(diagonal, MIN_DIAGONAL, MAX_DIAGONAL) if scaled else np.ones_like(diagonal)
+
+
+def solve_step(ne: NormalEquations, layout: Layout, damping: float | np.ndarray) -> Tensor:
+    """The flat solution ``x`` of ``(J^T J + diag(damping)) x = J^T r``: ``(N * D + P * B + G,)``
+    laid out as frames, then shapes, then globals (the LM step is ``-x``); ``damping`` is a
+    scalar or a vector in that layout."""
     N, D, B, G = len(layout.person), layout.D, layout.num_betas, layout.G
     P = len(layout.starts) - 1
+    damping = np.broadcast_to(np.asarray(damping, dtype=np.float64), (N * D + P * B + G,))
+    damp_frames = damping[: N * D].reshape(N, D)
     frames, arrow = ne.frames.numpy(), ne.arrow.numpy()
     g_frames = ne.g_frames.numpy()
     small = P * B + G
     S = np.zeros((small, small))
     rhs = np.concatenate([ne.g_shape.numpy().ravel(), ne.g_globals.numpy()])
-    solved = []  # per person: (A^-1 g, A^-1 C) of its frame rows
+    solved = []  # per person: its frame rows' Cholesky factor, gradient and arrow columns
     for p in range(P):
         a, b = layout.starts[p], layout.starts[p + 1]
         cols = np.r_[p * B : (p + 1) * B, P * B : small]
@@ -270,22 +295,26 @@ def solve_step(ne: NormalEquations, layout: Layout, damping: float) -> Tensor:
             solved.append(None)
             continue
         C = arrow[a:b].reshape((b - a) * D, B + G)
-        rhs_p = np.concatenate([g_frames[a:b].reshape(-1, 1), C], 1)
+        g_p = g_frames[a:b].ravel()
         try:
-            X = scipy.linalg.solveh_banded(
-                lower_band(frames[a:b], damping), rhs_p, lower=True, overwrite_ab=True,
-                overwrite_b=True, check_finite=False,
+            L = scipy.linalg.cholesky_banded(
+                lower_band(frames[a:b], damp_frames[a:b].ravel()), overwrite_ab=True, lower=True,
+                check_finite=False,
             )  # fmt: skip
         except (np.linalg.LinAlgError, ValueError) as exc:
             raise LinearSolveError(f"banded Cholesky of person {p}: {exc}") from exc
-        S[np.ix_(cols, cols)] -= C.T @ X[:, 1:]
-        rhs[cols] -= C.T @ X[:, 0]
-        solved.append((cols, X))
+        # C^T A^-1 [g, C] = (L^-1 C)^T L^-1 [g, C]: one forward substitution (LAPACK tbtrs), half
+        # the work of solving with A for the B + G + 1 columns.
+        Y, _ = scipy.linalg.lapack.dtbtrs(L, np.concatenate([g_p[:, None], C], 1), uplo="L",
+                                          overwrite_b=1)
+        S[np.ix_(cols, cols)] -= Y[:, 1:].T @ Y[:, 1:]
+        rhs[cols] -= Y[:, 1:].T @ Y[:, 0]
+        solved.append((cols, L, g_p, C))
     S[P * B :, P * B :] += ne.globals.numpy()
     # The shape rows' global columns were added above; mirror them into the global rows.
     for p in range(P):
         S[P * B :, p * B : (p + 1) * B] += ne.shape[p, :, B:].numpy().T
-    S[np.diag_indices(small)] += damping
+    S[np.diag_indices(small)] += damping[N * D :]
     x_small = np.zeros(small)
     if small:
         try:
@@ -295,9 +324,11 @@ def solve_step(ne: NormalEquations, layout: Layout, damping: float) -> Tensor:
     x_frames = np.zeros((N, D))
     for p, item in enumerate(solved):
         if item is not None:
-            cols, X = item
+            cols, L, g_p, C = item
             a, b = layout.starts[p], layout.starts[p + 1]
-            x_frames[a:b] = (X[:, 0] - X[:, 1:] @ x_small[cols]).reshape(b - a, D)
+            x_p = scipy.linalg.cho_solve_banded((L, True), g_p - C @ x_small[cols],
+                                                check_finite=False)  # fmt: skip
+            x_frames[a:b] = x_p.reshape(b - a, D)
     return torch.as_tensor(np.concatenate([x_frames.ravel(), x_small]))
 
 
@@ -343,21 +374,29 @@ def levenberg_marquardt(
     damping_up: float,
     damping_down: float,
     min_rel_decrease: float,
+    rule: str = "nielsen",
+    scaled: bool = False,
     on_iteration: Callable[[int, dict[str, Tensor], float, int], None] | None = None,
 ) -> LMResult:
-    """Minimise ``loss`` (the weighted sum of ``terms``) from ``params`` (module docstring).
+    """Minimise ``loss`` (the weighted sum of ``terms``) from ``params`` (module docstring);
+    ``rule`` is ``nielsen`` or ``multiplicative``, ``scaled`` scales the damping by the diagonal.
 
     ``on_iteration(iteration, params, damping, rejected)`` is called after every iteration
     (1-based), the converging one included."""
     err = loss(params)
     ne: NormalEquations | None = None
     rejected = rejects_in_row = it = 0
+    growth = 2.0  # the nielsen rule's factor after the next rejection
     status = "max_iterations"
     while it < iterations:
         if ne is None:
             ne = linearize(terms, params, layout)
+            diagonal = damping_diagonal(ne, layout, scaled)
+            gradient = np.concatenate([ne.g_frames.numpy().ravel(), ne.g_shape.numpy().ravel(),
+                                       ne.g_globals.numpy()])  # fmt: skip
         try:
-            trial = apply_step(params, solve_step(ne, layout, damping), layout)
+            x = solve_step(ne, layout, damping * diagonal)
+            trial = apply_step(params, x, layout)
         except LinearSolveError as exc:
             if damping >= MAX_DAMPING:
                 return LMResult(params, it, "failed", damping, rejected, str(exc))
@@ -366,12 +405,25 @@ def levenberg_marquardt(
             new_err = loss(trial)
         if new_err < err:  # NaN is rejected
             converged = abs(err - new_err) <= min_rel_decrease * abs(err) or new_err < 1e-12
+            if rule == "nielsen":
+                # The model's decrease: |r|^2 - |r - J x|^2 = x^T g + x^T diag(lambda) x.
+                xn = x.numpy()
+                predicted = float(xn @ gradient + (damping * diagonal * xn) @ xn)
+                rho = (err - new_err) / max(predicted, 1e-300)
+                damping *= max(1 / 3, 1 - (2 * rho - 1) ** 3)
+                growth = 2.0
+            else:
+                damping /= damping_down
+            damping = max(damping, MIN_DAMPING)
             params, err, ne, rejects_in_row = trial, new_err, None, 0
-            damping = max(damping / damping_down, MIN_DAMPING)
         else:
             rejected += 1
             rejects_in_row += 1
-            damping = min(damping * damping_up, MAX_DAMPING)
+            if rule == "nielsen":
+                damping, growth = damping * growth, 2 * growth
+            else:
+                damping *= damping_up
+            damping = min(damping, MAX_DAMPING)
             converged = damping >= MAX_DAMPING
             if rejects_in_row < MAX_REJECTS and not converged:
                 continue

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from slahmr_opt.config import StageConfig
+from slahmr_opt.config import DampingScale, StageConfig
 from slahmr_opt.history import LossHistory
 from slahmr_opt.stages.block_lm import levenberg_marquardt, make_layout
 from slahmr_opt.stages.problem import Problem
@@ -147,6 +147,8 @@ def _run_lm(stage, problem, params, optimize, weights, history, bar, first):
             damping_up=solver.damping_up,
             damping_down=solver.damping_down,
             min_rel_decrease=solver.min_rel_decrease,
+            rule=solver.damping_rule,
+            scaled=solver.damping_scale == DampingScale.diagonal,
             on_iteration=on_iter,
         )
     if out.status == "failed":

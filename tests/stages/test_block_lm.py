@@ -18,7 +18,9 @@ from slahmr_opt.history import LossHistory  # noqa: E402
 from slahmr_opt.init.floor import FloorPlane, floor_reference  # noqa: E402
 from slahmr_opt.stages.block_cholesky import BlockHessianCholmodSolver  # noqa: E402
 from slahmr_opt.stages.block_lm import (  # noqa: E402
+    MIN_DIAGONAL,
     apply_step,
+    damping_diagonal,
     levenberg_marquardt,
     linearize,
     make_layout,
@@ -116,6 +118,62 @@ def test_step_equals_the_sparse_cholesky_step(problem_3, optimize, jacobians):
             assert (step_mine - step_theirs).abs().max() <= 1e-6 * scale, key
 
 
+def _dense(ne, layout):
+    """``J^T J`` and ``J^T r`` of the normal equations as a dense matrix and vector, in
+    ``solve_step``'s layout."""
+    N, K1, D, _ = ne.frames.shape
+    B, G, P = layout.num_betas, layout.G, len(layout.starts) - 1
+    n = N * D + P * B + G
+    A = torch.zeros(n, n, dtype=torch.float64)
+
+    def put(rows: slice, cols: slice, block) -> None:  # a block and its mirror
+        A[rows, cols] = block
+        A[cols, rows] = block.T
+
+    globals_ = slice(N * D + P * B, n)
+    for i in range(N):
+        p = int(layout.person[i])
+        frame = slice(i * D, (i + 1) * D)
+        for k in range(K1):
+            if i - k >= layout.starts[p]:
+                put(frame, slice((i - k) * D, (i - k + 1) * D), ne.frames[i, k])
+        put(frame, slice(N * D + p * B, N * D + (p + 1) * B), ne.arrow[i, :, :B])
+        put(frame, globals_, ne.arrow[i, :, B:])
+    for p in range(P):
+        shape = slice(N * D + p * B, N * D + (p + 1) * B)
+        put(shape, shape, ne.shape[p, :, :B])
+        put(shape, globals_, ne.shape[p, :, B:])
+    A[globals_, globals_] = ne.globals
+    g = torch.cat([ne.g_frames.flatten(), ne.g_shape.flatten(), ne.g_globals])
+    return A, g
+
+
+@pytest.mark.parametrize("scaled", [False, True], ids=["identity", "diagonal"])
+def test_step_equals_the_dense_solve(problem_3, scaled):
+    """``solve_step`` with a damping vector, the identity's or Marquardt's clipped diagonal,
+    equals a dense solve of ``(J^T J + diag(lambda)) x = J^T r``. One column is made one that no
+    residual reads (its row and column of ``J^T J`` zeroed), so the clip matters."""
+    terms, weights, mask, params = problem_3
+    active = [(terms[n], w) for n, w in weights.items()]
+    layout = make_layout(mask, FULL, params, [t for t, _ in active])
+    ne = linearize(active, params, layout)
+    j = 7  # a pose_body column of the first person's first frame (block row 0)
+    ne.frames[0, 0, j], ne.frames[0, 0, :, j] = 0.0, 0.0
+    ne.frames[1, 1, :, j], ne.frames[2, 2, :, j], ne.arrow[0, j], ne.g_frames[0, j] = 0, 0, 0, 0
+    A, g = _dense(ne, layout)
+    assert torch.equal(A[j], torch.zeros_like(A[j]))
+    diagonal = damping_diagonal(ne, layout, scaled)
+    if scaled:
+        assert diagonal[j] == MIN_DIAGONAL
+        used = torch.diagonal(A) > 0
+        torch.testing.assert_close(torch.as_tensor(diagonal)[used], torch.diagonal(A)[used])
+    for damping in (1e-4, 1e-2, 10.0):
+        lam = torch.as_tensor(damping * diagonal)
+        expected = torch.linalg.solve(A + torch.diag(lam), g)
+        mine = solve_step(ne, layout, damping * diagonal)
+        assert (mine - expected).abs().max() <= 1e-6 * expected.abs().max()
+
+
 def test_step_is_linear_in_person_frames(problem_3):
     """Nothing outside the tracks moves; the frame blocks beyond a track's end stay empty."""
     terms, weights, mask, params = problem_3
@@ -137,10 +195,13 @@ def test_a_term_across_a_gap_in_a_track_is_refused(problem_3):
         linearize([(terms["joints_smooth"], 1.0)], params, layout)
 
 
-def test_lm_does_not_stop_at_a_rejected_step():
+@pytest.mark.parametrize("rule", ["nielsen", "multiplicative"])
+@pytest.mark.parametrize("scaled", [False, True], ids=["identity", "diagonal"])
+def test_lm_does_not_stop_at_a_rejected_step(rule, scaled):
     """``r(x) = 10 (x^2 - 1)`` from x = 0.1 with almost no damping: the first Gauss-Newton step
     overshoots to x = 5 and is rejected; the damping grows until steps are accepted, and x
-    reaches the root instead of stopping where the rejected step left it."""
+    reaches the root instead of stopping where the rejected step left it (both damping rules,
+    with and without scaling)."""
     term = Term(
         name="r",
         fn=lambda x: 10.0 * (x**2 - 1.0),
@@ -166,6 +227,8 @@ def test_lm_does_not_stop_at_a_rejected_step():
         damping_up=10.0,
         damping_down=5.0,
         min_rel_decrease=1e-8,
+        rule=rule,
+        scaled=scaled,
         on_iteration=lambda it, *_: calls.append(it),
     )
     assert out.rejected >= 1 and out.status == "converged"
@@ -179,10 +242,10 @@ def test_a_stage_follows_the_theseus_path(setup):  # noqa: F811
     _, _, problem, params, cfg = setup
     smooth = cfg.stages[1]
     out = {}
-    for kind in ("lm", "theseus"):
-        stage = dataclasses.replace(
-            smooth, solver=dataclasses.replace(smooth.solver, kind=kind, iterations=6)
-        )
+    for kind in ("lm", "theseus"):  # the Theseus path's rule
+        solver = dataclasses.replace(smooth.solver, kind=kind, iterations=6,
+                                     damping_rule="multiplicative", damping_scale="identity")
+        stage = dataclasses.replace(smooth, solver=solver)
         out[kind] = run_stage(stage, problem, params, LossHistory(), progress=False)
     assert out["lm"].iterations == out["theseus"].iterations
     assert out["lm"].final_loss < 0.5 * out["lm"].initial_loss
