@@ -236,6 +236,36 @@ def test_lm_does_not_stop_at_a_rejected_step(rule, scaled):
     assert calls == list(range(1, out.iterations + 1))
 
 
+@pytest.mark.parametrize("scaled", [False, True], ids=["identity", "diagonal"])
+def test_nielsen_gain_ratio_is_one_on_a_linear_problem(scaled):
+    """``r(x) = 3 x - 6``: the quadratic model is exact, so the gain ratio is 1 and every accepted
+    step multiplies the damping by exactly 1/3 (a wrong predicted decrease would not)."""
+    term = Term(
+        name="r",
+        fn=lambda x: 3.0 * x - 6.0,
+        inputs=(Input("x", "log_alpha"),),
+        person=torch.zeros(1, dtype=torch.long),
+        frame=torch.zeros(1, dtype=torch.long),
+        dim=1,
+    )
+    params = {
+        "log_alpha": torch.tensor([[0.5]], dtype=DT),
+        "betas": torch.zeros(1, 10, dtype=DT),
+        "trans": torch.zeros(1, 1, 3, dtype=DT),
+    }
+    layout = make_layout(torch.ones(1, 1, dtype=torch.bool), {"log_alpha"}, params, [term])
+    dampings = []
+    out = levenberg_marquardt(
+        [(term, 1.0)], lambda p: float(term.value(p, 1.0)), params, layout, iterations=3,
+        damping=30.0, damping_up=10.0, damping_down=5.0, min_rel_decrease=0.0, rule="nielsen",
+        scaled=scaled, on_iteration=lambda it, p, damping, rejected: dampings.append(damping),
+    )  # fmt: skip
+    assert out.rejected == 0
+    assert dampings == pytest.approx([10.0, 10.0 / 3, 10.0 / 9], rel=1e-9)
+    x = float(out.params["log_alpha"])
+    assert 0.5 < x < 2.0  # damped steps toward the root, not past it
+
+
 def test_a_stage_follows_the_theseus_path(setup):  # noqa: F811
     """Whole LM stages: the block LM and the Theseus reference take the same iterations and end
     at the same loss and bodies."""
