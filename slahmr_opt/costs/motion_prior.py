@@ -121,16 +121,18 @@ def motion_prior_jacobian(
     n = betas.shape[0]
     chunks = [slice(a, a + JACOBIAN_CHUNK) for a in range(0, n, JACOBIAN_CHUNK)]
     parts = [
-        _jacobian_chunk(wrt, body, prior, fps, sigma, betas[s], ref[s], scale[s],
-                        {k: v[s] for k, v in kw.items()})
+        _jacobian_chunk(wrt, body, prior, fps, betas[s], ref[s], {k: v[s] for k, v in kw.items()})
         for s in chunks
-    ]  # fmt: skip
-    return torch.cat([p[0] for p in parts]), {
-        k: torch.cat([p[1][k] for p in parts]) for k in parts[0][1]
-    }
+    ]
+    r = torch.cat([p[0] for p in parts])
+    jac = {k: torch.cat([p[1][k] for p in parts]) for k in parts[0][1]}
+    if sigma > 0:
+        jac = {k: gmof_vector_jacobian(r, j, sigma) for k, j in jac.items()}
+        r = gmof_vector_residual(r, sigma)
+    return scale * r, {k: scale[..., None] * j for k, j in jac.items()}
 
 
-def _jacobian_chunk(wrt, body, prior, fps, sigma, betas, ref, scale, kw):
+def _jacobian_chunk(wrt, body, prior, fps, betas, ref, kw):
     n, nf = betas.shape[0], NUM_FRAMES
     R_F, t_F = _split_ref(ref)
     body_wrt = {"root_orient", "pose_body"} | ({"betas"} if "betas" in wrt else set())
@@ -198,11 +200,6 @@ def _jacobian_chunk(wrt, body, prior, fps, sigma, betas, ref, scale, kw):
     jac = residual.new_zeros(n, residual.shape[-1], nf, V)
     jac[:, :, :2] += (jac_prev @ d_states[:, 0, :, :2].flatten(-2)).unflatten(-1, (2, V))
     jac[:, :, 1:] += (jac_cur @ d_states[:, 1, :, 1:].flatten(-2)).unflatten(-1, (2, V))
-    # The kernel and the window's scale, on the whole chunk's Jacobian while it is in cache.
-    if sigma > 0:
-        jac = gmof_vector_jacobian(residual, jac.flatten(-2), sigma).unflatten(-1, (nf, V))
-        residual = gmof_vector_residual(residual, sigma)
-    jac *= scale[..., None, None]
     out = {}
     for k in range(nf):
         for var, cols in _FRAME_COLS.items():
@@ -210,7 +207,7 @@ def _jacobian_chunk(wrt, body, prior, fps, sigma, betas, ref, scale, kw):
                 out[f"{var}{k}"] = jac[:, :, k, cols]
     if "betas" in wrt:
         out["betas"] = jac[..., _FRAME_COLS["pose_body"].stop :].sum(2)
-    return scale * residual, out
+    return residual, out
 
 
 def load_motion_prior(path: str | None) -> MotionCVAE:
