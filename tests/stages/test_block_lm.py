@@ -195,6 +195,26 @@ def test_a_term_across_a_gap_in_a_track_is_refused(problem_3):
         linearize([(terms["joints_smooth"], 1.0)], params, layout)
 
 
+def _scalar_problem(fn, x0: float):
+    """A one-residual term ``fn(x)`` of the single global variable ``log_alpha`` from ``x0``:
+    the term, the parameters and their layout."""
+    term = Term(
+        name="r",
+        fn=fn,
+        inputs=(Input("x", "log_alpha"),),
+        person=torch.zeros(1, dtype=torch.long),
+        frame=torch.zeros(1, dtype=torch.long),
+        dim=1,
+    )
+    params = {
+        "log_alpha": torch.tensor([[x0]], dtype=DT),
+        "betas": torch.zeros(1, 10, dtype=DT),
+        "trans": torch.zeros(1, 1, 3, dtype=DT),
+    }
+    layout = make_layout(torch.ones(1, 1, dtype=torch.bool), {"log_alpha"}, params, [term])
+    return term, params, layout
+
+
 @pytest.mark.parametrize("rule", ["nielsen", "multiplicative"])
 @pytest.mark.parametrize("scaled", [False, True], ids=["identity", "diagonal"])
 def test_lm_does_not_stop_at_a_rejected_step(rule, scaled):
@@ -202,20 +222,7 @@ def test_lm_does_not_stop_at_a_rejected_step(rule, scaled):
     overshoots to x = 5 and is rejected; the damping grows until steps are accepted, and x
     reaches the root instead of stopping where the rejected step left it (both damping rules,
     with and without scaling)."""
-    term = Term(
-        name="r",
-        fn=lambda x: 10.0 * (x**2 - 1.0),
-        inputs=(Input("x", "log_alpha"),),
-        person=torch.zeros(1, dtype=torch.long),
-        frame=torch.zeros(1, dtype=torch.long),
-        dim=1,
-    )
-    params = {
-        "log_alpha": torch.tensor([[0.1]], dtype=DT),
-        "betas": torch.zeros(1, 10, dtype=DT),
-        "trans": torch.zeros(1, 1, 3, dtype=DT),
-    }
-    layout = make_layout(torch.ones(1, 1, dtype=torch.bool), {"log_alpha"}, params, [term])
+    term, params, layout = _scalar_problem(lambda x: 10.0 * (x**2 - 1.0), 0.1)
     calls = []
     out = levenberg_marquardt(
         [(term, 1.0)],
@@ -240,20 +247,7 @@ def test_lm_does_not_stop_at_a_rejected_step(rule, scaled):
 def test_nielsen_gain_ratio_is_one_on_a_linear_problem(scaled):
     """``r(x) = 3 x - 6``: the quadratic model is exact, so the gain ratio is 1 and every accepted
     step multiplies the damping by exactly 1/3 (a wrong predicted decrease would not)."""
-    term = Term(
-        name="r",
-        fn=lambda x: 3.0 * x - 6.0,
-        inputs=(Input("x", "log_alpha"),),
-        person=torch.zeros(1, dtype=torch.long),
-        frame=torch.zeros(1, dtype=torch.long),
-        dim=1,
-    )
-    params = {
-        "log_alpha": torch.tensor([[0.5]], dtype=DT),
-        "betas": torch.zeros(1, 10, dtype=DT),
-        "trans": torch.zeros(1, 1, 3, dtype=DT),
-    }
-    layout = make_layout(torch.ones(1, 1, dtype=torch.bool), {"log_alpha"}, params, [term])
+    term, params, layout = _scalar_problem(lambda x: 3.0 * x - 6.0, 0.5)
     dampings = []
     out = levenberg_marquardt(
         [(term, 1.0)], lambda p: float(term.value(p, 1.0)), params, layout, iterations=3,
