@@ -28,6 +28,7 @@ import json
 import logging
 import multiprocessing as mp
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +37,8 @@ import torch
 
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.config import load_config
+from slahmr_opt.errors import InputError
+from slahmr_opt.files.checks import load_json
 from slahmr_opt.io.results import versions
 from slahmr_opt.solve import solve
 from slahmr_opt.synth import observe as synth
@@ -119,7 +122,12 @@ def markdown_table(paths: list[str]) -> str:
             "| L-BFGS to common loss | ratio |")  # fmt: skip
     lines = [head, "|---" * 14 + "|"]
     for path in paths:
-        for r in json.loads(Path(path).read_text())["runs"]:
+        report = load_json(Path(path), "speed result")
+        if not isinstance(report, dict) or not isinstance(report.get("runs"), list):
+            raise InputError(path, "speed result has no 'runs' list (not bench/speed.py's JSON)")
+        for r in report["runs"]:
+            if not isinstance(r, dict) or not isinstance(r.get("lm"), dict):
+                raise InputError(path, "a run without its 'lm' result (not bench/speed.py's JSON)")
             lm, lb = r["lm"], r.get("lbfgs")
             if lb is None:
                 t_lm = t_lb = None
@@ -168,11 +176,17 @@ def main() -> None:
         ap.error("--solvers must include lm (every row is reported against LM)")
     if args.repeat < 1:
         ap.error("--repeat must be >= 1")
+    if min(args.frames) < 3 or min(args.people) < 1:
+        ap.error("--frames must be >= 3 and --people >= 1")
     solvers = {k: v for k, v in SOLVERS[args.stages].items() if k in args.solvers}
     if args.converged:
         solvers = {k: (c, [*o, *CONVERGED]) for k, (c, o) in solvers.items()}
     if args.table:
-        print(markdown_table(args.table))
+        try:
+            print(markdown_table(args.table))
+        except InputError as exc:
+            print(f"speed.py: {exc}", file=sys.stderr)
+            sys.exit(2)
         return
     logging.basicConfig(level=logging.WARNING)
     report = {"versions": versions(), "threads": args.threads, "stages": args.stages,
