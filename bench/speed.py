@@ -19,7 +19,7 @@ The same code varies by up to ~20 % between back-to-back runs on the shared 2-co
 
     .venv/bin/python bench/speed.py [--frames 100 300 1000 3000] [--people 1 3] [--out FILE]
                                     [--threads N] [--stages 2|3] [--converged]
-                                    [--repeat N] [--warmup]
+                                    [--repeat N] [--warmup] [--set KEY=VALUE ...]
     .venv/bin/python bench/speed.py --table bench/results/speed_*.json
 """
 
@@ -37,7 +37,8 @@ import torch
 
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.config import load_config
-from slahmr_opt.errors import InputError
+from slahmr_opt.costs.motion_prior import load_motion_prior
+from slahmr_opt.errors import ConfigError, InputError
 from slahmr_opt.files.checks import load_json
 from slahmr_opt.io.results import versions
 from slahmr_opt.solve import solve
@@ -170,6 +171,9 @@ def main() -> None:
     ap.add_argument("--warmup", action="store_true",
                     help="one discarded 1 x 100-frame run first: the first run after an install "
                          "reads cold files (18 s against 8 s seen)")
+    ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="config overrides for every solver (e.g. costs.motion_prior_path=FILE, "
+                         "to time another prior)")
     ap.add_argument("--table", nargs="+", metavar="JSON", help="print the README table and exit")
     args = ap.parse_args()
     if "lm" not in args.solvers:
@@ -179,8 +183,14 @@ def main() -> None:
     if min(args.frames) < 3 or min(args.people) < 1:
         ap.error("--frames must be >= 3 and --people >= 1")
     solvers = {k: v for k, v in SOLVERS[args.stages].items() if k in args.solvers}
-    if args.converged:
-        solvers = {k: (c, [*o, *CONVERGED]) for k, (c, o) in solvers.items()}
+    extra = [*(CONVERGED if args.converged else []), *args.set]
+    solvers = {k: (c, [*o, *extra]) for k, (c, o) in solvers.items()}
+    try:
+        for config, overrides in solvers.values():  # bad overrides and files end here
+            load_motion_prior(load_config(config, overrides).costs.motion_prior_path)
+    except (ConfigError, InputError) as exc:
+        print(f"speed.py: {exc}", file=sys.stderr)
+        sys.exit(2)
     if args.table:
         try:
             print(markdown_table(args.table))
@@ -190,7 +200,7 @@ def main() -> None:
         return
     logging.basicConfig(level=logging.WARNING)
     report = {"versions": versions(), "threads": args.threads, "stages": args.stages,
-              "converged": args.converged, "runs": []}  # fmt: skip
+              "converged": args.converged, "set": args.set, "runs": []}  # fmt: skip
     ctx = mp.get_context("spawn")
 
     def fresh_run(people: int, frames: int, config: tuple) -> dict:

@@ -106,6 +106,8 @@ def score(model: MotionCVAE, data: TransitionSet, seed: int, samples: int = 16) 
     (D = 204 dimensions). ``joint_err_mm_posterior`` / ``_prior``: mean joint distance between
     frame t's joints and the decoded ones with ``z`` at the posterior / prior mean (the second is
     a one-step prediction). ``contact_accuracy``: decoded at the posterior mean, threshold 0.5.
+    ``residual_sq_p99``: the 99th percentile of the solver's squared residual ``|r|^2`` per
+    transition, where stage 3's window cap (``stages.motion.prior_window_cap``) belongs.
     """
     gen = torch.Generator().manual_seed(seed)
     sums: dict[str, float] = {}
@@ -114,6 +116,7 @@ def score(model: MotionCVAE, data: TransitionSet, seed: int, samples: int = 16) 
         sums[name] = sums.get(name, 0.0) + float(values.double().sum())
 
     correct = torch.zeros(len(CONTACT_JOINTS), dtype=torch.float64)
+    squared = []
     for idx in torch.arange(len(data.prev)).split(4096):
         prev, cur, labels = data.prev[idx], data.cur[idx], data.contacts[idx]
         mu_q, logvar = model.posterior(prev, cur)
@@ -122,6 +125,7 @@ def score(model: MotionCVAE, data: TransitionSet, seed: int, samples: int = 16) 
         add("kl", model.kl(prev, mu_q, logvar))
         add("nll_iw", model.nll(prev, cur, samples, gen))
         add("energy", model.energy(prev, cur))
+        squared.append(model.transition_residual(prev, cur).double().square().sum(-1))
         joints = cur[:, JOINTS].reshape(-1, 22, 3)
         for name, zz in (("posterior", mu_q), ("prior", model.prior(prev))):
             mean, logits = model.decode(prev, zz)
@@ -135,6 +139,7 @@ def score(model: MotionCVAE, data: TransitionSet, seed: int, samples: int = 16) 
     out.update(
         transitions=n, state_dim=STATE_DIM, iw_samples=samples,
         nll_iw_per_dim=out["nll_iw"] / STATE_DIM,
+        residual_sq_p99=float(torch.quantile(torch.cat(squared), 0.99)),
         contact_accuracy_feet=float(np.mean(accuracy[:4])),
         contact_accuracy={str(j): a for j, a in zip(CONTACT_JOINTS, accuracy, strict=True)},
         contact_rate={str(j): float(r) for j, r in zip(CONTACT_JOINTS, data.contacts.mean(0),

@@ -219,7 +219,12 @@ def load_motion_prior(path: str | None) -> MotionCVAE:
     file = Path(path) if path else SHIPPED
     if not file.exists():
         raise InputError(file, "motion prior file not found (costs.motion_prior_path)")
-    return MotionCVAE.load(file)
+    try:
+        return MotionCVAE.load(file)
+    except Exception as exc:  # torch.load's and load_state_dict's errors span many types
+        kind = type(exc).__name__
+        raise InputError(file, f"not a motion prior weights file ({kind}; "
+                               "python -m slahmr_priors.motion_cvae.train writes them)") from exc
 
 
 def build_motion_prior_term(

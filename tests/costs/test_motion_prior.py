@@ -139,3 +139,20 @@ def test_robust_term_is_bounded_and_its_jacobians_match_autodiff(body, prior):
     assert bool((got < robust.data["scale"][:, 0].square() * sigma**2).all())
     inputs = robust.gather(params)
     check_term_jacobians(robust, inputs, [i.arg for i in robust.inputs], min_scale=1e-3)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint\n", b"PK\x03\x04broken zip"])
+def test_a_bad_prior_file_is_one_input_error(tmp_path, content):
+    """``costs.motion_prior_path`` naming a file that is no weights file ends in an InputError
+    naming the file (one line, exit 2 in the CLI), not in torch.load's traceback."""
+    from slahmr_opt.costs.motion_prior import load_motion_prior
+    from slahmr_opt.errors import InputError
+
+    bad = tmp_path / "prior.pt"
+    bad.write_bytes(content)
+    with pytest.raises(InputError, match="not a motion prior weights file") as info:
+        load_motion_prior(str(bad))
+    assert info.value.path == str(bad) and "\n" not in str(info.value)
+    with pytest.raises(InputError, match="not found"):
+        load_motion_prior(str(tmp_path / "missing.pt"))
+    assert load_motion_prior(None).latent == 48
