@@ -12,6 +12,9 @@ One linearization walks each term's elements in chunks. For each chunk it takes 
 and Jacobians (the term's analytic ``jac``, or forward/reverse autodiff of ``fn``) and the
 per-element ``J^T J`` and ``J^T r``. It adds them into the band blocks, the arrow and the small
 shape/global blocks, then drops the chunk: nothing the size of ``J`` lives beyond one chunk.
+The per-element products are taken in the Jacobians' dtype and summed in float64. A float32
+system that is not positive definite at the current damping is linearized again with float64
+products, and so is every later one of the stage (rounding must not count as a rejected step).
 
 One damped step ``(J^T J + lambda I) dx = -J^T r`` takes three parts:
 - per person, a banded Cholesky of the frame block (LAPACK ``pbtrf`` via
@@ -37,6 +40,7 @@ The stage converges when an accepted step lowers the loss by less than ``min_rel
 or when the damping reaches its maximum.
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,6 +51,8 @@ from torch import Tensor
 from torch.func import jacfwd, jacrev, vmap
 
 from slahmr_opt.costs.term import GLOBAL, PER_FRAME, Term
+
+logger = logging.getLogger(__name__)
 
 #: Jacobian entries per chunk of term elements (32 MB in float64).
 CHUNK_ENTRIES = 1 << 22
@@ -140,6 +146,7 @@ class NormalEquations:
         shape: (P, B, B + G) each person's shape rows (against its shape, then the globals).
         globals: (G, G).
         g_frames, g_shape, g_globals: (N, D), (P, B), (G,) parts of ``J^T r``.
+        exact: the products were taken in float64 (``linearize``).
     """
 
     frames: Tensor
@@ -149,6 +156,7 @@ class NormalEquations:
     g_frames: Tensor
     g_shape: Tensor
     g_globals: Tensor
+    exact: bool = False
 
 
 def term_jacobians(term: Term, args: list[str], kw: dict[str, Tensor]):
@@ -169,9 +177,14 @@ def term_jacobians(term: Term, args: list[str], kw: dict[str, Tensor]):
 
 
 def linearize(
-    terms: list[tuple[Term, float]], params: dict[str, Tensor], layout: Layout
+    terms: list[tuple[Term, float]], params: dict[str, Tensor], layout: Layout,
+    exact: bool = False,
 ) -> NormalEquations:
-    """``J^T J`` and ``J^T r`` of ``sum_terms weight * ||r||^2`` at ``params``."""
+    """``J^T J`` and ``J^T r`` of ``sum_terms weight * ||r||^2`` at ``params``, summed in float64.
+
+    Each chunk's products are taken in its Jacobian's dtype (float32 halves their time) unless
+    ``exact``, which takes them in float64: float32 products of near-singular blocks can make
+    the damped system indefinite at small damping (``levenberg_marquardt`` then relinearizes)."""
     N, K1, D, B, G = len(layout.person), layout.band + 1, layout.D, layout.num_betas, layout.G
     P = len(layout.starts) - 1
     f64 = dict(dtype=torch.float64)
@@ -183,6 +196,7 @@ def linearize(
         g_frames=torch.zeros(N, D, **f64),
         g_shape=torch.zeros(P, B, **f64),
         g_globals=torch.zeros(G, **f64),
+        exact=exact,
     )
     for term, weight in terms:
         _add_term(ne, term, weight, params, layout)
@@ -207,42 +221,53 @@ def _add_term(ne: NormalEquations, term: Term, weight: float, params, layout: La
     for start in range(0, term.num_elements, step):
         idx = torch.arange(start, min(start + step, term.num_elements))
         r, jac = term_jacobians(term, args, term.gather(params, idx))
-        m = len(idx)
-        # Products in float64: float32 sums of near-singular blocks are not always positive
-        # definite at small damping (seen in stage 3 of tests/stages/test_evidence_guard.py).
-        J = torch.zeros(m, term.dim, cols, dtype=torch.float64)
-        for i in frame_in:
-            a = offsets.index(i.offset)
-            c = layout.frame_cols[i.var]
-            J[:, :, a * D + c.start : a * D + c.stop] = jac[i.arg]
-        for i in shape_in:
-            J[:, :, F * D : F * D + B] += jac[i.arg]
-        for i in global_in:
-            c = layout.global_cols[i.var]
-            J[:, :, F * D + B + c.start : F * D + B + c.stop] += jac[i.arg]
+        dtype = torch.float64 if ne.exact else r.dtype
+        J = _chunk_matrix(jac, frame_in, shape_in, global_in, offsets, layout, dtype)
         J.mul_(root_w)
         Js = J[:, :, F * D :]  # the shape and global columns
-        Jtr = (J.transpose(1, 2) @ (r.double() * root_w)[..., None])[..., 0]
+        Jtr = (J.transpose(1, 2) @ (r.to(dtype) * root_w)[..., None])[..., 0].double()
         person, frame = term.person[idx], term.frame[idx]
         rows = [layout.row[person, frame + o] for o in offsets]
         for a in range(F):  # only the blocks on and below the diagonal, and the arrow
             if (rows[a] < 0).any():
                 raise ValueError(f"term {term.name} reads a frame outside the track")
             Ja_t = J[:, :, frame_block[a]].transpose(1, 2)
-            lower = Ja_t @ J[:, :, : (a + 1) * D]
+            lower = (Ja_t @ J[:, :, : (a + 1) * D]).double()
             ne.g_frames.index_add_(0, rows[a], Jtr[:, frame_block[a]])
-            ne.arrow.index_add_(0, rows[a], Ja_t @ Js)
+            ne.arrow.index_add_(0, rows[a], (Ja_t @ Js).double())
             for b in range(a + 1):
                 k = offsets[a] - offsets[b]
                 if not torch.equal(rows[a] - rows[b], torch.full_like(rows[a], k)):
                     raise ValueError(f"term {term.name} spans frames missing from its track")
                 ne.frames.index_add_(0, rows[a] * K1 + k, lower[:, :, frame_block[b]])
         if B or G:
-            small = Js.transpose(1, 2) @ Js
+            small = (Js.transpose(1, 2) @ Js).double()
             ne.shape.index_add_(0, person, small[:, :B])
             ne.g_shape.index_add_(0, person, Jtr[:, F * D : F * D + B])
             ne.globals += small[:, B:, B:].sum(0)
             ne.g_globals += Jtr[:, F * D + B :].sum(0)
+
+def _chunk_matrix(jac, frame_in, shape_in, global_in, offsets, layout, dtype) -> Tensor:
+    """(m, dim, F * D + B + G) one chunk's Jacobian in the layout's columns (frame blocks in
+    ``offsets`` order, then the shape, then the globals), built by one concatenation."""
+    m, dim = next(iter(jac.values())).shape[:2]
+    zeros = lambda n: torch.zeros(m, dim, n, dtype=dtype)  # noqa: E731
+
+    def block(inputs: list, cols: dict[str, slice]) -> list[Tensor]:
+        parts = []
+        for var, c in cols.items():
+            found = [jac[i.arg] for i in inputs if i.var == var]
+            parts.append(sum(found[1:], found[0]).to(dtype) if found else zeros(c.stop - c.start))
+        return parts
+
+    parts = []
+    for o in offsets:
+        parts += block([i for i in frame_in if i.offset == o], layout.frame_cols)
+    if layout.num_betas:
+        parts += block(shape_in, {"betas": slice(0, layout.num_betas)})
+    parts += block(global_in, layout.global_cols)
+    return torch.cat(parts, -1)
+
 
 def lower_band(blocks: np.ndarray, damping: float | np.ndarray) -> np.ndarray:
     """LAPACK lower band storage ``ab[i - j, j] = A[i, j]`` of the symmetric block-banded matrix
@@ -388,9 +413,10 @@ def levenberg_marquardt(
     rejected = rejects_in_row = it = 0
     growth = 2.0  # the nielsen rule's factor after the next rejection
     status = "max_iterations"
+    exact = False  # float64 products, from the first indefinite float32 system on
     while it < iterations:
         if ne is None:
-            ne = linearize(terms, params, layout)
+            ne = linearize(terms, params, layout, exact)
             diagonal = damping_diagonal(ne, layout, scaled)
             gradient = np.concatenate([ne.g_frames.numpy().ravel(), ne.g_shape.numpy().ravel(),
                                        ne.g_globals.numpy()])  # fmt: skip
@@ -398,6 +424,11 @@ def levenberg_marquardt(
             x = solve_step(ne, layout, damping * diagonal)
             trial = apply_step(params, x, layout)
         except LinearSolveError as exc:
+            if not ne.exact:  # rounding, not the problem: the same step from float64 products
+                logger.info("float32 products made the damped system indefinite (%s): float64 "
+                            "products from here on", exc)  # fmt: skip
+                exact, ne = True, None
+                continue
             if damping >= MAX_DAMPING:
                 return LMResult(params, it, "failed", damping, rejected, str(exc))
             trial, new_err = None, float("nan")  # rejected: more damping

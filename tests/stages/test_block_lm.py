@@ -277,3 +277,84 @@ def test_a_stage_follows_the_theseus_path(setup):  # noqa: F811
     for key in ("root_orient", "trans", "pose_body", "betas"):
         torch.testing.assert_close(out["lm"].params[key], out["theseus"].params[key],
                                    rtol=1e-6, atol=1e-8)  # fmt: skip
+
+
+def _float32_problem():
+    """A nonlinear float32 term over two frames' poses, one frame's translation, the shape and
+    the camera scale of two people (tracks of 12 and 8 frames): band 1, an arrow, a global."""
+    gen = torch.Generator().manual_seed(3)
+    A = torch.randn(40, 63 + 63 + 3 + 10 + 1, generator=gen) / 6
+    mask = torch.ones(2, 12, dtype=torch.bool)
+    mask[1, 8:] = False
+    person, frame = torch.nonzero(mask[:, 1:] & mask[:, :-1], as_tuple=True)
+
+    def fn(p0, p1, t0, b, a):
+        return 10 * torch.tanh(torch.cat([p0, p1, t0, b, a], -1) @ A.T) - 1
+
+    term = Term(name="f32", fn=fn, person=person, frame=frame, dim=40, inputs=(
+        Input("p0", "pose_body"), Input("p1", "pose_body", 1), Input("t0", "trans"),
+        Input("b", "betas"), Input("a", "log_alpha")))  # fmt: skip
+    params = {
+        "pose_body": 0.3 * torch.randn(2, 12, 63, generator=gen),
+        "trans": torch.randn(2, 12, 3, generator=gen),
+        "root_orient": torch.zeros(2, 12, 3),
+        "betas": torch.randn(2, 10, generator=gen),
+        "log_alpha": torch.zeros(1, 1),
+    }
+    optimize = {"pose_body", "trans", "betas", "log_alpha"}
+    return term, params, make_layout(mask, optimize, params, [term])
+
+
+def test_float32_products_match_float64_products():
+    """A float32 term's ``J^T J`` is multiplied in float32 and summed in float64 (``exact``
+    multiplies in float64): the two agree to float32 rounding, and so do their steps (at damping
+    1: the toy system has more unknowns than residuals)."""
+    term, params, layout = _float32_problem()
+    fast, exact = (linearize([(term, 0.5)], params, layout, exact=e) for e in (False, True))
+    assert not fast.exact and exact.exact and fast.frames.dtype == torch.float64
+    for key in ("frames", "arrow", "shape", "globals", "g_frames", "g_shape", "g_globals"):
+        a, b = getattr(fast, key), getattr(exact, key)
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max(), key
+    assert not torch.equal(fast.frames, exact.frames)  # the products were float32
+    steps = [solve_step(ne, layout, 1.0) for ne in (fast, exact)]
+    assert (steps[0] - steps[1]).norm() <= 1e-4 * steps[1].norm()
+
+
+def test_an_indefinite_float32_system_is_solved_again_in_float64(monkeypatch):
+    """When the float32 products make the damped system indefinite (forced here), the stage
+    relinearizes with float64 products and keeps them: the same iterations and result as a
+    run in float64 throughout, no rejected step counted for the rounding."""
+    import slahmr_opt.stages.block_lm as block_lm
+
+    term, params, layout = _float32_problem()
+    real_solve, real_linearize = block_lm.solve_step, block_lm.linearize
+    modes = []
+
+    def flaky_solve(ne, layout, damping):
+        if not ne.exact:
+            raise block_lm.LinearSolveError("forced: indefinite in float32")
+        return real_solve(ne, layout, damping)
+
+    def run(linearize):
+        modes.clear()
+
+        def counted(terms, params, layout, exact=False):
+            ne = linearize(terms, params, layout, exact)
+            modes.append(ne.exact)
+            return ne
+
+        monkeypatch.setattr(block_lm, "linearize", counted)
+        return levenberg_marquardt(
+            [(term, 0.5)], lambda p: float(term.value(p, 0.5)), params, layout, iterations=8,
+            damping=1e-2, damping_up=10.0, damping_down=5.0, min_rel_decrease=1e-6,
+        )  # fmt: skip
+
+    monkeypatch.setattr(block_lm, "solve_step", flaky_solve)
+    fallback = run(real_linearize)
+    fallback_modes = list(modes)
+    always = run(lambda terms, params, layout, exact: real_linearize(terms, params, layout, True))
+    assert fallback_modes[0] is False and all(fallback_modes[1:]) and len(fallback_modes) > 2
+    assert (fallback.iterations, fallback.rejected) == (always.iterations, always.rejected)
+    assert fallback.iterations >= 2
+    for key in ("pose_body", "trans", "betas", "log_alpha"):
+        torch.testing.assert_close(fallback.params[key], always.params[key], rtol=0, atol=0)
