@@ -13,8 +13,9 @@ and Jacobians (the term's analytic ``jac``, or forward/reverse autodiff of ``fn`
 per-element ``J^T J`` and ``J^T r``. It adds them into the band blocks, the arrow and the small
 shape/global blocks, then drops the chunk: nothing the size of ``J`` lives beyond one chunk.
 The per-element products are taken in the Jacobians' dtype and summed in float64. A float32
-system that is not positive definite at the current damping is linearized again with float64
-products, and so is every later one of the stage (rounding must not count as a rejected step).
+system that is not positive definite at the current damping (seen in stage 3 of
+``tests/stages/test_evidence_guard.py``) is linearized again with float64 products, and so is
+every later one of the stage: rounding must not count as a rejected step.
 
 One damped step ``(J^T J + lambda I) dx = -J^T r`` takes three parts:
 - per person, a banded Cholesky of the frame block (LAPACK ``pbtrf`` via
@@ -146,7 +147,7 @@ class NormalEquations:
         shape: (P, B, B + G) each person's shape rows (against its shape, then the globals).
         globals: (G, G).
         g_frames, g_shape, g_globals: (N, D), (P, B), (G,) parts of ``J^T r``.
-        exact: the products were taken in float64 (``linearize``).
+        exact: every product was taken in float64 (``linearize``).
     """
 
     frames: Tensor
@@ -196,15 +197,16 @@ def linearize(
         g_frames=torch.zeros(N, D, **f64),
         g_shape=torch.zeros(P, B, **f64),
         g_globals=torch.zeros(G, **f64),
-        exact=exact,
+        exact=True,
     )
     for term, weight in terms:
-        _add_term(ne, term, weight, params, layout)
+        _add_term(ne, term, weight, params, layout, exact)
     ne.frames = ne.frames.view(N, K1, D, D)
     return ne
 
 
-def _add_term(ne: NormalEquations, term: Term, weight: float, params, layout: Layout) -> None:
+def _add_term(ne: NormalEquations, term: Term, weight: float, params, layout: Layout,
+              exact: bool) -> None:  # fmt: skip
     frame_in = [i for i in term.inputs if i.var in layout.frame_cols]
     shape_in = [i for i in term.inputs if i.var == "betas" and layout.num_betas]
     global_in = [i for i in term.inputs if i.var in layout.global_cols]
@@ -221,7 +223,8 @@ def _add_term(ne: NormalEquations, term: Term, weight: float, params, layout: La
     for start in range(0, term.num_elements, step):
         idx = torch.arange(start, min(start + step, term.num_elements))
         r, jac = term_jacobians(term, args, term.gather(params, idx))
-        dtype = torch.float64 if ne.exact else r.dtype
+        dtype = torch.float64 if exact else r.dtype
+        ne.exact = ne.exact and dtype == torch.float64
         J = _chunk_matrix(jac, frame_in, shape_in, global_in, offsets, layout, dtype)
         J.mul_(root_w)
         Js = J[:, :, F * D :]  # the shape and global columns
@@ -246,6 +249,7 @@ def _add_term(ne: NormalEquations, term: Term, weight: float, params, layout: La
             ne.g_shape.index_add_(0, person, Jtr[:, F * D : F * D + B])
             ne.globals += small[:, B:, B:].sum(0)
             ne.g_globals += Jtr[:, F * D + B :].sum(0)
+
 
 def _chunk_matrix(jac, frame_in, shape_in, global_in, offsets, layout, dtype) -> Tensor:
     """(m, dim, F * D + B + G) one chunk's Jacobian in the layout's columns (frame blocks in

@@ -157,6 +157,7 @@ def test_step_equals_the_dense_solve(problem_3, scaled):
     active = [(terms[n], w) for n, w in weights.items()]
     layout = make_layout(mask, FULL, params, [t for t, _ in active])
     ne = linearize(active, params, layout)
+    assert ne.exact  # float64 terms: float64 products without asking
     j = 7  # a pose_body column of the first person's first frame (block row 0)
     ne.frames[0, 0, j], ne.frames[0, 0, :, j] = 0.0, 0.0
     ne.frames[1, 1, :, j], ne.frames[2, 2, :, j], ne.arrow[0, j], ne.g_frames[0, j] = 0, 0, 0, 0
