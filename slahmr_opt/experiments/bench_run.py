@@ -23,7 +23,7 @@ from slahmr_opt.config import Config, load_config, to_yaml
 from slahmr_opt.errors import InputError
 from slahmr_opt.experiments.batch import BatchSettings, Job, folder_inputs, run_jobs
 from slahmr_opt.experiments.evaluate import evaluate_result
-from slahmr_opt.files.checks import write_atomic
+from slahmr_opt.files.checks import load_json, write_atomic
 from slahmr_opt.files.outputs import claimed_output
 from slahmr_opt.inputs.observations import load_observations_with
 from slahmr_opt.io.results import write_result
@@ -53,13 +53,9 @@ def config_hash(cfg: Config) -> str:
 
 
 def read_json(path: Path, what: str) -> dict:
-    """A JSON object from ``path`` (InputError naming it if missing, unreadable or no object)."""
-    if not path.is_file():
-        raise InputError(path, f"{what} not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(path, f"{what} is not valid JSON: {e}") from None
+    """A JSON object from ``path`` (``files.checks.load_json``'s InputError naming it if missing
+    or unreadable, and if it holds no object)."""
+    data = load_json(path, what)
     if not isinstance(data, dict):
         raise InputError(path, f"{what} is not a JSON object")
     return data
@@ -262,9 +258,9 @@ def scored(out: Path, name: str, cfg_hash: str) -> dict | None:
     if not score_path.is_file():
         return None
     try:
-        old = json.loads(score_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        logger.warning("%s: unreadable (%s); scoring the sequence again", score_path, e)
+        old = load_json(score_path, "score")
+    except InputError as e:
+        logger.warning("%s; scoring the sequence again", e)
         return None
     if isinstance(old, dict) and old.get("config_hash") == cfg_hash:
         logger.info("%s: already scored with this config, skipped", name)
