@@ -8,7 +8,7 @@ median of ``--repeat`` calls after ``--skip`` discarded ones is reported. Use it
 of another width before retraining the solver's benchmarks on it.
 
     .venv/bin/python bench/motion_prior_call.py PRIOR.pt [PRIOR.pt ...] [--out FILE]
-                                                [--threads 2] [--repeat 25]
+                                                [--threads 2] [--repeat 25] [--overwrite]
 """
 
 import argparse
@@ -39,9 +39,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=25)
     ap.add_argument("--skip", type=int, default=3, help="first calls per file not counted")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     args = ap.parse_args()
     if args.repeat <= args.skip:
         ap.error("--repeat must exceed --skip")
+    if args.out.exists() and not args.overwrite:
+        print(f"motion_prior_call.py: {args.out}: exists (--overwrite to replace it)",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(2)
     torch.set_num_threads(args.threads)
     body = load_body_model(BodyConfig(), dtype=torch.float32)
     mask = torch.ones(1, FRAMES, dtype=torch.bool)

@@ -19,7 +19,7 @@ The same code varies by up to ~20 % between back-to-back runs on the shared 2-co
 
     .venv/bin/python bench/speed.py [--frames 100 300 1000 3000] [--people 1 3] [--out FILE]
                                     [--threads N] [--stages 2|3] [--converged]
-                                    [--repeat N] [--warmup] [--set KEY=VALUE ...]
+                                    [--repeat N] [--warmup] [--set KEY=VALUE ...] [--overwrite]
     .venv/bin/python bench/speed.py --table bench/results/speed_*.json
 """
 
@@ -175,6 +175,7 @@ def main() -> None:
                     help="config overrides for every solver (e.g. costs.motion_prior_path=FILE, "
                          "to time another prior)")
     ap.add_argument("--table", nargs="+", metavar="JSON", help="print the README table and exit")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     args = ap.parse_args()
     if "lm" not in args.solvers:
         ap.error("--solvers must include lm (every row is reported against LM)")
@@ -190,6 +191,9 @@ def main() -> None:
             load_motion_prior(load_config(config, overrides).costs.motion_prior_path)
     except (ConfigError, InputError) as exc:
         print(f"speed.py: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if not args.table and Path(args.out).exists() and not args.overwrite:
+        print(f"speed.py: {args.out}: exists (--overwrite to replace it)", file=sys.stderr)
         sys.exit(2)
     if args.table:
         try:
