@@ -22,7 +22,8 @@ import torch
 
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.costs.motion_prior import build_motion_prior_term, load_motion_prior
-from slahmr_opt.errors import InputError
+from slahmr_opt.errors import InputError, OutputError
+from slahmr_opt.files.outputs import check_output_file
 from slahmr_opt.io.results import versions
 from slahmr_opt.stages.block_lm import CHUNK_ENTRIES, term_jacobians
 
@@ -43,20 +44,17 @@ def main() -> None:
     args = ap.parse_args()
     if args.repeat <= args.skip:
         ap.error("--repeat must exceed --skip")
-    if args.out.exists() and not args.overwrite:
-        print(f"motion_prior_call.py: {args.out}: exists (--overwrite to replace it)",
-              file=sys.stderr)  # fmt: skip
+    try:
+        check_output_file(args.out, args.overwrite, (".json",))
+        priors = {path: load_motion_prior(str(path)) for path in args.priors}
+    except (InputError, OutputError) as exc:
+        print(f"motion_prior_call.py: {exc}", file=sys.stderr)
         sys.exit(2)
     torch.set_num_threads(args.threads)
     body = load_body_model(BodyConfig(), dtype=torch.float32)
     mask = torch.ones(1, FRAMES, dtype=torch.bool)
-    priors, terms = {}, {}
+    terms = {}
     for path in args.priors:
-        try:
-            priors[path] = load_motion_prior(str(path))
-        except InputError as exc:
-            print(f"motion_prior_call.py: {exc}", file=sys.stderr)
-            sys.exit(2)
         terms[path] = build_motion_prior_term(mask, body, priors[path], torch.eye(4), 30.0,
                                               torch.float32)  # fmt: skip
     gen = torch.Generator().manual_seed(0)

@@ -38,8 +38,9 @@ import torch
 from slahmr_opt.body import BodyConfig, load_body_model
 from slahmr_opt.config import load_config
 from slahmr_opt.costs.motion_prior import load_motion_prior
-from slahmr_opt.errors import ConfigError, InputError
+from slahmr_opt.errors import ConfigError, InputError, OutputError
 from slahmr_opt.files.checks import load_json
+from slahmr_opt.files.outputs import check_output_file
 from slahmr_opt.io.results import versions
 from slahmr_opt.solve import solve
 from slahmr_opt.synth import observe as synth
@@ -184,17 +185,6 @@ def main() -> None:
     if min(args.frames) < 3 or min(args.people) < 1:
         ap.error("--frames must be >= 3 and --people >= 1")
     solvers = {k: v for k, v in SOLVERS[args.stages].items() if k in args.solvers}
-    extra = [*(CONVERGED if args.converged else []), *args.set]
-    solvers = {k: (c, [*o, *extra]) for k, (c, o) in solvers.items()}
-    try:
-        for config, overrides in solvers.values():  # bad overrides and files end here
-            load_motion_prior(load_config(config, overrides).costs.motion_prior_path)
-    except (ConfigError, InputError) as exc:
-        print(f"speed.py: {exc}", file=sys.stderr)
-        sys.exit(2)
-    if not args.table and Path(args.out).exists() and not args.overwrite:
-        print(f"speed.py: {args.out}: exists (--overwrite to replace it)", file=sys.stderr)
-        sys.exit(2)
     if args.table:
         try:
             print(markdown_table(args.table))
@@ -202,6 +192,15 @@ def main() -> None:
             print(f"speed.py: {exc}", file=sys.stderr)
             sys.exit(2)
         return
+    extra = [*(CONVERGED if args.converged else []), *args.set]
+    solvers = {k: (c, [*o, *extra]) for k, (c, o) in solvers.items()}
+    try:  # bad overrides, prior files and outputs end here, before any run
+        for config, overrides in solvers.values():
+            load_motion_prior(load_config(config, overrides).costs.motion_prior_path)
+        check_output_file(args.out, args.overwrite, (".json",))
+    except (ConfigError, InputError, OutputError) as exc:
+        print(f"speed.py: {exc}", file=sys.stderr)
+        sys.exit(2)
     logging.basicConfig(level=logging.WARNING)
     report = {"versions": versions(), "threads": args.threads, "stages": args.stages,
               "converged": args.converged, "set": args.set, "runs": []}  # fmt: skip
